@@ -1,0 +1,146 @@
+using Engine.Core.Backends;
+using Engine.Core.Tensors;
+
+namespace Engine.Models;
+
+/// <summary>
+/// Every activation and activation gradient of one (B, T), laid out once in a single buffer. Per-layer tensors are
+/// kept for backward; gradient scratch is shared by all layers because backward visits one layer at a time.
+/// </summary>
+internal sealed class ActivationPlan : IDisposable
+{
+    private readonly DeviceBuffer buffer;
+
+    public ActivationPlan(Backend backend, TransformerConfig config, int batch, int time, int logitRows, bool training)
+    {
+        Batch = batch;
+        Time = time;
+        int n = batch * time, c = config.Channels, l = config.Layers, v = config.VocabSize;
+        int qkvC = new AttentionShape(config.Heads, config.KvHeadCount, config.HeadChannels).QkvChannels;
+        int attC = config.Heads * config.HeadChannels;
+        bool llama = config.Architecture == Architecture.Llama;
+        int f = config.MlpChannels, upC = llama ? 2 * f : f;
+        bool layerNorm = !llama;
+
+        var layout = new ArenaLayout();
+        long tokens = layout.Reserve(DType.I32, n), targets = layout.Reserve(DType.I32, n), losses = layout.Reserve(DType.F32, n);
+        var residual = new long[l + 1];
+        for (int i = 0; i <= l; i++)
+        {
+            residual[i] = layout.Reserve(DType.F32, batch, time, c);
+        }
+
+        var layers = new (long Norm1, long Mean1, long Rstd1, long Qkv, long Att, long Lse, long Mid, long Norm2, long Mean2, long Rstd2, long Up, long Act)[l];
+        for (int i = 0; i < l; i++)
+        {
+            layers[i] = (
+                layout.Reserve(DType.F32, n, c), layerNorm ? layout.Reserve(DType.F32, n) : -1, layout.Reserve(DType.F32, n),
+                layout.Reserve(DType.F32, batch, time, qkvC), layout.Reserve(DType.F32, batch, time, attC),
+                layout.Reserve(DType.F32, batch, config.Heads, time), layout.Reserve(DType.F32, n, c),
+                layout.Reserve(DType.F32, n, c), layerNorm ? layout.Reserve(DType.F32, n) : -1, layout.Reserve(DType.F32, n),
+                layout.Reserve(DType.F32, n, upC), layout.Reserve(DType.F32, n, f));
+        }
+
+        long branch = layout.Reserve(DType.F32, n, c);
+        long final = layout.Reserve(DType.F32, n, c), finalMean = layout.Reserve(DType.F32, n), finalRstd = layout.Reserve(DType.F32, n);
+        long logits = layout.Reserve(DType.F32, logitRows, v);
+        long dResidual = 0, dNorm = 0, dQkv = 0, dAtt = 0, dUp = 0, dAct = 0;
+        if (training)
+        {
+            dResidual = layout.Reserve(DType.F32, batch, time, c);
+            dNorm = layout.Reserve(DType.F32, n, c);
+            dQkv = layout.Reserve(DType.F32, batch, time, qkvC);
+            dAtt = layout.Reserve(DType.F32, batch, time, attC);
+            dUp = layout.Reserve(DType.F32, n, upC);
+            dAct = layout.Reserve(DType.F32, n, f);
+        }
+
+        buffer = backend.Allocate(layout.ByteLength);
+        ByteLength = layout.ByteLength;
+        Tensor T(long offset, DType dtype, params long[] dims) => offset < 0 ? default : ArenaLayout.View(buffer, offset, dtype, dims);
+
+        Tokens = T(tokens, DType.I32, batch, time);
+        Targets = T(targets, DType.I32, n);
+        Losses = T(losses, DType.F32, n);
+        Residual = [.. residual.Select(o => T(o, DType.F32, batch, time, c))];
+        Layers = [.. layers.Select(x => new LayerActivations(
+            T(x.Norm1, DType.F32, n, c), T(x.Mean1, DType.F32, n), T(x.Rstd1, DType.F32, n),
+            T(x.Qkv, DType.F32, batch, time, qkvC), T(x.Att, DType.F32, batch, time, attC), T(x.Lse, DType.F32, batch, config.Heads, time),
+            T(x.Mid, DType.F32, batch, time, c),
+            T(x.Norm2, DType.F32, n, c), T(x.Mean2, DType.F32, n), T(x.Rstd2, DType.F32, n),
+            T(x.Up, DType.F32, n, upC), T(x.Act, DType.F32, n, f)))];
+        Branch = T(branch, DType.F32, n, c);
+        Final = T(final, DType.F32, n, c);
+        FinalMean = T(finalMean, DType.F32, n);
+        FinalRstd = T(finalRstd, DType.F32, n);
+        if (!layerNorm)
+        {
+            FinalMean = default;
+        }
+
+        Logits = T(logits, DType.F32, logitRows, v);
+        if (training)
+        {
+            DResidual = T(dResidual, DType.F32, batch, time, c);
+            DNorm = T(dNorm, DType.F32, n, c);
+            DQkv = T(dQkv, DType.F32, batch, time, qkvC);
+            DAtt = T(dAtt, DType.F32, batch, time, attC);
+            DUp = T(dUp, DType.F32, n, upC);
+            DAct = T(dAct, DType.F32, n, f);
+        }
+    }
+
+    public int Batch { get; }
+
+    public int Time { get; }
+
+    public long ByteLength { get; }
+
+    /// <summary>Input token ids [B,T].</summary>
+    public Tensor Tokens { get; }
+
+    /// <summary>Next-token targets [N] (negative = ignored).</summary>
+    public Tensor Targets { get; }
+
+    /// <summary>Per-position losses [N].</summary>
+    public Tensor Losses { get; }
+
+    /// <summary>Residual stream before layer l (index 0 = embeddings) and after the last layer (index L), each [B,T,C].</summary>
+    public Tensor[] Residual { get; }
+
+    public LayerActivations[] Layers { get; }
+
+    /// <summary>Scratch for a branch output before it is added to the residual stream [N,C].</summary>
+    public Tensor Branch { get; }
+
+    /// <summary>Final-norm output: the hidden states the heads read [N,C].</summary>
+    public Tensor Final { get; }
+
+    public Tensor FinalMean { get; }
+
+    public Tensor FinalRstd { get; }
+
+    /// <summary>Logits of one chunk of rows [rows, V]; overwritten with their gradient in training.</summary>
+    public Tensor Logits { get; }
+
+    public Tensor DResidual { get; }
+
+    public Tensor DNorm { get; }
+
+    public Tensor DQkv { get; }
+
+    public Tensor DAtt { get; }
+
+    public Tensor DUp { get; }
+
+    public Tensor DAct { get; }
+
+    public bool Training => !DResidual.IsEmpty;
+
+    public void Dispose() => buffer.Dispose();
+}
+
+/// <summary>The activations one layer keeps for backward (Mean1/Mean2 are empty for RMSNorm).</summary>
+internal readonly record struct LayerActivations(
+    Tensor Norm1, Tensor Mean1, Tensor Rstd1, Tensor Qkv, Tensor Attention, Tensor LogSumExp, Tensor Mid,
+    Tensor Norm2, Tensor Mean2, Tensor Rstd2, Tensor Up, Tensor Activated);

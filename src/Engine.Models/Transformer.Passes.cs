@@ -1,0 +1,373 @@
+using Engine.Core.Backends;
+using Engine.Core.Tensors;
+
+namespace Engine.Models;
+
+public sealed partial class Transformer
+{
+    /// <summary>
+    /// Runs the trunk on token ids [B,T] (row-major) and returns the hidden states after the final norm, [N,C] on the
+    /// device (valid until the next pass).
+    /// </summary>
+    public Tensor Forward(ReadOnlySpan<int> tokens, int batch, int time)
+    {
+        var p = Plan(batch, time, training: false);
+        Upload(p, tokens, default);
+        ForwardTrunk(p);
+        return p.Final;
+    }
+
+    /// <summary>Runs the model and writes the logits [B,T,V] to <paramref name="logits"/>, computing them one row chunk at a time.</summary>
+    public void ForwardLogits(ReadOnlySpan<int> tokens, int batch, int time, Span<float> logits)
+    {
+        long expected = (long)batch * time * Config.VocabSize;
+        if (logits.Length != expected)
+        {
+            throw new ArgumentException($"logits span has {logits.Length} elements, expected B·T·V = {expected}", nameof(logits));
+        }
+
+        var p = Plan(batch, time, training: false);
+        Upload(p, tokens, default);
+        ForwardTrunk(p);
+        int n = batch * time, chunk = (int)p.Logits.Shape[0], v = Config.VocabSize;
+        for (int start = 0; start < n; start += chunk)
+        {
+            int rows = Math.Min(chunk, n - start);
+            var chunkLogits = p.Logits.Rows(0, rows);
+            long t0 = Profiler.Begin();
+            Backend.MatmulForward(chunkLogits, p.Final.Rows(start, rows), HeadWeight, default, WeightLayout.OutIn);
+            Profiler.End(t0, OpKind.Matmul, backward: false);
+            Backend.CopyToHost(chunkLogits, logits.Slice(start * v, rows * v));
+        }
+    }
+
+    /// <summary>
+    /// One forward and backward pass of the next-token loss: targets [B,T] hold the token to predict at each position
+    /// (negative = ignored). Gradients are <b>added</b> to the parameter gradients, scaled by
+    /// <paramref name="lossScale"/> (e.g. 1/micro-batches for accumulation). Returns the mean loss over the counted positions.
+    /// </summary>
+    public double ForwardBackward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int batch, int time, float lossScale = 1f)
+    {
+        var p = Plan(batch, time, training: true);
+        int counted = Upload(p, tokens, targets);
+        ForwardTrunk(p);
+        var b = Backend;
+        b.Zero(p.DResidual);
+        b.Zero(p.DNorm);
+
+        // The LM head and the loss run over row chunks: logits of a chunk are computed, turned into their gradient in
+        // place by the fused cross-entropy, and consumed by the head's backward before the next chunk overwrites them.
+        int n = batch * time, chunk = (int)p.Logits.Shape[0];
+        float gradScale = counted > 0 ? lossScale / counted : 0f;
+        for (int start = 0; start < n; start += chunk)
+        {
+            int rows = Math.Min(chunk, n - start);
+            var logits = p.Logits.Rows(0, rows);
+            var hidden = p.Final.Rows(start, rows);
+            long t0 = Profiler.Begin();
+            b.MatmulForward(logits, hidden, HeadWeight, default, WeightLayout.OutIn);
+            Profiler.End(t0, OpKind.Matmul, backward: false);
+            t0 = Profiler.Begin();
+            b.CrossEntropyForwardBackward(p.Losses.Slice(start, rows), logits, p.Targets.Slice(start, rows), gradScale);
+            Profiler.End(t0, OpKind.Loss, backward: false);
+            t0 = Profiler.Begin();
+            b.MatmulBackward(p.DNorm.Rows(start, rows), HeadGradient, default, logits, hidden, HeadWeight, WeightLayout.OutIn);
+            Profiler.End(t0, OpKind.Matmul, backward: true);
+        }
+
+        long tn = Profiler.Begin();
+        var last = p.Residual[Config.Layers];
+        if (IsLlama)
+        {
+            b.RmsNormBackward(p.DResidual, Parameters.Gradient(Names.FinalNormWeight), p.DNorm, last, Parameters.Value(Names.FinalNormWeight), p.FinalRstd);
+        }
+        else
+        {
+            b.LayerNormBackward(
+                p.DResidual, Parameters.Gradient(Names.FinalNormWeight), Parameters.Gradient(Names.FinalNormBias), p.DNorm, last,
+                Parameters.Value(Names.FinalNormWeight), p.FinalMean, p.FinalRstd);
+        }
+
+        Profiler.End(tn, OpKind.Norm, backward: true);
+        for (int l = Config.Layers - 1; l >= 0; l--)
+        {
+            BackwardLayer(p, l);
+        }
+
+        long te = Profiler.Begin();
+        b.EmbeddingBackward(Parameters.Gradient(Names.Embedding), p.DResidual, p.Tokens);
+        if (!IsLlama)
+        {
+            b.PositionEmbeddingBackward(Parameters.Gradient(Names.PositionEmbedding), p.DResidual);
+        }
+
+        Profiler.End(te, OpKind.Embedding, backward: true);
+        var losses = new float[n];
+        b.CopyToHost<float>(p.Losses, losses);
+        double sum = 0;
+        foreach (float x in losses)
+        {
+            sum += x;
+        }
+
+        return counted > 0 ? sum / counted : 0.0;
+    }
+
+    /// <summary>Sets every parameter gradient to zero.</summary>
+    public void ZeroGradients() => Backend.Zero(Parameters.Gradients);
+
+    /// <summary>
+    /// Clips the global gradient norm to <see cref="AdamWSettings.MaxGradNorm"/> (as torch's clip_grad_norm_) and applies one
+    /// AdamW update with step number <paramref name="step"/> (1-based). Returns the norm before clipping. When the norm is
+    /// not finite the parameters are left untouched and the norm is returned so the caller can stop or skip.
+    /// </summary>
+    public double OptimizerStep(float learningRate, int step, AdamWSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        long t0 = Profiler.Begin();
+        double norm = Math.Sqrt(Backend.SquaredNorm(Parameters.Gradients));
+        if (!double.IsFinite(norm))
+        {
+            Profiler.End(t0, OpKind.Optimizer, backward: true);
+            return norm;
+        }
+
+        float clip = settings.MaxGradNorm > 0 && norm > settings.MaxGradNorm ? (float)(settings.MaxGradNorm / (norm + 1e-6)) : 1f;
+        var hyper = new AdamWParameters(learningRate, settings.Beta1, settings.Beta2, settings.Epsilon, settings.WeightDecay, step, clip);
+        long matrices = Parameters.MatrixElementCount, total = Parameters.ElementCount;
+        if (matrices > 0)
+        {
+            Backend.AdamW(
+                Parameters.Values.Slice(0, matrices), Parameters.Gradients.Slice(0, matrices),
+                Parameters.FirstMoment.Slice(0, matrices), Parameters.SecondMoment.Slice(0, matrices), hyper);
+        }
+
+        if (total > matrices)
+        {
+            long rest = total - matrices;
+            var restHyper = hyper with { WeightDecay = settings.DecayAllParameters ? settings.WeightDecay : 0f };
+            Backend.AdamW(
+                Parameters.Values.Slice(matrices, rest), Parameters.Gradients.Slice(matrices, rest),
+                Parameters.FirstMoment.Slice(matrices, rest), Parameters.SecondMoment.Slice(matrices, rest), restHyper);
+        }
+
+        Profiler.End(t0, OpKind.Optimizer, backward: true);
+        return norm;
+    }
+
+    private int Upload(ActivationPlan p, ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
+    {
+        int n = p.Batch * p.Time, v = Config.VocabSize;
+        if (tokens.Length != n)
+        {
+            throw new ArgumentException($"expected B·T = {n} token ids, got {tokens.Length}", nameof(tokens));
+        }
+
+        for (int i = 0; i < n; i++)
+        {
+            if ((uint)tokens[i] >= (uint)v)
+            {
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {tokens[i]} at position {i} is outside the vocabulary [0, {v})");
+            }
+        }
+
+        Backend.CopyFromHost(p.Tokens, tokens);
+        if (!p.Training)
+        {
+            return 0;
+        }
+
+        if (targets.Length != n)
+        {
+            throw new ArgumentException($"expected B·T = {n} targets, got {targets.Length}", nameof(targets));
+        }
+
+        int counted = 0;
+        for (int i = 0; i < n; i++)
+        {
+            if (targets[i] >= v)
+            {
+                throw new ArgumentOutOfRangeException(nameof(targets), $"target {targets[i]} at position {i} is outside the vocabulary [0, {v})");
+            }
+
+            counted += targets[i] >= 0 ? 1 : 0;
+        }
+
+        Backend.CopyFromHost(p.Targets, targets);
+        return counted;
+    }
+
+    private void ForwardTrunk(ActivationPlan p)
+    {
+        var b = Backend;
+        long t0 = Profiler.Begin();
+        var x0 = p.Residual[0];
+        b.EmbeddingForward(x0.Reshape(p.Batch * p.Time, Config.Channels), p.Tokens.Reshape(p.Batch * p.Time), Parameters.Value(Names.Embedding));
+        if (!IsLlama)
+        {
+            b.PositionEmbeddingForward(x0, Parameters.Value(Names.PositionEmbedding));
+        }
+
+        Profiler.End(t0, OpKind.Embedding, backward: false);
+        for (int l = 0; l < Config.Layers; l++)
+        {
+            ForwardLayer(p, l);
+        }
+
+        t0 = Profiler.Begin();
+        var last = p.Residual[Config.Layers];
+        if (IsLlama)
+        {
+            b.RmsNormForward(p.Final, p.FinalRstd, last, Parameters.Value(Names.FinalNormWeight), Config.NormEpsilon);
+        }
+        else
+        {
+            b.LayerNormForward(
+                p.Final, p.FinalMean, p.FinalRstd, last, Parameters.Value(Names.FinalNormWeight), Parameters.Value(Names.FinalNormBias), Config.NormEpsilon);
+        }
+
+        Profiler.End(t0, OpKind.Norm, backward: false);
+    }
+
+    private void ForwardLayer(ActivationPlan p, int l)
+    {
+        var b = Backend;
+        var w = weights[l];
+        var a = p.Layers[l];
+        var x = p.Residual[l];
+
+        long t = Profiler.Begin();
+        Normalize(a.Norm1, a.Mean1, a.Rstd1, x, w.Norm1Weight, w.Norm1Bias);
+        Profiler.End(t, OpKind.Norm, backward: false);
+        t = Profiler.Begin();
+        b.MatmulForward(a.Qkv, a.Norm1, w.QkvWeight, w.QkvBias, WeightLayout.OutIn);
+        Profiler.End(t, OpKind.Matmul, backward: false);
+        if (IsLlama)
+        {
+            t = Profiler.Begin();
+            b.RopeForward(a.Qkv, ropeTable, Attention);
+            Profiler.End(t, OpKind.Rope, backward: false);
+        }
+
+        t = Profiler.Begin();
+        b.AttentionForward(a.Attention, a.LogSumExp, a.Qkv, Attention);
+        Profiler.End(t, OpKind.Attention, backward: false);
+        t = Profiler.Begin();
+        b.MatmulForward(p.Branch, a.Attention, w.OutWeight, w.OutBias, WeightLayout.OutIn);
+        Profiler.End(t, OpKind.Matmul, backward: false);
+        t = Profiler.Begin();
+        b.Add(a.Mid, x, p.Branch);
+        Profiler.End(t, OpKind.Residual, backward: false);
+
+        t = Profiler.Begin();
+        Normalize(a.Norm2, a.Mean2, a.Rstd2, a.Mid, w.Norm2Weight, w.Norm2Bias);
+        Profiler.End(t, OpKind.Norm, backward: false);
+        t = Profiler.Begin();
+        b.MatmulForward(a.Up, a.Norm2, w.UpWeight, w.UpBias, WeightLayout.OutIn);
+        Profiler.End(t, OpKind.Matmul, backward: false);
+        t = Profiler.Begin();
+        if (IsLlama)
+        {
+            b.SwiGluForward(a.Activated, a.Up);
+        }
+        else
+        {
+            b.GeluForward(a.Activated, a.Up);
+        }
+
+        Profiler.End(t, OpKind.Activation, backward: false);
+        t = Profiler.Begin();
+        b.MatmulForward(p.Branch, a.Activated, w.DownWeight, w.DownBias, WeightLayout.OutIn);
+        Profiler.End(t, OpKind.Matmul, backward: false);
+        t = Profiler.Begin();
+        b.Add(p.Residual[l + 1], a.Mid, p.Branch);
+        Profiler.End(t, OpKind.Residual, backward: false);
+    }
+
+    // dResidual holds ∂L/∂(output of layer l) on entry and ∂L/∂(input of layer l) on exit: each branch's input-norm
+    // backward adds its contribution onto the pass-through gradient of the residual connection.
+    private void BackwardLayer(ActivationPlan p, int l)
+    {
+        var b = Backend;
+        var w = weights[l];
+        var g = gradients[l];
+        var a = p.Layers[l];
+        var dres = p.DResidual;
+
+        long t = Profiler.Begin();
+        b.Zero(p.DAct);
+        b.Zero(p.DUp);
+        b.Zero(p.DNorm);
+        b.Zero(p.DAtt);
+        b.Zero(p.DQkv);
+        Profiler.End(t, OpKind.Residual, backward: true);
+
+        t = Profiler.Begin();
+        b.MatmulBackward(p.DAct, g.DownWeight, g.DownBias, dres, a.Activated, w.DownWeight, WeightLayout.OutIn);
+        Profiler.End(t, OpKind.Matmul, backward: true);
+        t = Profiler.Begin();
+        if (IsLlama)
+        {
+            b.SwiGluBackward(p.DUp, p.DAct, a.Up);
+        }
+        else
+        {
+            b.GeluBackward(p.DUp, p.DAct, a.Up);
+        }
+
+        Profiler.End(t, OpKind.Activation, backward: true);
+        t = Profiler.Begin();
+        b.MatmulBackward(p.DNorm, g.UpWeight, g.UpBias, p.DUp, a.Norm2, w.UpWeight, WeightLayout.OutIn);
+        Profiler.End(t, OpKind.Matmul, backward: true);
+        t = Profiler.Begin();
+        NormalizeBackward(dres, g.Norm2Weight, g.Norm2Bias, p.DNorm, a.Mid, w.Norm2Weight, a.Mean2, a.Rstd2);
+        Profiler.End(t, OpKind.Norm, backward: true);
+
+        t = Profiler.Begin();
+        b.Zero(p.DNorm);
+        Profiler.End(t, OpKind.Residual, backward: true);
+        t = Profiler.Begin();
+        b.MatmulBackward(p.DAtt, g.OutWeight, g.OutBias, dres, a.Attention, w.OutWeight, WeightLayout.OutIn);
+        Profiler.End(t, OpKind.Matmul, backward: true);
+        t = Profiler.Begin();
+        b.AttentionBackward(p.DQkv, p.DAtt, a.Qkv, a.Attention, a.LogSumExp, Attention);
+        Profiler.End(t, OpKind.Attention, backward: true);
+        if (IsLlama)
+        {
+            t = Profiler.Begin();
+            b.RopeBackward(p.DQkv, ropeTable, Attention);
+            Profiler.End(t, OpKind.Rope, backward: true);
+        }
+
+        t = Profiler.Begin();
+        b.MatmulBackward(p.DNorm, g.QkvWeight, g.QkvBias, p.DQkv, a.Norm1, w.QkvWeight, WeightLayout.OutIn);
+        Profiler.End(t, OpKind.Matmul, backward: true);
+        t = Profiler.Begin();
+        NormalizeBackward(dres, g.Norm1Weight, g.Norm1Bias, p.DNorm, p.Residual[l], w.Norm1Weight, a.Mean1, a.Rstd1);
+        Profiler.End(t, OpKind.Norm, backward: true);
+    }
+
+    private void Normalize(Tensor output, Tensor mean, Tensor rstd, Tensor input, Tensor weight, Tensor bias)
+    {
+        if (IsLlama)
+        {
+            Backend.RmsNormForward(output, rstd, input, weight, Config.NormEpsilon);
+        }
+        else
+        {
+            Backend.LayerNormForward(output, mean, rstd, input, weight, bias, Config.NormEpsilon);
+        }
+    }
+
+    private void NormalizeBackward(Tensor inputGrad, Tensor weightGrad, Tensor biasGrad, Tensor outputGrad, Tensor input, Tensor weight, Tensor mean, Tensor rstd)
+    {
+        if (IsLlama)
+        {
+            Backend.RmsNormBackward(inputGrad, weightGrad, outputGrad, input, weight, rstd);
+        }
+        else
+        {
+            Backend.LayerNormBackward(inputGrad, weightGrad, biasGrad, outputGrad, input, weight, mean, rstd);
+        }
+    }
+}
