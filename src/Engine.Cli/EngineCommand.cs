@@ -1,11 +1,30 @@
+using System.CommandLine;
+using Engine.Cli.Commands;
+
 namespace Engine.Cli;
 
-/// <summary>The root of the command tree.</summary>
+/// <summary>The root of the <c>engine</c> command tree and its error handling.</summary>
 internal static class EngineCommand
 {
+    public static RootCommand Create()
+    {
+        var root = new RootCommand("Engine: a .NET-native transformer runtime and alignment trainer (pretrain, SFT, RM, PPO, DPO).");
+        root.Add(BenchCommand.Create());
+        return root;
+    }
+
+    /// <summary>Parses and runs; user errors become one line on stderr and exit code 1.</summary>
     public static int Run(string[] args)
     {
-        Console.Error.WriteLine("engine: no commands yet");
-        return args.Length == 0 ? 1 : 2;
+        var parse = Create().Parse(args);
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (e is CommandException or ArgumentException or InvalidOperationException or IOException)
+        {
+            Console.Error.WriteLine($"engine: error: {e.Message}");
+            return 1;
+        }
     }
 }

@@ -1,0 +1,129 @@
+using System.Diagnostics;
+using Engine.Core.Backends;
+using Engine.Core.Numerics;
+using Engine.Models;
+
+namespace Engine.Cli.Bench;
+
+/// <summary>Options of <c>engine bench train-step</c>, with their defaults in one place.</summary>
+public sealed record TrainStepOptions
+{
+    /// <summary>gpt2 or llama.</summary>
+    public Architecture Architecture { get; init; } = Architecture.Gpt2;
+
+    /// <summary>L.</summary>
+    public int Layers { get; init; } = 4;
+
+    /// <summary>C.</summary>
+    public int Channels { get; init; } = 256;
+
+    /// <summary>NH.</summary>
+    public int Heads { get; init; } = 4;
+
+    /// <summary>NKV (0 = NH).</summary>
+    public int KvHeads { get; init; }
+
+    /// <summary>V.</summary>
+    public int Vocab { get; init; } = 8192;
+
+    /// <summary>T.</summary>
+    public int Sequence { get; init; } = 128;
+
+    /// <summary>B.</summary>
+    public int Batch { get; init; } = 4;
+
+    /// <summary>Timed steps.</summary>
+    public int Steps { get; init; } = 10;
+
+    /// <summary>Untimed steps first (JIT, caches, page faults).</summary>
+    public int Warmup { get; init; } = 2;
+
+    /// <summary>Worker threads (0 = all cores).</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Seed of weights and tokens.</summary>
+    public ulong Seed { get; init; } = 1337;
+
+    /// <summary>The model configuration these options describe.</summary>
+    public TransformerConfig ToConfig() => Architecture == Architecture.Gpt2
+        ? TransformerConfig.Gpt2(Vocab, Sequence, Layers, Channels, Heads)
+        : TransformerConfig.Llama(Vocab, Sequence, Layers, Channels, Heads, KvHeads > 0 ? KvHeads : Heads);
+}
+
+/// <summary>What a train-step benchmark measured.</summary>
+/// <param name="MillisecondsPerStep">Median wall time of one step (forward, backward, AdamW).</param>
+/// <param name="TokensPerSecond">B·T divided by the median step time.</param>
+/// <param name="StepMilliseconds">Every timed step.</param>
+/// <param name="Losses">Loss of every step, warm-up included (it should fall: the batch repeats).</param>
+/// <param name="ParameterCount">Number of parameters.</param>
+/// <param name="OpTable">Per-op times of one profiled step (op, direction, ms, calls).</param>
+/// <param name="Backend">Backend description.</param>
+public sealed record TrainStepResult(
+    double MillisecondsPerStep,
+    double TokensPerSecond,
+    IReadOnlyList<double> StepMilliseconds,
+    IReadOnlyList<double> Losses,
+    long ParameterCount,
+    IReadOnlyList<(OpKind Op, bool Backward, double Milliseconds, long Calls)> OpTable,
+    string Backend);
+
+/// <summary>Times full training steps of a randomly initialised model on random tokens.</summary>
+public static class TrainStepBenchmark
+{
+    /// <summary>Runs the benchmark; <paramref name="progress"/> receives (step, total, ms) after every step.</summary>
+    public static TrainStepResult Run(TrainStepOptions options, Backend backend, Action<int, int, double>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(backend);
+        if (options.Steps < 1 || options.Warmup < 0)
+        {
+            throw new ArgumentException($"--steps must be at least 1 and --warmup at least 0, got {options.Steps} and {options.Warmup}");
+        }
+
+        var config = options.ToConfig();
+        using var model = new Transformer(config, backend);
+        model.InitializeWeights(options.Seed);
+        int b = options.Batch, t = options.Sequence, n = b * t;
+        var rng = new RandomStream(options.Seed + 1);
+        var stream = new int[n + 1];
+        for (int i = 0; i < stream.Length; i++)
+        {
+            stream[i] = rng.NextInt(config.VocabSize);
+        }
+
+        var tokens = stream.AsSpan(0, n).ToArray();
+        var targets = stream.AsSpan(1, n).ToArray();
+        var settings = new AdamWSettings();
+        var losses = new List<double>();
+        var times = new List<double>();
+        int total = options.Warmup + options.Steps;
+        for (int step = 1; step <= total + 1; step++)
+        {
+            bool profiled = step == total + 1;
+            model.Profiler.Enabled = profiled;
+            long start = Stopwatch.GetTimestamp();
+            model.ZeroGradients();
+            double loss = model.ForwardBackward(tokens, targets, b, t);
+            model.OptimizerStep(3e-4f, step, settings);
+            backend.Synchronize();
+            double ms = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            if (profiled)
+            {
+                break;
+            }
+
+            losses.Add(loss);
+            if (step > options.Warmup)
+            {
+                times.Add(ms);
+            }
+
+            progress?.Invoke(step, total, ms);
+        }
+
+        var sorted = times.Order().ToArray();
+        double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+        return new TrainStepResult(
+            median, n / (median / 1000.0), times, losses, model.Parameters.ElementCount, model.Profiler.Rows(), backend.Description);
+    }
+}
