@@ -15,6 +15,7 @@ internal sealed class ActivationPlan : IDisposable
     {
         Batch = batch;
         Time = time;
+        HostLosses = new float[batch * time];
         int n = batch * time, c = config.Channels, l = config.Layers, v = config.VocabSize;
         int qkvC = new AttentionShape(config.Heads, config.KvHeadCount, config.HeadChannels).QkvChannels;
         int attC = config.Heads * config.HeadChannels;
@@ -91,6 +92,9 @@ internal sealed class ActivationPlan : IDisposable
     }
 
     public int Batch { get; }
+
+    /// <summary>Host copy of <see cref="Losses"/>, reused every step so reading the loss allocates nothing.</summary>
+    public float[] HostLosses { get; }
 
     public int Time { get; }
 

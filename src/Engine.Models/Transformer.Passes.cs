@@ -102,10 +102,9 @@ public sealed partial class Transformer
         }
 
         Profiler.End(te, OpKind.Embedding, backward: true);
-        var losses = new float[n];
-        b.CopyToHost<float>(p.Losses, losses);
+        b.CopyToHost<float>(p.Losses, p.HostLosses);
         double sum = 0;
-        foreach (float x in losses)
+        foreach (float x in p.HostLosses)
         {
             sum += x;
         }
