@@ -1,0 +1,124 @@
+using Engine.Core.Cpu;
+using Engine.Models;
+using Engine.Models.HuggingFace;
+using Engine.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Engine.Tests.Models;
+
+/// <summary>
+/// The transformer against float64 PyTorch references of Hugging Face's GPT-2 and Llama/Qwen2 (tests/fixtures):
+/// logits, loss, the gradient of every parameter, and ten AdamW steps with clipping, like llm.c's test_gpt2.
+/// </summary>
+[Trait("Category", "Parity")]
+public class PyTorchParityTests(ITestOutputHelper output)
+{
+    public static TheoryData<string> Fixtures => new(ModelFixture.Names);
+
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void Logits_loss_and_every_gradient_match(string name)
+    {
+        var f = ModelFixture.Load(name);
+        using var backend = new CpuBackend(2);
+        using var model = Load(f, backend);
+        int b = (int)f.Shapes["input_ids"][0], t = (int)f.Shapes["input_ids"][1];
+
+        var logits = new float[f.Floats["logits"].Length];
+        model.ForwardLogits(f.Ints["input_ids"], b, t, logits);
+        Approx.Equal(f.Floats["logits"], logits, atol: 2e-5f, rtol: 1e-4f, what: $"{name} logits");
+
+        model.ZeroGradients();
+        double loss = model.ForwardBackward(f.Ints["input_ids"], f.Ints["targets"], b, t);
+        output.WriteLine($"{name}: loss {loss:R} vs PyTorch {f.Floats["loss"][0]:R}");
+        Assert.Equal(f.Floats["loss"][0], loss, 5);
+
+        foreach (var map in HfWeightMap.For(model.Config))
+        {
+            var expected = f.Floats["grad." + map.HfName];
+            var actual = model.ReadHuggingFaceTensor(map.HfName, gradient: true);
+            Approx.RelativeNorm(expected, actual, 1e-5, $"{name} grad {map.HfName}");
+            float scale = expected.Max(Math.Abs);
+            Approx.Equal(expected, actual, atol: 1e-5f * Math.Max(scale, 1e-3f), rtol: 1e-3f, what: $"{name} grad {map.HfName}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void Ten_AdamW_steps_follow_the_PyTorch_trajectory(string name)
+    {
+        var f = ModelFixture.Load(name);
+        using var backend = new CpuBackend(2);
+        using var model = Load(f, backend);
+        int b = (int)f.Shapes["input_ids"][0], t = (int)f.Shapes["input_ids"][1];
+        var opt = f.Optimizer;
+        var settings = new AdamWSettings
+        {
+            Beta1 = opt.GetProperty("beta1").GetSingle(),
+            Beta2 = opt.GetProperty("beta2").GetSingle(),
+            Epsilon = opt.GetProperty("eps").GetSingle(),
+            WeightDecay = opt.GetProperty("weight_decay").GetSingle(),
+            MaxGradNorm = opt.GetProperty("max_grad_norm").GetSingle(),
+        };
+        float lr = opt.GetProperty("lr").GetSingle();
+        var expectedLoss = f.Floats["trajectory.loss"];
+        var expectedNorm = f.Floats["trajectory.grad_norm"];
+        for (int step = 0; step < expectedLoss.Length; step++)
+        {
+            model.ZeroGradients();
+            double loss = model.ForwardBackward(f.Ints["input_ids"], f.Ints["targets"], b, t);
+            double norm = model.OptimizerStep(lr, step + 1, settings);
+            output.WriteLine($"step {step}: loss {loss:F7} (torch {expectedLoss[step]:F7}), grad norm {norm:F7} (torch {expectedNorm[step]:F7})");
+            Assert.Equal(expectedLoss[step], loss, 4);
+            Assert.Equal(expectedNorm[step], norm, 3);
+        }
+
+        foreach (var map in HfWeightMap.For(model.Config))
+        {
+            Approx.RelativeNorm(f.Floats["final." + map.HfName], model.ReadHuggingFaceTensor(map.HfName), 1e-4, $"{name} weights after 10 steps: {map.HfName}");
+        }
+    }
+
+    [Fact]
+    public void A_transposed_weight_is_caught()
+    {
+        // Guards the tolerances above: loading GPT-2's c_attn without its Conv1D transpose must fail the logits check.
+        var f = ModelFixture.Load("gpt2_tiny");
+        using var backend = new CpuBackend(1);
+        var config = HfConfig.Parse(f.ConfigJson, "gpt2_tiny");
+        using var model = new Transformer(config, backend);
+        model.LoadHuggingFaceWeights((hfName, shape) =>
+        {
+            var data = f.Floats[hfName];
+            if (hfName == "transformer.h.0.attn.c_proj.weight")
+            {
+                int n = (int)shape[0];
+                var transposed = new float[data.Length];
+                for (int i = 0; i < n; i++)
+                {
+                    for (int j = 0; j < n; j++)
+                    {
+                        transposed[(j * n) + i] = data[(i * n) + j];
+                    }
+                }
+
+                return transposed;
+            }
+
+            return data;
+        });
+        int b = (int)f.Shapes["input_ids"][0], t = (int)f.Shapes["input_ids"][1];
+        var logits = new float[f.Floats["logits"].Length];
+        model.ForwardLogits(f.Ints["input_ids"], b, t, logits);
+        Assert.ThrowsAny<Exception>(() => Approx.Equal(f.Floats["logits"], logits, atol: 2e-5f, rtol: 1e-4f));
+    }
+
+    private static Transformer Load(ModelFixture f, CpuBackend backend)
+    {
+        var config = HfConfig.Parse(f.ConfigJson, f.Name);
+        var model = new Transformer(config, backend);
+        model.LoadHuggingFaceWeights((hfName, _) => f.Floats.GetValueOrDefault(hfName));
+        return model;
+    }
+}
