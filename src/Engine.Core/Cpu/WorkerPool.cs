@@ -103,7 +103,11 @@ public sealed unsafe class WorkerPool : IDisposable
         }
 
         stopping = true;
-        wake.Release(threads.Length);
+        if (threads.Length > 0)
+        {
+            wake.Release(threads.Length);
+        }
+
         foreach (var t in threads)
         {
             t.Join();
