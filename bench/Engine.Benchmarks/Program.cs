@@ -2,8 +2,20 @@ using BenchmarkDotNet.Running;
 
 namespace Engine.Benchmarks;
 
-/// <summary>Runs the BenchmarkDotNet suites; pass <c>--filter *Gemm*</c> and the like to choose.</summary>
+/// <summary>
+/// Runs the BenchmarkDotNet suites; pass <c>--filter *Gemm*</c> and the like to choose. <c>gemm-probe</c> as the first
+/// argument instead prints a quick GFLOP/s table of our GEMM (see <see cref="GemmProbe"/>).
+/// </summary>
 public static class Program
 {
-    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    public static void Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "gemm-probe")
+        {
+            GemmProbe.Run(args[1..]);
+            return;
+        }
+
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    }
 }
