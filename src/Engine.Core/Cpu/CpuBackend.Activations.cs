@@ -112,17 +112,20 @@ public sealed unsafe partial class CpuBackend
         return x / (V.Create(1f) + V.Exp(minus2u));
     }
 
-    // gelu'(x) = σ + x·2σ(1 − σ)·u' with σ = σ(2u), since ½(1 + tanh u) = σ(2u) and ½sech²u = 2σ(1 − σ).
+    // gelu'(x) = σ + x·2σ(1 − σ)·u' with σ = σ(2u) = 1/(1 + e), e = exp(−2u), since ½(1 + tanh u) = σ(2u) and
+    // ½sech²u = 2σ(1 − σ); 1 − σ is formed as e·σ to avoid cancellation. Beyond |x| = 9 the derivative is 0 or 1 to
+    // float precision, so x is clamped to ±9, where e = exp(−2u) stays finite.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static V GeluDerivative<V>(V x)
         where V : unmanaged, IVec<V>
     {
         var one = V.Create(1f);
+        x = V.Min(V.Max(x, V.Create(-9f)), V.Create(9f));
         var x2 = x * x;
-        var minus2u = x * V.MulAdd(x2, V.Create(-2f * GeluScale * GeluCubic), V.Create(-2f * GeluScale));
-        var sig = one / (one + V.Exp(minus2u));
+        var e = V.Exp(x * V.MulAdd(x2, V.Create(-2f * GeluScale * GeluCubic), V.Create(-2f * GeluScale)));
+        var sig = one / (one + e);
         var du = V.MulAdd(x2, V.Create(3f * GeluScale * GeluCubic), V.Create(GeluScale));
-        return V.MulAdd(x * V.Create(2f) * sig * (one - sig), du, sig);
+        return sig * V.MulAdd(x * V.Create(2f) * e * sig, du, one);
     }
 
     private static void GeluForwardChunk(ref ActivationState s, int index)

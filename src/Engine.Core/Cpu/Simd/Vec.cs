@@ -48,6 +48,9 @@ internal unsafe interface IVec<TSelf>
     /// <summary>Lane-wise maximum.</summary>
     static abstract TSelf Max(TSelf a, TSelf b);
 
+    /// <summary>Lane-wise minimum.</summary>
+    static abstract TSelf Min(TSelf a, TSelf b);
+
     /// <summary>Sum of the lanes.</summary>
     static abstract float Sum(TSelf v);
 
@@ -155,6 +158,10 @@ internal readonly unsafe struct V512 : IVec<V512>
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V512 Min(V512 a, V512 b) => new(Vector512.Min(a.v, b.v));
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sum(V512 v) => Vector512.Sum(v.v);
 
     /// <inheritdoc/>
@@ -226,6 +233,10 @@ internal readonly unsafe struct V256 : IVec<V256>
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V256 Max(V256 a, V256 b) => new(Vector256.Max(a.v, b.v));
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V256 Min(V256 a, V256 b) => new(Vector256.Min(a.v, b.v));
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -302,6 +313,10 @@ internal readonly unsafe struct V128 : IVec<V128>
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static V128 Min(V128 a, V128 b) => new(Vector128.Min(a.v, b.v));
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float Sum(V128 v) => Vector128.Sum(v.v);
 
     /// <inheritdoc/>
@@ -365,6 +380,9 @@ internal readonly unsafe struct V1 : IVec<V1>
 
     /// <inheritdoc/>
     public static V1 Max(V1 a, V1 b) => new(MathF.Max(a.v, b.v));
+
+    /// <inheritdoc/>
+    public static V1 Min(V1 a, V1 b) => new(MathF.Min(a.v, b.v));
 
     /// <inheritdoc/>
     public static float Sum(V1 v) => v.v;
