@@ -103,7 +103,13 @@ public sealed unsafe class WorkerPool : IDisposable
         }
 
         stopping = true;
-        wake.Release(threads.Length);
+
+        // A one-thread pool has no workers to wake, and SemaphoreSlim rejects a release of zero.
+        if (threads.Length > 0)
+        {
+            wake.Release(threads.Length);
+        }
+
         foreach (var t in threads)
         {
             t.Join();
