@@ -1,4 +1,5 @@
 using Engine.Core.Backends;
+using Engine.Core.Cpu.Attention;
 using Engine.Core.Tensors;
 
 namespace Engine.Core.Cpu;
@@ -7,17 +8,68 @@ public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
     protected override void RopeForwardCore(Tensor qkv, Tensor table, AttentionShape shape, int positionOffset) =>
-        throw new NotImplementedException();
+        Rope(qkv, table, shape, positionOffset, inverse: false);
 
     /// <inheritdoc/>
     protected override void RopeBackwardCore(Tensor qkvGrad, Tensor table, AttentionShape shape, int positionOffset) =>
-        throw new NotImplementedException();
+        Rope(qkvGrad, table, shape, positionOffset, inverse: true);
 
     /// <inheritdoc/>
-    protected override void AttentionForwardCore(Tensor output, Tensor logSumExp, Tensor qkv, AttentionShape shape) =>
-        throw new NotImplementedException();
+    protected override void AttentionForwardCore(Tensor output, Tensor logSumExp, Tensor qkv, AttentionShape shape)
+    {
+        var s = AttentionState(qkv, shape);
+        s.Out = output.Pointer<float>();
+        s.Lse = logSumExp.Pointer<float>();
+        pool.For(AttentionKernels.ForwardItems(s), ref s, &AttentionKernels.ForwardItem);
+    }
 
     /// <inheritdoc/>
-    protected override void AttentionBackwardCore(Tensor qkvGrad, Tensor outputGrad, Tensor qkv, Tensor output, Tensor logSumExp, AttentionShape shape) =>
-        throw new NotImplementedException();
+    protected override void AttentionBackwardCore(Tensor qkvGrad, Tensor outputGrad, Tensor qkv, Tensor output, Tensor logSumExp, AttentionShape shape)
+    {
+        var s = AttentionState(qkv, shape);
+        s.Out = output.Pointer<float>();
+        s.Lse = logSumExp.Pointer<float>();
+        s.QkvGrad = qkvGrad.Pointer<float>();
+        s.OutGrad = outputGrad.Pointer<float>();
+        pool.For(AttentionKernels.BackwardItems(s), ref s, &AttentionKernels.BackwardItem);
+    }
+
+    private static AttentionKernels.State AttentionState(Tensor qkv, AttentionShape shape)
+    {
+        var s = new AttentionKernels.State
+        {
+            Qkv = qkv.Pointer<float>(),
+            B = checked((int)qkv.Shape[0]),
+            T = checked((int)qkv.Shape[1]),
+            NH = shape.NumHeads,
+            NKV = shape.NumKvHeads,
+            HS = shape.HeadSize,
+        };
+        AttentionKernels.Plan(ref s);
+        return s;
+    }
+
+    private void Rope(Tensor qkv, Tensor table, AttentionShape shape, int positionOffset, bool inverse)
+    {
+        if (shape.HeadSize % 2 != 0)
+        {
+            throw new ArgumentException($"RoPE needs an even head size, got {shape.HeadSize}", nameof(shape));
+        }
+
+        int rotated = shape.NumHeads + shape.NumKvHeads;
+        var s = new RopeKernels.State
+        {
+            Qkv = qkv.Pointer<float>(),
+            Table = table.Pointer<float>(),
+            Rows = qkv.Shape[0] * qkv.Shape[1],
+            T = checked((int)qkv.Shape[1]),
+            RotatedHeads = rotated,
+            HeadSize = shape.HeadSize,
+            QkvChannels = shape.QkvChannels,
+            PositionOffset = positionOffset,
+            RowsPerItem = RopeKernels.RowsPerItem(rotated, shape.HeadSize),
+            Inverse = inverse,
+        };
+        pool.For(checked((int)((s.Rows + s.RowsPerItem - 1) / s.RowsPerItem)), ref s, &RopeKernels.Item);
+    }
 }
