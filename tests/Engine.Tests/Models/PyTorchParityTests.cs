@@ -32,7 +32,7 @@ public class PyTorchParityTests(ITestOutputHelper output)
         model.ZeroGradients();
         double loss = model.ForwardBackward(f.Ints["input_ids"], f.Ints["targets"], b, t);
         output.WriteLine($"{name}: loss {loss:R} vs PyTorch {f.Floats["loss"][0]:R}");
-        Assert.Equal(f.Floats["loss"][0], loss, 5);
+        Assert.InRange(Math.Abs(loss - f.Floats["loss"][0]), 0, 2e-6);
 
         foreach (var map in HfWeightMap.For(model.Config))
         {
@@ -70,14 +70,41 @@ public class PyTorchParityTests(ITestOutputHelper output)
             double loss = model.ForwardBackward(f.Ints["input_ids"], f.Ints["targets"], b, t);
             double norm = model.OptimizerStep(lr, step + 1, settings);
             output.WriteLine($"step {step}: loss {loss:F7} (torch {expectedLoss[step]:F7}), grad norm {norm:F7} (torch {expectedNorm[step]:F7})");
-            Assert.Equal(expectedLoss[step], loss, 4);
-            Assert.Equal(expectedNorm[step], norm, 3);
+            Assert.InRange(Math.Abs(loss - expectedLoss[step]), 0, 1e-5 * Math.Max(1, expectedLoss[step]));
+            Assert.InRange(Math.Abs(norm - expectedNorm[step]), 0, 1e-5 * Math.Max(1, expectedNorm[step]));
         }
 
         foreach (var map in HfWeightMap.For(model.Config))
         {
-            Approx.RelativeNorm(f.Floats["final." + map.HfName], model.ReadHuggingFaceTensor(map.HfName), 1e-4, $"{name} weights after 10 steps: {map.HfName}");
+            var expected = f.Floats["final." + map.HfName];
+            var actual = model.ReadHuggingFaceTensor(map.HfName);
+            var (start, count) = KeyBiasRange(model.Config, map.HfName);
+            if (count > 0)
+            {
+                // The key bias has an exactly zero gradient (softmax ignores a constant added to every key). In float64
+                // PyTorch it stays ~1e-17 and ε swallows the update; in float32 it is ~1e-9 of rounding noise, which
+                // AdamW's normalisation turns into steps of up to lr. Those elements may drift by at most steps·lr.
+                float bound = expectedLoss.Length * lr * 1.01f;
+                for (int i = start; i < start + count; i++)
+                {
+                    Assert.InRange(actual[i] - expected[i], -bound, bound);
+                    actual[i] = expected[i];
+                }
+            }
+
+            Approx.RelativeNorm(expected, actual, 1e-4, $"{name} weights after 10 steps: {map.HfName}");
         }
+    }
+
+    private static (int Start, int Count) KeyBiasRange(TransformerConfig config, string hfName)
+    {
+        int kv = config.KvHeadCount * config.HeadChannels;
+        if (hfName.EndsWith("attn.c_attn.bias", StringComparison.Ordinal))
+        {
+            return (config.Channels, kv);
+        }
+
+        return hfName.EndsWith("k_proj.bias", StringComparison.Ordinal) ? (0, kv) : (0, 0);
     }
 
     [Fact]
