@@ -13,7 +13,7 @@ namespace Engine.Core.Backends;
 /// that is not wanted. Each output element is computed by one thread in a fixed order, so results do not depend on
 /// the number of threads.</para>
 /// </summary>
-public abstract class Backend : IDisposable
+public abstract partial class Backend : IDisposable
 {
     /// <summary>The device this backend runs on.</summary>
     public abstract Device Device { get; }
