@@ -56,25 +56,25 @@ internal static unsafe class AttentionKernels
         s.KeyTileBackward = Math.Max(w, Math.Min(32, 2048 / s.HS) / w * w);
     }
 
-    /// <summary>Forward work items: one per (query tile, batch, head).</summary>
+    /// <summary>Forward work items: one per (batch, head, query tile).</summary>
     internal static int ForwardItems(in State s) => s.QueryTiles * s.B * s.NH;
 
     /// <summary>Backward work items: one per (batch, kv head), which owns dq of its query heads and dk, dv of its kv head.</summary>
     internal static int BackwardItems(in State s) => s.B * s.NKV;
 
     /// <summary>
-    /// One query tile of one (b, h): online softmax over key tiles, then out = acc / l and lse = m + log l. The last
-    /// query tiles, which see the most keys, are handed out first so the pool ends balanced.
+    /// One query tile of one (b, h): online softmax over key tiles, then out = acc / l and lse = m + log l. Items run
+    /// head by head, so the threads share one head's k and v rows in cache; within a head the last query tiles, which
+    /// see the most keys, come first so the pool ends on small items.
     /// </summary>
     [SkipLocalsInit]
     internal static void ForwardItem<TLanes>(ref State s, int index)
         where TLanes : struct, IQueryLanes<TLanes>
     {
         int w = TLanes.Count;
-        int heads = s.B * s.NH;
-        int tile = s.QueryTiles - 1 - (index / heads);
-        int b = index % heads / s.NH;
-        int h = index % s.NH;
+        int tile = s.QueryTiles - 1 - (index % s.QueryTiles);
+        int b = index / s.QueryTiles / s.NH;
+        int h = index / s.QueryTiles % s.NH;
         int g = h / (s.NH / s.NKV);
         int hs = s.HS;
         long stride = s.QkvStride;
