@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Engine.Core.Backends;
 using Engine.Core.Cpu.Attention;
 using Engine.Core.Tensors;
@@ -20,7 +21,16 @@ public sealed unsafe partial class CpuBackend
         var s = AttentionState(qkv, shape);
         s.Out = output.Pointer<float>();
         s.Lse = logSumExp.Pointer<float>();
-        pool.For(AttentionKernels.ForwardItems(s), ref s, &AttentionKernels.ForwardItem);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            AttentionKernels.Plan<Lanes512>(ref s);
+            pool.For(AttentionKernels.ForwardItems(s), ref s, &AttentionKernels.ForwardItem<Lanes512>);
+        }
+        else
+        {
+            AttentionKernels.Plan<Lanes256>(ref s);
+            pool.For(AttentionKernels.ForwardItems(s), ref s, &AttentionKernels.ForwardItem<Lanes256>);
+        }
     }
 
     /// <inheritdoc/>
@@ -31,11 +41,26 @@ public sealed unsafe partial class CpuBackend
         s.Lse = logSumExp.Pointer<float>();
         s.QkvGrad = qkvGrad.Pointer<float>();
         s.OutGrad = outputGrad.Pointer<float>();
-        pool.For(AttentionKernels.BackwardItems(s), ref s, &AttentionKernels.BackwardItem);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            AttentionKernels.Plan<Lanes512>(ref s);
+            pool.For(AttentionKernels.BackwardItems(s), ref s, &AttentionKernels.BackwardItem<Lanes512>);
+        }
+        else
+        {
+            AttentionKernels.Plan<Lanes256>(ref s);
+            pool.For(AttentionKernels.BackwardItems(s), ref s, &AttentionKernels.BackwardItem<Lanes256>);
+        }
     }
 
     private static AttentionKernels.State AttentionState(Tensor qkv, AttentionShape shape)
     {
+        if (shape.HeadSize > AttentionKernels.MaxHeadSize)
+        {
+            throw new NotSupportedException(
+                $"CPU attention keeps per-tile scratch on the stack and supports head sizes up to {AttentionKernels.MaxHeadSize}, got {shape.HeadSize}");
+        }
+
         var s = new AttentionKernels.State
         {
             Qkv = qkv.Pointer<float>(),
@@ -45,7 +70,6 @@ public sealed unsafe partial class CpuBackend
             NKV = shape.NumKvHeads,
             HS = shape.HeadSize,
         };
-        AttentionKernels.Plan(ref s);
         return s;
     }
 
