@@ -636,6 +636,11 @@ public abstract partial class Backend : IDisposable
     {
         var (_, t) = CheckAttention(qkv, shape);
         RequireF32(table, nameof(table), rank: 2);
+        if (shape.HeadSize % 2 != 0)
+        {
+            throw new ArgumentException($"RoPE needs an even head size, got {shape.HeadSize}");
+        }
+
         if (table.Shape[1] != shape.HeadSize || positionOffset < 0 || positionOffset + t > table.Shape[0])
         {
             throw new ArgumentException(
