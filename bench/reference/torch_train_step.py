@@ -23,7 +23,7 @@ def parse_args():
     p.add_argument("--dim", type=int, required=True, help="channels C")
     p.add_argument("--heads", type=int, required=True, help="query heads NH")
     p.add_argument("--kv-heads", type=int, default=None, help="key/value heads NKV (llama; default NH)")
-    p.add_argument("--ffn", type=int, default=None, help="MLP width (default: 4C for gpt2, 8C/3 rounded up to 64 for llama)")
+    p.add_argument("--ffn", type=int, default=None, help="MLP width (default: 4C for gpt2, 8C/3 rounded up to 32 for llama, as Engine's TransformerConfig.Llama)")
     p.add_argument("--vocab", type=int, required=True)
     p.add_argument("--seq", type=int, required=True, help="sequence length T")
     p.add_argument("--batch", type=int, required=True, help="batch size B")
@@ -45,7 +45,7 @@ def parse_args():
     if a.arch == "gpt2":
         a.tied = True
     if a.ffn is None:
-        a.ffn = 4 * a.dim if a.arch == "gpt2" else (8 * a.dim // 3 + 63) // 64 * 64
+        a.ffn = 4 * a.dim if a.arch == "gpt2" else (8 * a.dim // 3 + 31) // 32 * 32
     return a
 
 
