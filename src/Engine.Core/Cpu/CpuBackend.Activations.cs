@@ -224,13 +224,14 @@ public sealed unsafe partial class CpuBackend
     {
         var (first, end) = s.RowRange(item);
         int f = s.C, at = f - V.Count;
+        var full = V.TailMask(V.Count);
         for (long row = first; row < end; row++)
         {
             float* g = s.In + (row * 2 * f), u = g + f, dg = s.InGrad + (row * 2 * f), du = dg + f, dy = s.OutGrad + (row * f);
             int i = 0;
             for (; i <= at; i += V.Count)
             {
-                SwiGluBackwardStep(i, g, u, dg, du, dy, V.TailMask(V.Count));
+                SwiGluBackwardStep(i, g, u, dg, du, dy, full);
             }
 
             if (i < f)
