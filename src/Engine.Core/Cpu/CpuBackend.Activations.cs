@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using Engine.Core.Backends;
 using Engine.Core.Cpu.Simd;
 using Engine.Core.Tensors;
@@ -223,13 +224,14 @@ public sealed unsafe partial class CpuBackend
     {
         var (first, end) = s.RowRange(item);
         int f = s.C, at = f - V.Count;
+        var full = V.TailMask(V.Count);
         for (long row = first; row < end; row++)
         {
             float* g = s.In + (row * 2 * f), u = g + f, dg = s.InGrad + (row * 2 * f), du = dg + f, dy = s.OutGrad + (row * f);
             int i = 0;
             for (; i <= at; i += V.Count)
             {
-                SwiGluBackwardStep(i, g, u, dg, du, dy, V.TailMask(V.Count));
+                SwiGluBackwardStep(i, g, u, dg, du, dy, full);
             }
 
             if (i < f)
@@ -263,23 +265,78 @@ public sealed unsafe partial class CpuBackend
         float p = s.Probability;
         float scale = 1f / (1f - p);
         ulong first = s.Offset + (ulong)start;
-        if (s.Accumulate)
+
+        // Uniform() is k·2⁻²⁴ for the integer k = z >> 40, so u ≥ p exactly when k ≥ ⌈p·2²⁴⌉: the vector paths
+        // compare the hashes as integers and make the same decisions as DropoutStream.
+        ulong threshold = (ulong)Math.Ceiling(p * 16777216.0);
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
         {
-            for (int i = 0; i < n; i++)
+            var vs = Vector512.Create(scale);
+            for (; i <= n - Vector512<float>.Count; i += Vector512<float>.Count)
             {
-                if (DropoutStream.Uniform(s.Seed, first + (ulong)i) >= p)
-                {
-                    y[i] += x[i] * scale;
-                }
+                var kept = Vector512.ConditionalSelect(KeepMask512(s.Seed, first + (ulong)i, threshold), Vector512.Load(x + i) * vs, default);
+                (s.Accumulate ? kept + Vector512.Load(y + i) : kept).Store(y + i);
             }
         }
-        else
+        else if (Vector256.IsHardwareAccelerated)
         {
-            for (int i = 0; i < n; i++)
+            var vs = Vector256.Create(scale);
+            for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
             {
-                y[i] = DropoutStream.Uniform(s.Seed, first + (ulong)i) >= p ? x[i] * scale : 0f;
+                var kept = Vector256.ConditionalSelect(KeepMask256(s.Seed, first + (ulong)i, threshold), Vector256.Load(x + i) * vs, default);
+                (s.Accumulate ? kept + Vector256.Load(y + i) : kept).Store(y + i);
             }
         }
+
+        // At most one vector's worth is left (every chunk but the last is a multiple of the widths).
+        for (; i < n; i++)
+        {
+            float kept = DropoutStream.Uniform(s.Seed, first + (ulong)i) >= p ? x[i] * scale : 0f;
+            y[i] = s.Accumulate ? y[i] + kept : kept;
+        }
+    }
+
+    // All-ones float lanes where elements index .. index+15 of the (seed) stream are kept.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> KeepMask512(ulong seed, ulong index, ulong threshold)
+    {
+        var lo = Vector512.Create(index + 1) + Vector512<ulong>.Indices;
+        var hi = lo + Vector512.Create(8UL);
+        var t = Vector512.Create(threshold);
+        var keepLo = Vector512.GreaterThanOrEqual(SplitMix512(seed, lo) >> 40, t);
+        var keepHi = Vector512.GreaterThanOrEqual(SplitMix512(seed, hi) >> 40, t);
+        return Vector512.Narrow(keepLo, keepHi).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<ulong> SplitMix512(ulong seed, Vector512<ulong> indexPlusOne)
+    {
+        var z = Vector512.Create(seed) + (indexPlusOne * Vector512.Create(0x9E3779B97F4A7C15UL));
+        z = (z ^ (z >> 30)) * Vector512.Create(0xBF58476D1CE4E5B9UL);
+        z = (z ^ (z >> 27)) * Vector512.Create(0x94D049BB133111EBUL);
+        return z ^ (z >> 31);
+    }
+
+    // All-ones float lanes where elements index .. index+7 of the (seed) stream are kept.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> KeepMask256(ulong seed, ulong index, ulong threshold)
+    {
+        var lo = Vector256.Create(index + 1) + Vector256<ulong>.Indices;
+        var hi = lo + Vector256.Create(4UL);
+        var t = Vector256.Create(threshold);
+        var keepLo = Vector256.GreaterThanOrEqual(SplitMix256(seed, lo) >> 40, t);
+        var keepHi = Vector256.GreaterThanOrEqual(SplitMix256(seed, hi) >> 40, t);
+        return Vector256.Narrow(keepLo, keepHi).AsSingle();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<ulong> SplitMix256(ulong seed, Vector256<ulong> indexPlusOne)
+    {
+        var z = Vector256.Create(seed) + (indexPlusOne * Vector256.Create(0x9E3779B97F4A7C15UL));
+        z = (z ^ (z >> 30)) * Vector256.Create(0xBF58476D1CE4E5B9UL);
+        z = (z ^ (z >> 27)) * Vector256.Create(0x94D049BB133111EBUL);
+        return z ^ (z >> 31);
     }
 
     private struct ActivationState

@@ -195,6 +195,7 @@ public sealed unsafe partial class CpuBackend
         }
 
         var zero = V.Create(0f);
+        var full = V.TailMask(V.Count);
         for (long row = first; row < end; row++)
         {
             float* x = s.In + (row * c), dy = s.OutGrad + (row * c), dx = s.InGrad == null ? null : s.InGrad + (row * c);
@@ -222,7 +223,7 @@ public sealed unsafe partial class CpuBackend
             var meanDn = V.Create(V.Sum(sumDn) / c);
             for (i = 0; i <= at; i += V.Count)
             {
-                LayerNormBackwardStep(i, x, dy, dx, s.Weight, pdw, pdb, vm, vr, meanD, meanDn, V.TailMask(V.Count));
+                LayerNormBackwardStep(i, x, dy, dx, s.Weight, pdw, pdb, vm, vr, meanD, meanDn, full);
             }
 
             if (i < c)
@@ -298,6 +299,7 @@ public sealed unsafe partial class CpuBackend
         }
 
         var zero = V.Create(0f);
+        var full = V.TailMask(V.Count);
         for (long row = first; row < end; row++)
         {
             float* x = s.In + (row * c), dy = s.OutGrad + (row * c), dx = s.InGrad == null ? null : s.InGrad + (row * c);
@@ -318,7 +320,7 @@ public sealed unsafe partial class CpuBackend
             var meanDn = V.Create(V.Sum(sumDn) / c);
             for (i = 0; i <= at; i += V.Count)
             {
-                RmsNormBackwardStep(i, x, dy, dx, s.Weight, pdw, vr, meanDn, V.TailMask(V.Count));
+                RmsNormBackwardStep(i, x, dy, dx, s.Weight, pdw, vr, meanDn, full);
             }
 
             if (i < c)

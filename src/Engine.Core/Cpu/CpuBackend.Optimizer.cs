@@ -67,10 +67,11 @@ public sealed unsafe partial class CpuBackend
         where V : unmanaged, IVec<V>
     {
         float* p = s.Params + start, g = s.Grads + start, m = s.M + start, v = s.V + start;
+        var full = V.TailMask(V.Count);
         int i = 0;
         for (; i <= n - V.Count; i += V.Count)
         {
-            AdamWStep(ref s, p + i, g + i, m + i, v + i, V.TailMask(V.Count));
+            AdamWStep(ref s, p + i, g + i, m + i, v + i, full);
         }
 
         if (i < n)
