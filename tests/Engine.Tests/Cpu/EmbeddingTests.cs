@@ -55,7 +55,7 @@ public sealed class EmbeddingTests : IDisposable
         float[]? first = null;
         foreach (var backend in TestData.ThreadVariants())
         {
-            using (KernelTests.Owned(backend))
+            using (backend)
             {
                 var dt = TestData.Upload(backend, TestData.Uniform(112, vocab * c), vocab, c);
                 backend.EmbeddingBackward(dt, TestData.Upload(backend, dy, n, c), TestData.Upload(backend, tokens, n));

@@ -99,7 +99,7 @@ public sealed class LossTests : IDisposable
         (float[] Loss, float[] Grad)? first = null;
         foreach (var backend in TestData.ThreadVariants())
         {
-            using (KernelTests.Owned(backend))
+            using (backend)
             {
                 var now = Run(backend, logits, targets, n, v, backward: true, 1f / n);
                 if (first is null)

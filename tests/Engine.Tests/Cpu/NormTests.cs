@@ -134,7 +134,7 @@ public sealed class NormTests : IDisposable
         float[][]? first = null;
         foreach (var backend in TestData.ThreadVariants())
         {
-            using (KernelTests.Owned(backend))
+            using (backend)
             {
                 var (_, mean, rstd) = LayerNormForward(backend, x, w, b, n, c);
                 var (dx, dw, db) = LayerNormBackward(backend, dy, x, w, mean, rstd, new float[n * c], new float[c], new float[c], n, c);

@@ -97,7 +97,7 @@ public sealed class OptimizerTests : IDisposable
         double? first = null;
         foreach (var backend in TestData.ThreadVariants())
         {
-            using (KernelTests.Owned(backend))
+            using (backend)
             {
                 var t = TestData.Upload(backend, x, n);
                 double got = backend.SquaredNorm(t);
