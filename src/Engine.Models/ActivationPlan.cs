@@ -11,17 +11,22 @@ internal sealed class ActivationPlan : IDisposable
 {
     private readonly DeviceBuffer buffer;
 
-    public ActivationPlan(Backend backend, TransformerConfig config, int batch, int time, int logitRows, bool training)
+    /// <summary>Rows of logits held at once: as many as fit <see cref="Transformer.LogitsChunkBytes"/>, at least one, at most N.</summary>
+    public static int LogitRows(TransformerConfig config, int rows) =>
+        (int)Math.Clamp(Transformer.LogitsChunkBytes / (config.VocabSize * 4L), 1, rows);
+
+    /// <summary>Bytes the plan of (B, T) takes, computed from the same layout the constructor allocates.</summary>
+    public static long ByteLengthFor(TransformerConfig config, int batch, int time, bool training) => Layout(config, batch, time, training).Layout.ByteLength;
+
+    private static (ArenaLayout Layout, Offsets Offsets) Layout(TransformerConfig config, int batch, int time, bool training)
     {
-        Batch = batch;
-        Time = time;
-        HostLosses = new float[batch * time];
         int n = batch * time, c = config.Channels, l = config.Layers, v = config.VocabSize;
         int qkvC = new AttentionShape(config.Heads, config.KvHeadCount, config.HeadChannels).QkvChannels;
         int attC = config.Heads * config.HeadChannels;
         bool llama = config.Architecture == Architecture.Llama;
         int f = config.MlpChannels, upC = llama ? 2 * f : f;
         bool layerNorm = !llama;
+        int logitRows = LogitRows(config, n);
 
         var layout = new ArenaLayout();
         long tokens = layout.Reserve(DType.I32, n), targets = layout.Reserve(DType.I32, n), losses = layout.Reserve(DType.F32, n);
@@ -56,38 +61,48 @@ internal sealed class ActivationPlan : IDisposable
             dAct = layout.Reserve(DType.F32, n, f);
         }
 
+        return (layout, new Offsets(
+            tokens, targets, losses, residual, layers, branch, final, finalMean, finalRstd, logits, dResidual, dNorm, dQkv, dAtt, dUp, dAct));
+    }
+
+    public ActivationPlan(Backend backend, TransformerConfig config, int batch, int time, bool training)
+    {
+        Batch = batch;
+        Time = time;
+        HostLosses = new float[batch * time];
+        var (layout, at) = Layout(config, batch, time, training);
+        int n = batch * time, c = config.Channels, f = config.MlpChannels;
+        int qkvC = new AttentionShape(config.Heads, config.KvHeadCount, config.HeadChannels).QkvChannels;
+        int attC = config.Heads * config.HeadChannels;
+        int upC = config.Architecture == Architecture.Llama ? 2 * f : f;
+
         buffer = backend.Allocate(layout.ByteLength);
         ByteLength = layout.ByteLength;
         Tensor T(long offset, DType dtype, params long[] dims) => offset < 0 ? default : ArenaLayout.View(buffer, offset, dtype, dims);
 
-        Tokens = T(tokens, DType.I32, batch, time);
-        Targets = T(targets, DType.I32, n);
-        Losses = T(losses, DType.F32, n);
-        Residual = [.. residual.Select(o => T(o, DType.F32, batch, time, c))];
-        Layers = [.. layers.Select(x => new LayerActivations(
+        Tokens = T(at.Tokens, DType.I32, batch, time);
+        Targets = T(at.Targets, DType.I32, n);
+        Losses = T(at.Losses, DType.F32, n);
+        Residual = [.. at.Residual.Select(o => T(o, DType.F32, batch, time, c))];
+        Layers = [.. at.Layers.Select(x => new LayerActivations(
             T(x.Norm1, DType.F32, n, c), T(x.Mean1, DType.F32, n), T(x.Rstd1, DType.F32, n),
             T(x.Qkv, DType.F32, batch, time, qkvC), T(x.Att, DType.F32, batch, time, attC), T(x.Lse, DType.F32, batch, config.Heads, time),
             T(x.Mid, DType.F32, batch, time, c),
             T(x.Norm2, DType.F32, n, c), T(x.Mean2, DType.F32, n), T(x.Rstd2, DType.F32, n),
             T(x.Up, DType.F32, n, upC), T(x.Act, DType.F32, n, f)))];
-        Branch = T(branch, DType.F32, n, c);
-        Final = T(final, DType.F32, n, c);
-        FinalMean = T(finalMean, DType.F32, n);
-        FinalRstd = T(finalRstd, DType.F32, n);
-        if (!layerNorm)
-        {
-            FinalMean = default;
-        }
-
-        Logits = T(logits, DType.F32, logitRows, v);
+        Branch = T(at.Branch, DType.F32, n, c);
+        Final = T(at.Final, DType.F32, n, c);
+        FinalMean = config.Architecture == Architecture.Llama ? default : T(at.FinalMean, DType.F32, n);
+        FinalRstd = T(at.FinalRstd, DType.F32, n);
+        Logits = T(at.Logits, DType.F32, LogitRows(config, n), config.VocabSize);
         if (training)
         {
-            DResidual = T(dResidual, DType.F32, batch, time, c);
-            DNorm = T(dNorm, DType.F32, n, c);
-            DQkv = T(dQkv, DType.F32, batch, time, qkvC);
-            DAtt = T(dAtt, DType.F32, batch, time, attC);
-            DUp = T(dUp, DType.F32, n, upC);
-            DAct = T(dAct, DType.F32, n, f);
+            DResidual = T(at.DResidual, DType.F32, batch, time, c);
+            DNorm = T(at.DNorm, DType.F32, n, c);
+            DQkv = T(at.DQkv, DType.F32, batch, time, qkvC);
+            DAtt = T(at.DAtt, DType.F32, batch, time, attC);
+            DUp = T(at.DUp, DType.F32, n, upC);
+            DAct = T(at.DAct, DType.F32, n, f);
         }
     }
 
@@ -142,6 +157,12 @@ internal sealed class ActivationPlan : IDisposable
     public bool Training => !DResidual.IsEmpty;
 
     public void Dispose() => buffer.Dispose();
+
+    private sealed record Offsets(
+        long Tokens, long Targets, long Losses, long[] Residual,
+        (long Norm1, long Mean1, long Rstd1, long Qkv, long Att, long Lse, long Mid, long Norm2, long Mean2, long Rstd2, long Up, long Act)[] Layers,
+        long Branch, long Final, long FinalMean, long FinalRstd, long Logits,
+        long DResidual, long DNorm, long DQkv, long DAtt, long DUp, long DAct);
 }
 
 /// <summary>The activations one layer keeps for backward (Mean1/Mean2 are empty for RMSNorm).</summary>

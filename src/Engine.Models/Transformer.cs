@@ -75,6 +75,22 @@ public sealed partial class Transformer : IDisposable
 
     private Tensor HeadGradient => Config.TiedEmbeddings ? Parameters.Gradient(Names.Embedding) : Parameters.Gradient(Names.LmHead);
 
+    /// <summary>Total number of parameters of a configuration, counted without allocating anything.</summary>
+    public static long ParameterCount(TransformerConfig config) => ParameterSpecs(config).Sum(p => p.Shape.ElementCount);
+
+    /// <summary>
+    /// Bytes of the activation buffer a model of <paramref name="config"/> plans for (B, T), training or inference only,
+    /// computed from the same layout it allocates (nothing is allocated here).
+    /// </summary>
+    public static long ActivationBytesFor(TransformerConfig config, int batch, int time, bool training)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(time);
+        return ActivationPlan.ByteLengthFor(config, batch, time, training);
+    }
+
     /// <summary>
     /// The parameters a configuration has, in Engine's naming, shapes [out, in] for matrices. The qkv projection is one
     /// matrix with rows [q heads | k heads | v heads]; for the Llama family the MLP "up" matrix holds the gate rows then the up rows.
@@ -198,9 +214,7 @@ public sealed partial class Transformer : IDisposable
         if (plan is null || plan.Batch != batch || plan.Time != time || (training && !plan.Training))
         {
             plan?.Dispose();
-            int rows = batch * time;
-            int logitRows = (int)Math.Clamp(LogitsChunkBytes / (Config.VocabSize * 4L), 1, rows);
-            plan = new ActivationPlan(Backend, Config, batch, time, logitRows, training);
+            plan = new ActivationPlan(Backend, Config, batch, time, training);
         }
 
         return plan;

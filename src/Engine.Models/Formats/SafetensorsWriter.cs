@@ -7,7 +7,7 @@ using System.Text.Json;
 namespace Engine.Models.Formats;
 
 /// <summary>
-/// Collects named F32, BF16 and I32 tensors plus string metadata and writes them as one safetensors file.
+/// Collects named F32, BF16, F16 and I32 tensors plus string metadata and writes them as one safetensors file.
 /// <see cref="Save"/> writes a temporary file beside the target and renames it over the target, so a crash leaves
 /// either the old file or the complete new one, never a truncated one.
 /// </summary>
@@ -32,6 +32,14 @@ public sealed class SafetensorsWriter
         var bits = new ushort[data.Length];
         Bf16.FromSingle(data, bits);
         Add(name, SafetensorsDType.BF16, shape, data.Length, MemoryMarshal.AsBytes(bits.AsSpan()).ToArray());
+    }
+
+    /// <summary>Adds a tensor stored as IEEE half precision, rounding <paramref name="data"/> to nearest even.</summary>
+    public void AddF16(string name, ReadOnlySpan<float> data, params ReadOnlySpan<long> shape)
+    {
+        var halves = new Half[data.Length];
+        System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(data, halves);
+        Add(name, SafetensorsDType.F16, shape, data.Length, MemoryMarshal.AsBytes(halves.AsSpan()).ToArray());
     }
 
     /// <summary>Adds a tensor of bfloat16 bit patterns as they are.</summary>

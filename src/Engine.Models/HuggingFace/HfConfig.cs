@@ -1,17 +1,70 @@
+using System.Globalization;
+using System.Text;
 using System.Text.Json;
 
 namespace Engine.Models.HuggingFace;
 
-/// <summary>Reads a Hugging Face <c>config.json</c> (model types gpt2, llama, qwen2, mistral) into a <see cref="TransformerConfig"/>.</summary>
+/// <summary>
+/// A Hugging Face <c>config.json</c> as Engine sees it: the architecture plus the fields a checkpoint must keep so that
+/// <c>transformers</c> loads it back the same way (model type, stored dtype, special token ids).
+/// </summary>
+/// <param name="Model">The architecture and sizes.</param>
+/// <param name="ModelType"><c>gpt2</c>, <c>llama</c>, <c>qwen2</c> or <c>mistral</c>.</param>
+/// <param name="TorchDtype">The <c>torch_dtype</c> field (<c>float32</c>, <c>bfloat16</c>, <c>float16</c>), if given.</param>
+/// <param name="BosTokenId">The <c>bos_token_id</c> field, if given.</param>
+/// <param name="EosTokenIds">The <c>eos_token_id</c> field (one id or a list, as Llama 3 has), empty if absent.</param>
+public sealed record HfModelConfig(TransformerConfig Model, string ModelType, string? TorchDtype, int? BosTokenId, IReadOnlyList<int> EosTokenIds)
+{
+    /// <summary>The config of a model with no special-token ids and the model type its architecture implies.</summary>
+    public static HfModelConfig For(TransformerConfig model, string? torchDtype = "float32")
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return new HfModelConfig(model, HfConfig.DefaultModelType(model), torchDtype, null, []);
+    }
+}
+
+/// <summary>
+/// Reads and writes a Hugging Face <c>config.json</c> (model types gpt2, llama, qwen2, mistral) to and from a
+/// <see cref="TransformerConfig"/>.
+/// </summary>
 public static class HfConfig
 {
+    /// <summary>Largest config.json accepted, in bytes: real ones are a few KiB, so anything near this is not a config.</summary>
+    public const int MaxFileBytes = 4 << 20;
+
     /// <summary>Parses the JSON text; <paramref name="source"/> names the file in error messages.</summary>
-    public static TransformerConfig Parse(string json, string source = "config.json")
+    /// <exception cref="FormatException">The JSON is malformed or a field is missing or mistyped.</exception>
+    /// <exception cref="NotSupportedException">The model type or a feature it uses is not supported.</exception>
+    public static TransformerConfig Parse(string json, string source = "config.json") => Read(json, source).Model;
+
+    /// <summary>Reads a config.json file (size-checked before it is read).</summary>
+    public static HfModelConfig ReadFile(string path)
     {
+        ArgumentNullException.ThrowIfNull(path);
+        var info = new FileInfo(path);
+        if (!info.Exists)
+        {
+            throw new FileNotFoundException($"{path}: no such file", path);
+        }
+
+        if (info.Length > MaxFileBytes)
+        {
+            throw new FormatException($"{path}: {info.Length} bytes is too large for a config.json (limit {MaxFileBytes})");
+        }
+
+        return Read(File.ReadAllText(path, Encoding.UTF8), path);
+    }
+
+    /// <summary>Parses the JSON text into the architecture plus the fields a saved checkpoint keeps.</summary>
+    /// <exception cref="FormatException">The JSON is malformed or a field is missing or mistyped.</exception>
+    /// <exception cref="NotSupportedException">The model type or a feature it uses is not supported.</exception>
+    public static HfModelConfig Read(string json, string source = "config.json")
+    {
+        ArgumentNullException.ThrowIfNull(json);
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(json);
+            doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 64 });
         }
         catch (JsonException e)
         {
@@ -42,8 +95,149 @@ public static class HfConfig
                 throw new FormatException($"{source}: {e.Message}", e);
             }
 
-            return config;
+            return new HfModelConfig(config, type, OptionalString(root, "torch_dtype", source), OptionalInt(root, "bos_token_id", source), EosIds(root, source));
         }
+    }
+
+    /// <summary>
+    /// Writes a config.json that <c>transformers</c> loads as the same model (and that <see cref="Read"/> reads back to
+    /// an equal <see cref="TransformerConfig"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">The model type cannot express the architecture (e.g. llama with q/k/v bias).</exception>
+    public static string ToJson(HfModelConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var m = config.Model;
+        m.Validate();
+        string type = config.ModelType;
+        bool gpt2 = m.Architecture == Architecture.Gpt2;
+        if (gpt2 != (type == "gpt2") || (type is not ("gpt2" or "llama" or "qwen2" or "mistral")))
+        {
+            throw new ArgumentException($"model_type '{type}' cannot describe a {m.Architecture} model");
+        }
+
+        if (!gpt2 && m.AttentionBias != (type == "qwen2"))
+        {
+            throw new ArgumentException($"model_type '{type}' {(m.AttentionBias ? "has no" : "always has a")} q/k/v bias; the model {(m.AttentionBias ? "has one" : "has none")}");
+        }
+
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("architectures");
+            w.WriteStringValue(type switch { "gpt2" => "GPT2LMHeadModel", "qwen2" => "Qwen2ForCausalLM", "mistral" => "MistralForCausalLM", _ => "LlamaForCausalLM" });
+            w.WriteEndArray();
+            w.WriteString("model_type", type);
+            w.WriteNumber("vocab_size", m.VocabSize);
+            if (gpt2)
+            {
+                w.WriteNumber("n_positions", m.MaxSequenceLength);
+                w.WriteNumber("n_ctx", m.MaxSequenceLength);
+                w.WriteNumber("n_embd", m.Channels);
+                w.WriteNumber("n_layer", m.Layers);
+                w.WriteNumber("n_head", m.Heads);
+                w.WriteNumber("n_inner", m.MlpChannels);
+                w.WriteString("activation_function", "gelu_new");
+                WriteFloat(w, "layer_norm_epsilon", m.NormEpsilon);
+            }
+            else
+            {
+                w.WriteNumber("hidden_size", m.Channels);
+                w.WriteNumber("intermediate_size", m.MlpChannels);
+                w.WriteNumber("num_hidden_layers", m.Layers);
+                w.WriteNumber("num_attention_heads", m.Heads);
+                w.WriteNumber("num_key_value_heads", m.KvHeadCount);
+                if (m.HeadSize > 0)
+                {
+                    w.WriteNumber("head_dim", m.HeadSize);
+                }
+
+                w.WriteNumber("max_position_embeddings", m.MaxSequenceLength);
+                WriteFloat(w, "rms_norm_eps", m.NormEpsilon);
+                w.WriteNumber("rope_theta", m.RopeTheta);
+                w.WriteString("hidden_act", "silu");
+                if (type == "llama")
+                {
+                    w.WriteBoolean("attention_bias", false);
+                    w.WriteBoolean("mlp_bias", false);
+                }
+
+                if (type == "mistral")
+                {
+                    // MistralConfig defaults to a 4096-token sliding window; Engine attends to the whole sequence.
+                    w.WriteNull("sliding_window");
+                }
+            }
+
+            w.WriteBoolean("tie_word_embeddings", m.TiedEmbeddings);
+            if (config.BosTokenId is int bos)
+            {
+                w.WriteNumber("bos_token_id", bos);
+            }
+
+            if (config.EosTokenIds.Count == 1)
+            {
+                w.WriteNumber("eos_token_id", config.EosTokenIds[0]);
+            }
+            else if (config.EosTokenIds.Count > 1)
+            {
+                w.WriteStartArray("eos_token_id");
+                foreach (int id in config.EosTokenIds)
+                {
+                    w.WriteNumberValue(id);
+                }
+
+                w.WriteEndArray();
+            }
+
+            if (config.TorchDtype is not null)
+            {
+                w.WriteString("torch_dtype", config.TorchDtype);
+            }
+
+            w.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(stream.ToArray()) + "\n";
+    }
+
+    /// <summary>Writes the config.json of a model with no special-token ids (see <see cref="ToJson(HfModelConfig)"/>).</summary>
+    public static string ToJson(TransformerConfig config, string? torchDtype = "float32") => ToJson(HfModelConfig.For(config, torchDtype));
+
+    /// <summary>The model type an architecture is saved as: gpt2, qwen2 (q/k/v bias) or llama.</summary>
+    public static string DefaultModelType(TransformerConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.Architecture == Architecture.Gpt2 ? "gpt2" : config.AttentionBias ? "qwen2" : "llama";
+    }
+
+    // A float written through double would print 9.999999747378752E-06 for 1e-5f; the float's own shortest form
+    // reads back to the same float and is what a person wrote.
+    private static void WriteFloat(Utf8JsonWriter w, string name, float value) =>
+        w.WriteNumber(name, double.Parse(value.ToString("R", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture));
+
+    private static int[] EosIds(JsonElement root, string source)
+    {
+        if (!root.TryGetProperty("eos_token_id", out var v) || v.ValueKind == JsonValueKind.Null)
+        {
+            return [];
+        }
+
+        if (v.ValueKind == JsonValueKind.Array)
+        {
+            var ids = new List<int>();
+            foreach (var item in v.EnumerateArray())
+            {
+                ids.Add(item.ValueKind == JsonValueKind.Number && item.TryGetInt32(out int id)
+                    ? id
+                    : throw new FormatException($"{source}: field 'eos_token_id' must be an integer or a list of integers, got {v.GetRawText()}"));
+            }
+
+            return [.. ids];
+        }
+
+        return [OptionalInt(root, "eos_token_id", source)!.Value];
     }
 
     private static TransformerConfig Gpt2(JsonElement root, string source)
@@ -74,6 +268,11 @@ public static class HfConfig
         if (root.TryGetProperty("rope_scaling", out var scaling) && scaling.ValueKind != JsonValueKind.Null)
         {
             throw new NotSupportedException($"{source}: field 'rope_scaling' is set; scaled RoPE is not supported yet");
+        }
+
+        if (OptionalBool(root, "mlp_bias", source) ?? false)
+        {
+            throw new NotSupportedException($"{source}: field 'mlp_bias' is true; MLP biases are not supported for {type}");
         }
 
         bool bias = type == "qwen2";

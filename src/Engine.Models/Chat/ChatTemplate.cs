@@ -1,0 +1,278 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace Engine.Models.Chat;
+
+/// <summary>The prompt formats Engine renders itself (no Jinja interpreter: the common families are fixed strings).</summary>
+public enum ChatTemplateKind
+{
+    /// <summary>ChatML (Qwen, SmolLM): <c>&lt;|im_start|&gt;role\ncontent&lt;|im_end|&gt;\n</c>.</summary>
+    ChatMl,
+    /// <summary>Llama 3: <c>&lt;|begin_of_text|&gt;</c> then <c>&lt;|start_header_id|&gt;role&lt;|end_header_id|&gt;\n\ncontent&lt;|eot_id|&gt;</c>, content trimmed.</summary>
+    Llama3,
+    /// <summary>Alpaca: <c>### Instruction:\n…\n\n### Input:\n…\n\n### Response:\n…</c>.</summary>
+    Alpaca,
+}
+
+/// <summary>
+/// A chat template by name: turns <see cref="ChatMessage"/> lists into prompt text plus the character spans of the
+/// assistant's turns (for loss masks), optionally ending with the assistant header (a generation prompt).
+/// </summary>
+public sealed partial class ChatTemplate
+{
+    private ChatTemplate(ChatTemplateKind kind, string? defaultSystemPrompt)
+    {
+        Kind = kind;
+        DefaultSystemPrompt = defaultSystemPrompt;
+    }
+
+    /// <summary>ChatML with no default system turn.</summary>
+    public static ChatTemplate ChatMl { get; } = new(ChatTemplateKind.ChatMl, null);
+
+    /// <summary>Llama 3.</summary>
+    public static ChatTemplate Llama3 { get; } = new(ChatTemplateKind.Llama3, null);
+
+    /// <summary>Alpaca.</summary>
+    public static ChatTemplate Alpaca { get; } = new(ChatTemplateKind.Alpaca, null);
+
+    /// <summary>Names accepted by <see cref="FromName"/>.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["chatml", "llama3", "alpaca"];
+
+    /// <summary>Which format.</summary>
+    public ChatTemplateKind Kind { get; }
+
+    /// <summary>The name: <c>chatml</c>, <c>llama3</c> or <c>alpaca</c>.</summary>
+    public string Name => Kind switch { ChatTemplateKind.ChatMl => "chatml", ChatTemplateKind.Llama3 => "llama3", _ => "alpaca" };
+
+    /// <summary>A system turn inserted when a conversation has none (Qwen2.5 and SmolLM2 templates have one).</summary>
+    public string? DefaultSystemPrompt { get; }
+
+    /// <summary>What follows each assistant turn's content: <c>&lt;|im_end|&gt;</c>, <c>&lt;|eot_id|&gt;</c>, or nothing for Alpaca (append EOS instead).</summary>
+    public string EndOfTurn => Kind switch { ChatTemplateKind.ChatMl => "<|im_end|>", ChatTemplateKind.Llama3 => "<|eot_id|>", _ => "" };
+
+    /// <summary>The same template with a default system turn (null for none).</summary>
+    public ChatTemplate WithDefaultSystemPrompt(string? prompt) => new(Kind, prompt);
+
+    /// <summary>The template called <paramref name="name"/> (case-insensitive; <c>qwen</c>/<c>smollm</c> mean chatml).</summary>
+    /// <exception cref="ArgumentException">Unknown name.</exception>
+    public static ChatTemplate FromName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return name.Trim().ToLowerInvariant() switch
+        {
+            "chatml" or "qwen" or "qwen2" or "smollm" => ChatMl,
+            "llama3" or "llama-3" => Llama3,
+            "alpaca" => Alpaca,
+            _ => throw new ArgumentException($"unknown chat template '{name}' (known: {string.Join(", ", Names)})", nameof(name)),
+        };
+    }
+
+    /// <summary>
+    /// Recognises a Jinja <c>chat_template</c> by its distinctive markers (<c>&lt;|im_start|&gt;</c>,
+    /// <c>&lt;|start_header_id|&gt;</c>, <c>### Instruction:</c>); null when it is none of the known families. A ChatML
+    /// template's literal default system turn (Qwen2.5, SmolLM2) is kept.
+    /// </summary>
+    public static ChatTemplate? Detect(string jinja)
+    {
+        ArgumentNullException.ThrowIfNull(jinja);
+        if (jinja.Contains("<|im_start|>", StringComparison.Ordinal))
+        {
+            var m = DefaultChatMlSystem().Match(jinja);
+            return m.Success ? ChatMl.WithDefaultSystemPrompt(UnescapeJinja(m.Groups["p"].Value)) : ChatMl;
+        }
+
+        if (jinja.Contains("<|start_header_id|>", StringComparison.Ordinal))
+        {
+            return Llama3;
+        }
+
+        return jinja.Contains("### Instruction:", StringComparison.Ordinal) ? Alpaca : null;
+    }
+
+    /// <summary>
+    /// The template of a tokenizer: <c>chat_template.jinja</c> in <paramref name="directory"/>, else the
+    /// <c>chat_template</c> field of its <c>tokenizer_config.json</c> (a string, or a list of named templates where
+    /// <c>default</c> is used). Null when there is none or it is not recognised.
+    /// </summary>
+    public static ChatTemplate? FromTokenizerDirectory(string directory)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        string jinja = Path.Combine(directory, "chat_template.jinja");
+        if (File.Exists(jinja))
+        {
+            return Detect(File.ReadAllText(jinja));
+        }
+
+        string config = Path.Combine(directory, "tokenizer_config.json");
+        return File.Exists(config) ? FromTokenizerConfig(File.ReadAllText(config), config) : null;
+    }
+
+    /// <summary>The template named by a tokenizer_config.json's <c>chat_template</c> field; null when absent or unrecognised.</summary>
+    /// <exception cref="FormatException">The JSON is malformed or the field has the wrong type.</exception>
+    public static ChatTemplate? FromTokenizerConfig(string json, string source = "tokenizer_config.json")
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException e)
+        {
+            throw new FormatException($"{source}: not valid JSON (line {e.LineNumber + 1}): {e.Message}", e);
+        }
+
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("chat_template", out var t) || t.ValueKind == JsonValueKind.Null)
+            {
+                return null;
+            }
+
+            if (t.ValueKind == JsonValueKind.String)
+            {
+                return Detect(t.GetString()!);
+            }
+
+            if (t.ValueKind == JsonValueKind.Array)
+            {
+                string? chosen = null;
+                foreach (var item in t.EnumerateArray())
+                {
+                    if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty("template", out var body) || body.ValueKind != JsonValueKind.String)
+                    {
+                        throw new FormatException($"{source}: field 'chat_template': list items must be objects with a string 'template'");
+                    }
+
+                    bool isDefault = item.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String && name.GetString() == "default";
+                    if (chosen is null || isDefault)
+                    {
+                        chosen = body.GetString();
+                    }
+
+                    if (isDefault)
+                    {
+                        break;
+                    }
+                }
+
+                return chosen is null ? null : Detect(chosen);
+            }
+
+            throw new FormatException($"{source}: field 'chat_template' must be a string or a list of named templates");
+        }
+    }
+
+    /// <summary>
+    /// The template to use: the one named by <paramref name="name"/> when given (an explicit choice wins), else the one
+    /// recognised in the tokenizer files of <paramref name="tokenizerDirectory"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">No name was given and nothing was recognised.</exception>
+    public static ChatTemplate Resolve(string? name, string? tokenizerDirectory)
+    {
+        if (!string.IsNullOrWhiteSpace(name))
+        {
+            return FromName(name);
+        }
+
+        return (tokenizerDirectory is null ? null : FromTokenizerDirectory(tokenizerDirectory))
+            ?? throw new ArgumentException(
+                $"no recognisable chat_template in {tokenizerDirectory ?? "(no tokenizer directory)"}; set the chat template by name ({string.Join(", ", Names)})");
+    }
+
+    /// <summary>
+    /// The Alpaca prompt of an instruction and an optional input, up to and including the response header:
+    /// <c>### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n</c> (no Input section when empty).
+    /// </summary>
+    public static string AlpacaPrompt(string instruction, string? input)
+    {
+        ArgumentNullException.ThrowIfNull(instruction);
+        return string.IsNullOrEmpty(input)
+            ? $"### Instruction:\n{instruction}\n\n### Response:\n"
+            : $"### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n";
+    }
+
+    /// <summary>
+    /// Renders <paramref name="messages"/>; with <paramref name="addGenerationPrompt"/> the text ends with the assistant
+    /// header so a model continues with the assistant's turn.
+    /// </summary>
+    /// <exception cref="ArgumentException">A message has an unknown role or null content.</exception>
+    public RenderedChat Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = false)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        var text = new StringBuilder();
+        var spans = new List<CharSpan>();
+        if (Kind == ChatTemplateKind.Llama3)
+        {
+            text.Append("<|begin_of_text|>");
+        }
+
+        IEnumerable<ChatMessage> turns = messages;
+        if (DefaultSystemPrompt is not null && (messages.Count == 0 || messages[0].Role != ChatMessage.System))
+        {
+            turns = messages.Prepend(new ChatMessage(ChatMessage.System, DefaultSystemPrompt));
+        }
+
+        int index = 0;
+        foreach (var message in turns)
+        {
+            if (message is null || !ChatMessage.IsKnownRole(message.Role) || message.Content is null)
+            {
+                throw new ArgumentException(
+                    $"message {index}: {(message is null ? "is null" : message.Content is null ? "content is null" : $"role '{message.Role}' is not one of system, user, assistant")}",
+                    nameof(messages));
+            }
+
+            if (Kind == ChatTemplateKind.Alpaca && index > 0)
+            {
+                text.Append("\n\n");
+            }
+
+            text.Append(Header(message.Role));
+            int start = text.Length;
+            text.Append(Kind == ChatTemplateKind.Llama3 ? message.Content.Trim() : message.Content);
+            text.Append(EndOfTurn);
+            if (message.Role == ChatMessage.Assistant)
+            {
+                spans.Add(new CharSpan(start, text.Length - start));
+            }
+
+            if (Kind == ChatTemplateKind.ChatMl)
+            {
+                text.Append('\n');
+            }
+
+            index++;
+        }
+
+        if (addGenerationPrompt)
+        {
+            if (Kind == ChatTemplateKind.Alpaca && index > 0)
+            {
+                text.Append("\n\n");
+            }
+
+            text.Append(Header(ChatMessage.Assistant));
+        }
+
+        return new RenderedChat(text.ToString(), spans);
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => Name;
+
+    private string Header(string role) => Kind switch
+    {
+        ChatTemplateKind.ChatMl => $"<|im_start|>{role}\n",
+        ChatTemplateKind.Llama3 => $"<|start_header_id|>{role}<|end_header_id|>\n\n",
+        _ => role switch { ChatMessage.User => "### Instruction:\n", ChatMessage.Assistant => "### Response:\n", _ => "" },
+    };
+
+    // Jinja string literals escape newlines and quotes like Python; only those occur in default system prompts.
+    private static string UnescapeJinja(string literal) =>
+        literal.Replace("\\n", "\n", StringComparison.Ordinal).Replace("\\'", "'", StringComparison.Ordinal).Replace("\\\\", "\\", StringComparison.Ordinal);
+
+    [GeneratedRegex(@"'<\|im_start\|>system\\n(?<p>(?:[^'\\]|\\.)*?)<\|im_end\|>\\n'", RegexOptions.CultureInvariant)]
+    private static partial Regex DefaultChatMlSystem();
+}

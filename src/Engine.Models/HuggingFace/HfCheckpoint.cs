@@ -1,0 +1,512 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Engine.Core.Backends;
+using Engine.Models.Formats;
+
+namespace Engine.Models.HuggingFace;
+
+/// <summary>Options of <see cref="HfCheckpoint.Load"/> and <see cref="HfCheckpoint.LoadWeights"/>.</summary>
+public sealed record HfLoadOptions
+{
+    /// <summary>
+    /// Accept tensors the architecture has no place for (e.g. a value head saved beside the LM). Off by default: an
+    /// unknown tensor usually means the config does not describe the weights (say, 4 layers stored, 2 configured).
+    /// </summary>
+    public bool IgnoreUnknownTensors { get; init; }
+}
+
+/// <summary>Options of <see cref="HfCheckpoint.Save"/>.</summary>
+public sealed record HfSaveOptions
+{
+    /// <summary>Largest shard in bytes of tensor data; larger checkpoints are split like <c>save_pretrained</c> does (its default, 5 GB).</summary>
+    public long MaxShardBytes { get; init; } = 5_000_000_000;
+
+    /// <summary>Storage type of the weights: <see cref="SafetensorsDType.F32"/> (exact) or <see cref="SafetensorsDType.BF16"/> (rounded to nearest even).</summary>
+    public SafetensorsDType DType { get; init; } = SafetensorsDType.F32;
+
+    /// <summary>Model type and special-token ids to write into config.json; by default those the architecture implies, with no token ids.</summary>
+    public HfModelConfig? Config { get; init; }
+
+    /// <summary>A directory whose tokenizer files (<see cref="HfCheckpoint.TokenizerFiles"/>) are copied beside the weights.</summary>
+    public string? TokenizerDirectory { get; init; }
+}
+
+/// <summary>
+/// Hugging Face checkpoint directories: <c>config.json</c> plus <c>model.safetensors</c>, or
+/// <c>model.safetensors.index.json</c> and its shards, for model types gpt2, llama, qwen2 and mistral. Weights stored as
+/// F32, BF16 or F16 are converted to float32 on load. Faults in the files throw <see cref="InvalidDataException"/> naming
+/// the file, the tensor and what is wrong; faults in config.json throw <see cref="FormatException"/> or
+/// <see cref="NotSupportedException"/> (see <see cref="HfConfig"/>).
+/// </summary>
+public static partial class HfCheckpoint
+{
+    /// <summary>The config file name.</summary>
+    public const string ConfigFile = "config.json";
+
+    /// <summary>The single-file weights name.</summary>
+    public const string WeightsFile = "model.safetensors";
+
+    /// <summary>The shard index name.</summary>
+    public const string IndexFile = "model.safetensors.index.json";
+
+    /// <summary>Largest shard index accepted, in bytes (a real one lists every tensor name once: well under a MiB).</summary>
+    public const int MaxIndexBytes = 64 << 20;
+
+    /// <summary>Tokenizer and generation files a checkpoint carries along with the weights.</summary>
+    public static readonly IReadOnlyList<string> TokenizerFiles =
+    [
+        "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model",
+        "added_tokens.json", "chat_template.jinja", "chat_template.json", "generation_config.json",
+    ];
+
+    /// <summary>Reads <c>config.json</c> from a checkpoint directory, or the config file itself when given a file path.</summary>
+    public static HfModelConfig ReadConfig(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string file = Directory.Exists(path) ? Path.Combine(path, ConfigFile) : path;
+        if (!File.Exists(file))
+        {
+            throw new FileNotFoundException(
+                Directory.Exists(path) ? $"{path}: no {ConfigFile} in this directory; a Hugging Face checkpoint needs one" : $"{path}: no such file or directory",
+                file);
+        }
+
+        return HfConfig.ReadFile(file);
+    }
+
+    /// <summary>Creates a model from a checkpoint directory: its config, then every weight.</summary>
+    public static Transformer Load(string directory, Backend backend, bool trainable = true, HfLoadOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        var config = ReadConfig(directory);
+        var model = new Transformer(config.Model, backend, trainable);
+        try
+        {
+            LoadWeights(model, directory, options);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Loads every parameter of <paramref name="model"/> from the safetensors weights of <paramref name="directory"/>.
+    /// Every tensor is checked (present once, shape, dtype) before any is copied, so a bad checkpoint leaves the model as it was.
+    /// </summary>
+    public static void LoadWeights(Transformer model, string directory, HfLoadOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        options ??= new HfLoadOptions();
+        using var files = CheckpointFiles.Open(directory);
+        var config = model.Config;
+        var resolved = new Dictionary<string, StoredTensor>(StringComparer.Ordinal);
+        foreach (var map in HfWeightMap.For(config))
+        {
+            var stored = files.Find(map.HfName, config.Architecture)
+                ?? throw new InvalidDataException($"{files.Describe()}: tensor '{map.HfName}' is missing (expected shape {map.HfShape})");
+            CheckShapeAndType(stored, map.HfShape);
+            resolved.Add(map.HfName, stored);
+        }
+
+        StoredTensor? tiedHead = null;
+        if (config.TiedEmbeddings && files.Find("lm_head.weight", config.Architecture) is { } head)
+        {
+            var embedding = resolved[HfWeightMap.For(config)[0].HfName];
+            CheckShapeAndType(head, new Core.Tensors.Shape(config.VocabSize, config.Channels));
+            if (!head.Read().AsSpan().SequenceEqual(embedding.Read()))
+            {
+                throw new InvalidDataException(
+                    $"{head.File.Path}: tensor 'lm_head.weight' differs from the token embedding, but config.json sets tie_word_embeddings; " +
+                    "set it to false to load an untied head");
+            }
+
+            tiedHead = head;
+        }
+
+        if (!options.IgnoreUnknownTensors)
+        {
+            var used = new HashSet<string>(resolved.Values.Select(t => t.Info.Name), StringComparer.Ordinal);
+            if (tiedHead is not null)
+            {
+                used.Add(tiedHead.Info.Name);
+            }
+
+            var unknown = files.Names.Where(n => !used.Contains(n) && !IsBuffer(n)).ToList();
+            if (unknown.Count > 0)
+            {
+                throw new InvalidDataException(
+                    $"{files.Describe()}: {unknown.Count} tensor(s) do not belong to a {config.Layers}-layer {HfConfig.DefaultModelType(config)} model of this config, " +
+                    $"e.g. '{unknown[0]}' (pass IgnoreUnknownTensors to load anyway)");
+            }
+        }
+
+        model.LoadHuggingFaceWeights((name, _) => resolved[name].Read());
+    }
+
+    /// <summary>
+    /// Saves <paramref name="model"/> as a checkpoint directory <c>transformers</c> loads: config.json and
+    /// model.safetensors (or shards and an index when the weights exceed <see cref="HfSaveOptions.MaxShardBytes"/>), each
+    /// file replaced atomically. Tied models store no <c>lm_head.weight</c>, as <c>save_pretrained</c> does. Weight files
+    /// of the other layout left from an earlier save are removed so the directory has one unambiguous set.
+    /// </summary>
+    public static void Save(Transformer model, string directory, HfSaveOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        options ??= new HfSaveOptions();
+        if (options.DType is not (SafetensorsDType.F32 or SafetensorsDType.BF16))
+        {
+            throw new ArgumentException($"weights can be saved as F32 or BF16, not {options.DType.HeaderName()}", nameof(options));
+        }
+
+        if (options.MaxShardBytes <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), $"MaxShardBytes must be positive, got {options.MaxShardBytes}");
+        }
+
+        Directory.CreateDirectory(directory);
+        string torchDtype = options.DType == SafetensorsDType.F32 ? "float32" : "bfloat16";
+        var config = (options.Config ?? HfModelConfig.For(model.Config)) with { Model = model.Config, TorchDtype = torchDtype };
+        string configJson = HfConfig.ToJson(config);
+
+        // Greedy in state-dict order, a new shard when the next tensor would overflow this one (as save_pretrained does).
+        var shards = new List<List<HfTensor>> { new() };
+        long shardBytes = 0, totalBytes = 0;
+        int elementSize = options.DType.SizeOf();
+        foreach (var map in HfWeightMap.For(model.Config))
+        {
+            long bytes = map.HfShape.ElementCount * elementSize;
+            if (shards[^1].Count > 0 && shardBytes + bytes > options.MaxShardBytes)
+            {
+                shards.Add([]);
+                shardBytes = 0;
+            }
+
+            shards[^1].Add(map);
+            shardBytes += bytes;
+            totalBytes += bytes;
+        }
+
+        var written = new HashSet<string>(StringComparer.Ordinal);
+        var weightMap = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        for (int s = 0; s < shards.Count; s++)
+        {
+            string name = shards.Count == 1
+                ? WeightsFile
+                : string.Create(CultureInfo.InvariantCulture, $"model-{s + 1:D5}-of-{shards.Count:D5}.safetensors");
+            var writer = new SafetensorsWriter();
+            writer.Metadata["format"] = "pt";
+            foreach (var map in shards[s])
+            {
+                float[] data = model.ReadHuggingFaceTensor(map.HfName);
+                var shape = Enumerable.Range(0, map.HfShape.Rank).Select(i => map.HfShape[i]).ToArray();
+                if (options.DType == SafetensorsDType.F32)
+                {
+                    writer.AddF32(map.HfName, data, shape);
+                }
+                else
+                {
+                    writer.AddBf16(map.HfName, data, shape);
+                }
+
+                weightMap[map.HfName] = name;
+            }
+
+            writer.Save(Path.Combine(directory, name));
+            written.Add(name);
+        }
+
+        if (shards.Count > 1)
+        {
+            WriteAtomically(Path.Combine(directory, IndexFile), IndexJson(totalBytes, weightMap));
+            written.Add(IndexFile);
+        }
+
+        foreach (string stale in Directory.EnumerateFiles(directory).Select(Path.GetFileName).OfType<string>()
+                     .Where(n => !written.Contains(n) && (n == WeightsFile || n == IndexFile || ShardName().IsMatch(n))).ToList())
+        {
+            File.Delete(Path.Combine(directory, stale));
+        }
+
+        WriteAtomically(Path.Combine(directory, ConfigFile), configJson);
+        if (options.TokenizerDirectory is { } source)
+        {
+            CopyTokenizerFiles(source, directory);
+        }
+    }
+
+    /// <summary>Copies the tokenizer and generation files present in <paramref name="source"/> into <paramref name="destination"/>.</summary>
+    public static int CopyTokenizerFiles(string source, string destination)
+    {
+        if (!Directory.Exists(source))
+        {
+            throw new DirectoryNotFoundException($"{source}: tokenizer directory not found");
+        }
+
+        if (string.Equals(Path.GetFullPath(source).TrimEnd(Path.DirectorySeparatorChar), Path.GetFullPath(destination).TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal))
+        {
+            return 0;
+        }
+
+        int copied = 0;
+        foreach (string name in TokenizerFiles)
+        {
+            string from = Path.Combine(source, name);
+            if (File.Exists(from))
+            {
+                File.Copy(from, Path.Combine(destination, name), overwrite: true);
+                copied++;
+            }
+        }
+
+        return copied;
+    }
+
+    [GeneratedRegex(@"^model-\d{5}-of-\d{5}\.safetensors$", RegexOptions.CultureInvariant)]
+    private static partial Regex ShardName();
+
+    // Non-parameter buffers old checkpoints carry: GPT-2's causal mask (attn.bias, attn.masked_bias) and Llama's
+    // precomputed RoPE frequencies. Engine computes both itself.
+    private static bool IsBuffer(string name) =>
+        name.EndsWith(".attn.bias", StringComparison.Ordinal)
+        || name.EndsWith(".attn.masked_bias", StringComparison.Ordinal)
+        || name.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal);
+
+    private static void CheckShapeAndType(StoredTensor stored, Core.Tensors.Shape expected)
+    {
+        var info = stored.Info;
+        if (info.DType is not (SafetensorsDType.F32 or SafetensorsDType.BF16 or SafetensorsDType.F16))
+        {
+            throw new InvalidDataException(
+                $"{stored.File.Path}: tensor '{info.Name}' is stored as {info.DType.HeaderName()}; weights must be F32, BF16 or F16");
+        }
+
+        bool same = info.Shape.Count == expected.Rank && Enumerable.Range(0, expected.Rank).All(i => info.Shape[i] == expected[i]);
+        if (!same)
+        {
+            throw new InvalidDataException(
+                $"{stored.File.Path}: tensor '{info.Name}' has shape [{string.Join(", ", info.Shape)}], the config needs {expected}");
+        }
+    }
+
+    private static string IndexJson(long totalBytes, SortedDictionary<string, string> weightMap)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteStartObject("metadata");
+            w.WriteNumber("total_size", totalBytes);
+            w.WriteEndObject();
+            w.WriteStartObject("weight_map");
+            foreach ((string tensor, string file) in weightMap)
+            {
+                w.WriteString(tensor, file);
+            }
+
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(stream.ToArray()) + "\n";
+    }
+
+    private static void WriteAtomically(string path, string text)
+    {
+        string temp = $"{Path.GetFullPath(path)}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            File.WriteAllText(temp, text, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>One tensor in one opened file.</summary>
+    private sealed record StoredTensor(SafetensorsFile File, TensorInfo Info)
+    {
+        public float[] Read() => File.ReadF32(Info.Name);
+    }
+
+    /// <summary>The opened weight files of a directory and which file holds each tensor.</summary>
+    private sealed class CheckpointFiles : IDisposable
+    {
+        private readonly List<SafetensorsFile> files = [];
+        private readonly Dictionary<string, StoredTensor> byName = new(StringComparer.Ordinal);
+        private string source = "";
+
+        public IEnumerable<string> Names => byName.Keys;
+
+        public static CheckpointFiles Open(string directory)
+        {
+            if (!Directory.Exists(directory))
+            {
+                throw new DirectoryNotFoundException($"{directory}: checkpoint directory not found");
+            }
+
+            var result = new CheckpointFiles();
+            try
+            {
+                string single = Path.Combine(directory, WeightsFile), index = Path.Combine(directory, IndexFile);
+                if (File.Exists(single))
+                {
+                    // transformers prefers the single file too when both exist.
+                    result.source = single;
+                    result.Add(SafetensorsFile.Open(single), expected: null);
+                }
+                else if (File.Exists(index))
+                {
+                    result.source = index;
+                    result.OpenShards(directory, index);
+                }
+                else
+                {
+                    string hint = File.Exists(Path.Combine(directory, "pytorch_model.bin"))
+                        ? " (pytorch_model.bin is a pickle, which Engine does not read; convert it to safetensors)"
+                        : "";
+                    throw new FileNotFoundException($"{directory}: neither {WeightsFile} nor {IndexFile} found{hint}", single);
+                }
+
+                return result;
+            }
+            catch
+            {
+                result.Dispose();
+                throw;
+            }
+        }
+
+        public string Describe() => source;
+
+        /// <summary>The tensor for an HF name; GPT-2 checkpoints may also store it without the <c>transformer.</c> prefix.</summary>
+        public StoredTensor? Find(string hfName, Architecture architecture)
+        {
+            byName.TryGetValue(hfName, out var direct);
+            const string prefix = "transformer.";
+            if (architecture != Architecture.Gpt2 || !hfName.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                return direct;
+            }
+
+            byName.TryGetValue(hfName[prefix.Length..], out var bare);
+            if (direct is not null && bare is not null)
+            {
+                throw new InvalidDataException($"{source}: tensor '{hfName}' is stored twice, with and without the '{prefix}' prefix");
+            }
+
+            return direct ?? bare;
+        }
+
+        public void Dispose()
+        {
+            foreach (var f in files)
+            {
+                f.Dispose();
+            }
+        }
+
+        private void OpenShards(string directory, string index)
+        {
+            var shardOf = ReadIndex(directory, index);
+            string root = Path.GetFullPath(directory);
+            foreach (var shard in shardOf.Values.Distinct(StringComparer.Ordinal))
+            {
+                string path = Path.Combine(root, shard);
+                if (!File.Exists(path))
+                {
+                    throw new FileNotFoundException($"{index}: shard '{shard}' is listed but not present in {directory}", path);
+                }
+
+                var expected = shardOf.Where(kv => kv.Value == shard).Select(kv => kv.Key).ToHashSet(StringComparer.Ordinal);
+                Add(SafetensorsFile.Open(path), expected);
+            }
+        }
+
+        private static Dictionary<string, string> ReadIndex(string directory, string index)
+        {
+            long length = new FileInfo(index).Length;
+            if (length > MaxIndexBytes)
+            {
+                throw new InvalidDataException($"{index}: {length} bytes is too large for a shard index (limit {MaxIndexBytes})");
+            }
+
+            JsonDocument doc;
+            try
+            {
+                doc = JsonDocument.Parse(File.ReadAllBytes(index), new JsonDocumentOptions { MaxDepth = 64 });
+            }
+            catch (JsonException e)
+            {
+                throw new InvalidDataException($"{index}: not valid JSON (line {e.LineNumber + 1}): {e.Message}", e);
+            }
+
+            using (doc)
+            {
+                if (doc.RootElement.ValueKind != JsonValueKind.Object
+                    || !doc.RootElement.TryGetProperty("weight_map", out var weightMap) || weightMap.ValueKind != JsonValueKind.Object)
+                {
+                    throw new InvalidDataException($"{index}: field 'weight_map' is missing or not an object");
+                }
+
+                string root = Path.GetFullPath(directory);
+                var shardOf = new Dictionary<string, string>(StringComparer.Ordinal);
+                foreach (var entry in weightMap.EnumerateObject())
+                {
+                    if (entry.Value.ValueKind != JsonValueKind.String)
+                    {
+                        throw new InvalidDataException($"{index}: weight_map['{entry.Name}'] must be a file name, got {entry.Value.GetRawText()}");
+                    }
+
+                    string shard = entry.Value.GetString()!;
+                    string full = Path.GetFullPath(Path.Combine(root, shard));
+                    if (shard.Length == 0 || shard.Contains('/', StringComparison.Ordinal) || shard.Contains('\\', StringComparison.Ordinal)
+                        || shard is "." or ".." || Path.IsPathRooted(shard) || Path.GetDirectoryName(full) != root.TrimEnd(Path.DirectorySeparatorChar))
+                    {
+                        throw new InvalidDataException($"{index}: weight_map['{entry.Name}'] = '{shard}' is not a file name inside the checkpoint directory");
+                    }
+
+                    if (!shardOf.TryAdd(entry.Name, shard))
+                    {
+                        throw new InvalidDataException($"{index}: tensor '{entry.Name}' is listed twice in weight_map");
+                    }
+                }
+
+                return shardOf;
+            }
+        }
+
+        private void Add(SafetensorsFile file, HashSet<string>? expected)
+        {
+            files.Add(file);
+            foreach (var info in file.Tensors)
+            {
+                if (byName.TryGetValue(info.Name, out var other))
+                {
+                    throw new InvalidDataException($"tensor '{info.Name}' is stored in two shards: {other.File.Path} and {file.Path}");
+                }
+
+                if (expected is not null && !expected.Contains(info.Name))
+                {
+                    throw new InvalidDataException($"{file.Path}: tensor '{info.Name}' is not listed for this shard in {source}");
+                }
+
+                byName.Add(info.Name, new StoredTensor(file, info));
+            }
+
+            if (expected is not null && expected.FirstOrDefault(n => !byName.ContainsKey(n)) is { } absent)
+            {
+                throw new InvalidDataException($"{source}: tensor '{absent}' is listed in {Path.GetFileName(file.Path)}, which does not contain it");
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+namespace Engine.Models;
+
+/// <summary>
+/// Memory a full-parameter fp32 training run with AdamW takes, in bytes: weights, gradients and both moments
+/// (4 bytes each per parameter, so 16·P) plus the activation plan of one (B, T) step. The one place this formula lives;
+/// <c>engine info</c> prints it.
+/// </summary>
+/// <param name="Parameters">P, the number of parameters.</param>
+/// <param name="Weights">4·P bytes of fp32 weights.</param>
+/// <param name="Gradients">4·P bytes of fp32 gradients.</param>
+/// <param name="Moments">8·P bytes: AdamW's first and second moments.</param>
+/// <param name="Activations">The activation plan of (B, T) in training mode (<see cref="Transformer.ActivationBytesFor"/>).</param>
+public sealed record TrainingMemory(long Parameters, long Weights, long Gradients, long Moments, long Activations)
+{
+    /// <summary>Everything together.</summary>
+    public long Total => Weights + Gradients + Moments + Activations;
+
+    /// <summary>The estimate for a model of <paramref name="config"/> trained on batches of B sequences of T tokens.</summary>
+    public static TrainingMemory For(TransformerConfig config, int batch, int time)
+    {
+        long p = Transformer.ParameterCount(config);
+        return new TrainingMemory(p, 4 * p, 4 * p, 8 * p, Transformer.ActivationBytesFor(config, batch, time, training: true));
+    }
+}

@@ -1,0 +1,30 @@
+namespace Engine.Training.Data;
+
+/// <summary>How a JSONL dataset is read. One record with its defaults, shared by the library and the CLI.</summary>
+public sealed record DatasetOptions
+{
+    /// <summary>Longest line accepted by default, in bytes (64 MiB).</summary>
+    public const int DefaultMaxLineBytes = 64 << 20;
+
+    /// <summary>The layout, or <see cref="DatasetFormat.Auto"/> to decide from the first valid line.</summary>
+    public DatasetFormat Format { get; init; } = DatasetFormat.Auto;
+
+    /// <summary>
+    /// Field names as they appear in the file, keyed by the conventional name, e.g. <c>{"chosen": "good"}</c>.
+    /// Conventional names: text, prompt, completion, instruction, input, output, messages, chosen, rejected, margin,
+    /// responses, ranking.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? FieldNames { get; init; }
+
+    /// <summary>Skip malformed lines (counted, reported through <see cref="OnSkippedLine"/>) instead of stopping at the first.</summary>
+    public bool SkipBadLines { get; init; }
+
+    /// <summary>Called with each skipped line's error when <see cref="SkipBadLines"/> is set.</summary>
+    public Action<DatasetException>? OnSkippedLine { get; init; }
+
+    /// <summary>Longest line accepted, in bytes; a longer one is an error found before more than this much is buffered.</summary>
+    public int MaxLineBytes { get; init; } = DefaultMaxLineBytes;
+
+    /// <summary>Deepest JSON nesting accepted (a message list is 3 levels; anything near this is hostile).</summary>
+    public int MaxJsonDepth { get; init; } = 64;
+}

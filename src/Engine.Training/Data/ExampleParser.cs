@@ -1,0 +1,370 @@
+using System.Text.Json;
+using Engine.Models.Chat;
+
+namespace Engine.Training.Data;
+
+/// <summary>Turns one parsed JSONL object into a typed example, with field names remapped and every fault located.</summary>
+internal sealed class ExampleParser
+{
+    /// <summary>The conventional field names that can be remapped.</summary>
+    public static readonly string[] KnownFields =
+        ["text", "prompt", "completion", "instruction", "input", "output", "messages", "chosen", "rejected", "margin", "responses", "ranking"];
+
+    private readonly string source;
+    private readonly Dictionary<string, string> names = new(StringComparer.Ordinal);
+
+    public ExampleParser(string source, IReadOnlyDictionary<string, string>? fieldNames)
+    {
+        this.source = source;
+        foreach (string f in KnownFields)
+        {
+            names[f] = f;
+        }
+
+        foreach (var (conventional, actual) in fieldNames ?? new Dictionary<string, string>())
+        {
+            if (!names.ContainsKey(conventional))
+            {
+                throw new ArgumentException($"field mapping: '{conventional}' is not a dataset field (known: {string.Join(", ", KnownFields)})", nameof(fieldNames));
+            }
+
+            ArgumentException.ThrowIfNullOrEmpty(actual, nameof(fieldNames));
+            names[conventional] = actual;
+        }
+    }
+
+    public DatasetFormat Detect(JsonElement root, long line)
+    {
+        bool Has(string f) => Present(root, f);
+        if (Has("chosen") || Has("rejected"))
+        {
+            return DatasetFormat.Preference;
+        }
+
+        if (Has("responses") || Has("ranking"))
+        {
+            return DatasetFormat.Ranking;
+        }
+
+        if (Has("messages"))
+        {
+            var m = root.GetProperty(names["messages"]);
+            bool endsWithAssistant = m.ValueKind == JsonValueKind.Array && m.GetArrayLength() > 0
+                && m[m.GetArrayLength() - 1] is { ValueKind: JsonValueKind.Object } last
+                && last.TryGetProperty("role", out var role) && role.ValueKind == JsonValueKind.String && role.GetString() == ChatMessage.Assistant;
+            return endsWithAssistant ? DatasetFormat.Messages : DatasetFormat.Prompt;
+        }
+
+        if (Has("instruction") || Has("output"))
+        {
+            return DatasetFormat.Alpaca;
+        }
+
+        if (Has("completion"))
+        {
+            return DatasetFormat.PromptCompletion;
+        }
+
+        if (Has("text"))
+        {
+            return DatasetFormat.Text;
+        }
+
+        if (Has("prompt"))
+        {
+            return DatasetFormat.Prompt;
+        }
+
+        string found = string.Join(", ", root.EnumerateObject().Select(p => $"'{p.Name}'").Take(10));
+        throw new DatasetException(source, line, null,
+            $"cannot tell the dataset format from fields {(found.Length == 0 ? "(none)" : found)}; expected text, prompt/completion, " +
+            "instruction/input/output, messages, prompt/chosen/rejected or prompt/responses/ranking (remap field names if they differ)");
+    }
+
+    public Example Parse(JsonElement root, DatasetFormat format, long line)
+    {
+        var at = new Location(source, line);
+        Example example = format switch
+        {
+            DatasetFormat.Text => new TextExample(RequiredString(root, "text", at)),
+            DatasetFormat.PromptCompletion => PromptCompletion(root, at),
+            DatasetFormat.Alpaca => new AlpacaExample(RequiredString(root, "instruction", at), OptionalString(root, "input", at) ?? "", RequiredString(root, "output", at)),
+            DatasetFormat.Messages => Conversation(root, at),
+            DatasetFormat.Preference => Preference(root, at),
+            DatasetFormat.Ranking => Ranking(root, at),
+            DatasetFormat.Prompt => PromptOnly(root, at),
+            _ => throw new ArgumentOutOfRangeException(nameof(format), format, "not a concrete dataset format"),
+        };
+        return example with { Source = source, Line = line };
+    }
+
+    private PromptCompletionExample PromptCompletion(JsonElement root, Location at)
+    {
+        var prompt = RequiredTextOrChat(root, "prompt", at);
+        var completion = RequiredTextOrChat(root, "completion", at);
+        SameKind(prompt, completion, "completion", at);
+        return new PromptCompletionExample(prompt, completion);
+    }
+
+    private MessagesExample Conversation(JsonElement root, Location at)
+    {
+        var messages = Messages(Required(root, "messages", at), names["messages"], at);
+        if (!messages.Any(m => m.Role == ChatMessage.Assistant))
+        {
+            throw at.Error(names["messages"], "no assistant turn to train on");
+        }
+
+        return new MessagesExample(messages);
+    }
+
+    private PromptExample PromptOnly(JsonElement root, Location at)
+    {
+        if (Present(root, "prompt"))
+        {
+            return new PromptExample(RequiredTextOrChat(root, "prompt", at));
+        }
+
+        var messages = Messages(Required(root, "messages", at), names["messages"], at);
+        if (messages.Count == 0 || messages[^1].Role == ChatMessage.Assistant)
+        {
+            throw at.Error(names["messages"], messages.Count == 0
+                ? "a prompt needs at least one message"
+                : "the last message is the assistant's; a prompt for generation ends with a user or system turn");
+        }
+
+        return new PromptExample(TextOrChat.FromMessages(messages));
+    }
+
+    private PreferenceExample Preference(JsonElement root, Location at)
+    {
+        var chosen = RequiredTextOrChat(root, "chosen", at);
+        var rejected = RequiredTextOrChat(root, "rejected", at);
+        SameKind(chosen, rejected, "rejected", at);
+        double? margin = null;
+        if (Present(root, "margin"))
+        {
+            var m = root.GetProperty(names["margin"]);
+            margin = m.ValueKind == JsonValueKind.Number && m.TryGetDouble(out double v) && double.IsFinite(v)
+                ? v
+                : throw at.Error(names["margin"], $"expected a finite number, got {Show(m)}");
+        }
+
+        if (Present(root, "prompt"))
+        {
+            var prompt = RequiredTextOrChat(root, "prompt", at);
+            SameKind(chosen, prompt, "prompt", at);
+            return new PreferenceExample(prompt, chosen, rejected, margin, ImplicitPrompt: false);
+        }
+
+        var (p, c, r) = CommonPrefix.Split(chosen, rejected);
+        if (p is null)
+        {
+            throw at.Error(names["chosen"], $"no '{names["prompt"]}' field, and chosen and rejected have no common prefix to take it from");
+        }
+
+        if (c is null || r is null)
+        {
+            throw at.Error(names[c is null ? "chosen" : "rejected"],
+                $"nothing is left of it after the prompt shared with '{names[c is null ? "rejected" : "chosen"]}' (identical, or a prefix of the other)");
+        }
+
+        return new PreferenceExample(p, c, r, margin, ImplicitPrompt: true);
+    }
+
+    private RankingExample Ranking(JsonElement root, Location at)
+    {
+        var prompt = RequiredTextOrChat(root, "prompt", at);
+        string responsesName = names["responses"], rankingName = names["ranking"];
+        var array = Required(root, "responses", at);
+        if (array.ValueKind != JsonValueKind.Array || array.GetArrayLength() < 2)
+        {
+            throw at.Error(responsesName, $"expected a list of at least 2 responses, got {Show(array)}");
+        }
+
+        var responses = new List<TextOrChat>();
+        int i = 0;
+        foreach (var item in array.EnumerateArray())
+        {
+            var response = ParseTextOrChat(item, $"{responsesName}[{i}]", at);
+            SameKind(prompt, response, $"{responsesName}[{i}]", at);
+            responses.Add(response);
+            i++;
+        }
+
+        var rankingArray = Required(root, "ranking", at);
+        if (rankingArray.ValueKind != JsonValueKind.Array)
+        {
+            throw at.Error(rankingName, $"expected a list of response indices, best first, got {Show(rankingArray)}");
+        }
+
+        var ranking = new List<int>();
+        var seen = new bool[responses.Count];
+        foreach (var item in rankingArray.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt32(out int index) || index < 0 || index >= responses.Count)
+            {
+                throw at.Error(rankingName, $"{Show(item)} is not an index of one of the {responses.Count} responses");
+            }
+
+            if (seen[index])
+            {
+                throw at.Error(rankingName, $"index {index} appears twice; the ranking must be a permutation of 0..{responses.Count - 1}");
+            }
+
+            seen[index] = true;
+            ranking.Add(index);
+        }
+
+        if (ranking.Count != responses.Count)
+        {
+            throw at.Error(rankingName, $"ranks {ranking.Count} of the {responses.Count} responses; it must be a permutation of 0..{responses.Count - 1}");
+        }
+
+        return new RankingExample(prompt, responses, ranking);
+    }
+
+    private void SameKind(TextOrChat reference, TextOrChat other, string otherField, Location at)
+    {
+        if (reference.IsChat != other.IsChat)
+        {
+            string field = names.TryGetValue(otherField, out var mapped) ? mapped : otherField;
+            throw at.Error(field, reference.IsChat ? "expected a list of messages like the other fields" : "expected a string like the other fields");
+        }
+    }
+
+    private bool Present(JsonElement root, string field) =>
+        root.TryGetProperty(names[field], out var v) && v.ValueKind != JsonValueKind.Null;
+
+    private JsonElement Required(JsonElement root, string field, Location at) =>
+        root.TryGetProperty(names[field], out var v) && v.ValueKind != JsonValueKind.Null
+            ? v
+            : throw at.Error(names[field], "missing");
+
+    private string RequiredString(JsonElement root, string field, Location at)
+    {
+        var v = Required(root, field, at);
+        return v.ValueKind == JsonValueKind.String ? v.GetString()! : throw at.Error(names[field], $"expected a string, got {Show(v)}");
+    }
+
+    private string? OptionalString(JsonElement root, string field, Location at) =>
+        Present(root, field) ? RequiredString(root, field, at) : null;
+
+    private TextOrChat RequiredTextOrChat(JsonElement root, string field, Location at) => ParseTextOrChat(Required(root, field, at), names[field], at);
+
+    private static TextOrChat ParseTextOrChat(JsonElement value, string field, Location at) => value.ValueKind switch
+    {
+        JsonValueKind.String => TextOrChat.FromText(value.GetString()!),
+        JsonValueKind.Array => TextOrChat.FromMessages(Messages(value, field, at)),
+        _ => throw at.Error(field, $"expected a string or a list of messages, got {Show(value)}"),
+    };
+
+    private static List<ChatMessage> Messages(JsonElement value, string field, Location at)
+    {
+        if (value.ValueKind != JsonValueKind.Array)
+        {
+            throw at.Error(field, $"expected a list of messages, got {Show(value)}");
+        }
+
+        var list = new List<ChatMessage>(value.GetArrayLength());
+        int i = 0;
+        foreach (var item in value.EnumerateArray())
+        {
+            if (item.ValueKind != JsonValueKind.Object)
+            {
+                throw at.Error(field, $"message {i}: expected an object with 'role' and 'content', got {Show(item)}");
+            }
+
+            if (!item.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String || !ChatMessage.IsKnownRole(role.GetString()))
+            {
+                throw at.Error(field, $"message {i}: 'role' must be \"system\", \"user\" or \"assistant\", got {(item.TryGetProperty("role", out role) ? Show(role) : "nothing")}");
+            }
+
+            if (!item.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.String)
+            {
+                throw at.Error(field, $"message {i}: 'content' must be a string, got {(item.TryGetProperty("content", out content) ? Show(content) : "nothing")}");
+            }
+
+            list.Add(new ChatMessage(role.GetString()!, content.GetString()!));
+            i++;
+        }
+
+        return list;
+    }
+
+    // A short rendering of a wrong value for an error message; never the whole of a huge one.
+    private static string Show(JsonElement value)
+    {
+        string kind = value.ValueKind switch
+        {
+            JsonValueKind.Object => "an object",
+            JsonValueKind.Array => $"a list of {value.GetArrayLength()}",
+            JsonValueKind.String => "a string",
+            JsonValueKind.Number => "a number",
+            JsonValueKind.True or JsonValueKind.False => "a boolean",
+            _ => "null",
+        };
+        if (value.ValueKind is JsonValueKind.Object or JsonValueKind.Array)
+        {
+            return kind;
+        }
+
+        string raw = value.GetRawText();
+        return raw.Length <= 40 ? $"{kind} {raw}" : $"{kind} {raw[..37]}...";
+    }
+
+    private readonly record struct Location(string Source, long Line)
+    {
+        public DatasetException Error(string field, string detail) => new(Source, Line, field, detail);
+    }
+}
+
+/// <summary>The implicit-prompt rule for preference pairs without a <c>prompt</c>.</summary>
+public static class CommonPrefix
+{
+    /// <summary>
+    /// Splits chosen and rejected into (prompt, chosen rest, rejected rest), TRL's <c>extract_prompt</c> rule: the prompt
+    /// is their longest common prefix, by characters for strings (a trailing space moves to the responses, and a
+    /// surrogate pair is never split) or by whole messages for conversations. Null prompt: nothing in common; null rest:
+    /// nothing left of that response.
+    /// </summary>
+    public static (TextOrChat? Prompt, TextOrChat? Chosen, TextOrChat? Rejected) Split(TextOrChat chosen, TextOrChat rejected)
+    {
+        ArgumentNullException.ThrowIfNull(chosen);
+        ArgumentNullException.ThrowIfNull(rejected);
+        if (chosen.IsChat != rejected.IsChat)
+        {
+            throw new ArgumentException("chosen and rejected must both be text or both be messages");
+        }
+
+        if (chosen.IsChat)
+        {
+            var a = chosen.Messages!;
+            var b = rejected.Messages!;
+            int n = 0;
+            while (n < a.Count && n < b.Count && a[n] == b[n])
+            {
+                n++;
+            }
+
+            return (n == 0 ? null : TextOrChat.FromMessages([.. a.Take(n)]),
+                n == a.Count ? null : TextOrChat.FromMessages([.. a.Skip(n)]),
+                n == b.Count ? null : TextOrChat.FromMessages([.. b.Skip(n)]));
+        }
+
+        string x = chosen.Text!, y = rejected.Text!;
+        int k = x.AsSpan().CommonPrefixLength(y);
+        if (k < x.Length && k < y.Length && k > 0 && x[k - 1] == ' ')
+        {
+            k--;
+        }
+
+        if (k > 0 && k < x.Length && char.IsLowSurrogate(x[k]))
+        {
+            k--;
+        }
+
+        return (k == 0 ? null : TextOrChat.FromText(x[..k]),
+            k == x.Length ? null : TextOrChat.FromText(x[k..]),
+            k == y.Length ? null : TextOrChat.FromText(y[k..]));
+    }
+}

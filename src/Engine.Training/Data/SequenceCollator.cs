@@ -1,0 +1,358 @@
+using Engine.Models.Chat;
+
+namespace Engine.Training.Data;
+
+/// <summary>How examples become token rows. One record with its defaults, shared by the library and the CLI.</summary>
+public sealed record CollatorOptions
+{
+    /// <summary>Target id of positions that are not trained (PyTorch's <c>ignore_index</c>).</summary>
+    public const int IgnoreIndex = -100;
+
+    /// <summary>Longest sequence, in tokens (and the row length when packing).</summary>
+    public int MaxLength { get; init; } = 1024;
+
+    /// <summary>Longest prompt, in tokens, before the whole is fitted to <see cref="MaxLength"/>; 0 for no separate limit.</summary>
+    public int MaxPromptLength { get; init; }
+
+    /// <summary>
+    /// When a sequence is too long, drop prompt tokens from the start first (keeping BOS), so the response survives;
+    /// only then cut the response from the right. When false, sequences are simply cut from the right.
+    /// </summary>
+    public bool TruncatePromptLeft { get; init; } = true;
+
+    /// <summary>
+    /// Train only on completions (prompt/completion, Alpaca output, preference responses) and assistant turns (messages).
+    /// When false every token is trained.
+    /// </summary>
+    public bool CompletionOnlyLoss { get; init; } = true;
+
+    /// <summary>
+    /// Append the encoder's EOS after plain-text completions (text, prompt/completion, Alpaca) so the model learns to
+    /// stop. Chat templates end each turn with their own marker, so conversations get none.
+    /// </summary>
+    public bool AppendEos { get; init; } = true;
+
+    /// <summary>Concatenate SFT sequences into rows of exactly <see cref="MaxLength"/> tokens (see <see cref="SequenceCollator.Pack"/>).</summary>
+    public bool Packing { get; init; }
+
+    /// <summary>Token id of padding (its targets are always <see cref="IgnoreIndex"/>).</summary>
+    public int PadTokenId { get; init; }
+}
+
+/// <summary>One tokenized example: ids and which of them are trained.</summary>
+/// <param name="Ids">Token ids [T].</param>
+/// <param name="Trained">Whether each token is a training target (predicted from the ones before it) [T].</param>
+/// <param name="PromptLength">Tokens before the first trained one (the prompt, BOS included).</param>
+public sealed record TokenizedSequence(int[] Ids, bool[] Trained, int PromptLength)
+{
+    /// <summary>Number of tokens.</summary>
+    public int Length => Ids.Length;
+}
+
+/// <summary>
+/// A padded batch of B rows of T tokens, flat row-major [B·T]. <c>Targets[b,t]</c> is the next token when it is trained,
+/// <see cref="CollatorOptions.IgnoreIndex"/> otherwise (padding, prompts, the last token, and document boundaries when packed).
+/// </summary>
+public sealed record SequenceBatch(int Batch, int Time, int[] Tokens, int[] Targets, float[] LossMask, int[] DocumentIds, int[] Positions, int[] Lengths)
+{
+    /// <summary>Number of positions with a target.</summary>
+    public int TrainedTokens => Targets.Count(t => t != CollatorOptions.IgnoreIndex);
+}
+
+/// <summary>
+/// Tokenizes examples (text, prompt/completion, Alpaca, messages, preference responses, prompts) through any
+/// <see cref="ITextEncoder"/> and collates them into padded or packed [B,T] batches with targets and loss masks.
+/// Pieces are encoded separately (prompt, then each trained span), so a mask never depends on token offsets.
+/// </summary>
+public sealed class SequenceCollator
+{
+    private readonly ITextEncoder encoder;
+    private readonly ChatTemplate? template;
+
+    /// <summary>Creates a collator; <paramref name="template"/> is needed for conversational examples.</summary>
+    public SequenceCollator(ITextEncoder encoder, CollatorOptions? options = null, ChatTemplate? template = null)
+    {
+        ArgumentNullException.ThrowIfNull(encoder);
+        this.encoder = encoder;
+        this.template = template;
+        Options = options ?? new CollatorOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(Options.MaxLength, 2, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfNegative(Options.MaxPromptLength, nameof(options));
+    }
+
+    /// <summary>The options in force.</summary>
+    public CollatorOptions Options { get; }
+
+    /// <summary>Tokenizes an SFT or pretraining example: text, prompt/completion, Alpaca or messages.</summary>
+    /// <exception cref="ArgumentException">A preference, ranking or prompt-only example (use <see cref="Tokenize(TextOrChat, TextOrChat)"/> or <see cref="TokenizePrompt"/>).</exception>
+    public TokenizedSequence Tokenize(Example example)
+    {
+        ArgumentNullException.ThrowIfNull(example);
+        return example switch
+        {
+            TextExample t => Build([(t.Text, true)], eos: true, allTrained: true),
+            PromptCompletionExample pc => Tokenize(pc.Prompt, pc.Completion),
+            AlpacaExample a => Build([(ChatTemplate.AlpacaPrompt(a.Instruction, a.Input), false), (a.Output, true)], eos: true),
+            MessagesExample m => Build(ChatPieces(m.Messages, 0), eos: false),
+            _ => throw new ArgumentException($"{example.Source}:{example.Line}: a {example.GetType().Name} is not an SFT example; tokenize its prompt and responses instead", nameof(example)),
+        };
+    }
+
+    /// <summary>
+    /// Tokenizes a prompt followed by a response (SFT prompt/completion, or one side of a preference pair): the
+    /// response is trained, the prompt is not.
+    /// </summary>
+    public TokenizedSequence Tokenize(TextOrChat prompt, TextOrChat response)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        ArgumentNullException.ThrowIfNull(response);
+        if (prompt.IsChat != response.IsChat)
+        {
+            throw new ArgumentException("prompt and response must both be text or both be messages");
+        }
+
+        if (!prompt.IsChat)
+        {
+            return Build([(prompt.Text!, false), (response.Text!, true)], eos: true);
+        }
+
+        var all = prompt.Messages!.Concat(response.Messages!).ToList();
+        return Build(ChatPieces(all, prompt.Messages!.Count(m => m.Role == ChatMessage.Assistant)), eos: false);
+    }
+
+    /// <summary>Tokenizes a generation prompt (RL): conversations end with the assistant header; nothing is trained.</summary>
+    public TokenizedSequence TokenizePrompt(TextOrChat prompt)
+    {
+        ArgumentNullException.ThrowIfNull(prompt);
+        string text = prompt.IsChat ? Template.Render(prompt.Messages!, addGenerationPrompt: true).Text : prompt.Text!;
+        return Build([(text, false)], eos: false);
+    }
+
+    /// <summary>The two tokenized sides of a preference pair.</summary>
+    public (TokenizedSequence Chosen, TokenizedSequence Rejected) TokenizePair(PreferenceExample example)
+    {
+        ArgumentNullException.ThrowIfNull(example);
+        return (Tokenize(example.Prompt, example.Chosen), Tokenize(example.Prompt, example.Rejected));
+    }
+
+    /// <summary>
+    /// Pads sequences into one [B,T] batch, T = the longest (or <paramref name="time"/> when given, which must fit all).
+    /// Each row is one document.
+    /// </summary>
+    public SequenceBatch Collate(IReadOnlyList<TokenizedSequence> sequences, int? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        if (sequences.Count == 0)
+        {
+            throw new ArgumentException("no sequences to collate", nameof(sequences));
+        }
+
+        int longest = sequences.Max(s => s.Length);
+        int t = time ?? longest;
+        if (t < longest)
+        {
+            throw new ArgumentOutOfRangeException(nameof(time), $"T={t} is shorter than the longest sequence ({longest} tokens)");
+        }
+
+        var batch = NewBatch(sequences.Count, t);
+        for (int b = 0; b < sequences.Count; b++)
+        {
+            Place(batch, b, 0, sequences[b], document: 0);
+        }
+
+        return batch;
+    }
+
+    /// <summary>
+    /// Packs sequences into rows of exactly <see cref="CollatorOptions.MaxLength"/> tokens, <paramref name="rows"/> rows per
+    /// batch: each sequence goes whole into the current row if it fits, else starts the next row (the rest of the row is
+    /// padding). Within a row the last token of a document has no target, so no loss crosses a document boundary. <see cref="SequenceBatch.DocumentIds"/> and <see cref="SequenceBatch.Positions"/>
+    /// say where each document lies for attention that can use them.
+    /// </summary>
+    public IEnumerable<SequenceBatch> Pack(IEnumerable<TokenizedSequence> sequences, int rows)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        int t = Options.MaxLength;
+        var batch = NewBatch(rows, t);
+        int row = 0, used = 0, document = 0;
+        bool any = false;
+        foreach (var s in sequences)
+        {
+            if (s.Length == 0)
+            {
+                continue;
+            }
+
+            if (s.Length > t)
+            {
+                throw new ArgumentException($"a sequence of {s.Length} tokens does not fit rows of {t}; tokenize with the same MaxLength", nameof(sequences));
+            }
+
+            if (used + s.Length > t)
+            {
+                row++;
+                used = 0;
+                document = 0;
+                if (row == rows)
+                {
+                    yield return batch;
+                    batch = NewBatch(rows, t);
+                    row = 0;
+                    any = false;
+                }
+            }
+
+            Place(batch, row, used, s, document++);
+            used += s.Length;
+            any = true;
+        }
+
+        if (any)
+        {
+            yield return batch;
+        }
+    }
+
+    /// <summary>
+    /// Tokenizes SFT examples and yields batches of <paramref name="batchSize"/> rows: packed rows of
+    /// <see cref="CollatorOptions.MaxLength"/> when <see cref="CollatorOptions.Packing"/> is set, else one example per row
+    /// padded to the longest in the batch. The last batch may be smaller (unpacked) or partly padding (packed).
+    /// </summary>
+    public IEnumerable<SequenceBatch> Batches(IEnumerable<Example> examples, int batchSize)
+    {
+        ArgumentNullException.ThrowIfNull(examples);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        var sequences = examples.Select(Tokenize);
+        if (Options.Packing)
+        {
+            foreach (var batch in Pack(sequences, batchSize))
+            {
+                yield return batch;
+            }
+
+            yield break;
+        }
+
+        foreach (var chunk in sequences.Chunk(batchSize))
+        {
+            yield return Collate(chunk);
+        }
+    }
+
+    private ChatTemplate Template => template ?? throw new InvalidOperationException("conversational examples need a chat template; pass one to the collator");
+
+    // The rendered conversation cut into pieces at the assistant spans; the first `skipAssistant` assistant turns
+    // (those inside a prompt) are not trained.
+    private List<(string Text, bool Trained)> ChatPieces(IReadOnlyList<ChatMessage> messages, int skipAssistant)
+    {
+        var rendered = Template.Render(messages);
+        var pieces = new List<(string, bool)>();
+        int at = 0, index = 0;
+        foreach (var span in rendered.AssistantSpans)
+        {
+            if (index++ < skipAssistant)
+            {
+                continue;
+            }
+
+            pieces.Add((rendered.Text[at..span.Start], false));
+            pieces.Add((rendered.Text.Substring(span.Start, span.Length), true));
+            at = span.End;
+        }
+
+        pieces.Add((rendered.Text[at..], false));
+        return pieces;
+    }
+
+    private TokenizedSequence Build(List<(string Text, bool Trained)> pieces, bool eos, bool allTrained = false)
+    {
+        var ids = new List<int>();
+        var trained = new List<bool>();
+        bool train = allTrained || !Options.CompletionOnlyLoss;
+        if (encoder.BosTokenId is int bos)
+        {
+            ids.Add(bos);
+            trained.Add(false);
+        }
+
+        foreach (var (text, isTrained) in pieces)
+        {
+            if (text.Length == 0)
+            {
+                continue;
+            }
+
+            int[] piece = encoder.Encode(text);
+            ids.AddRange(piece);
+            trained.AddRange(Enumerable.Repeat(isTrained || train, piece.Length));
+        }
+
+        if (eos && Options.AppendEos && encoder.EosTokenId is int end)
+        {
+            ids.Add(end);
+            trained.Add(pieces.Count > 0 && (pieces[^1].Trained || train));
+        }
+
+        return Truncate([.. ids], [.. trained], encoder.BosTokenId is null ? 0 : 1);
+    }
+
+    // keep = leading tokens never dropped (BOS).
+    private TokenizedSequence Truncate(int[] idArray, bool[] trainedArray, int keep)
+    {
+        var ids = new List<int>(idArray);
+        var trained = new List<bool>(trainedArray);
+        int prompt = trained.IndexOf(true);
+        prompt = prompt < 0 ? ids.Count : prompt;
+        void Drop(int start, int count)
+        {
+            ids.RemoveRange(start, count);
+            trained.RemoveRange(start, count);
+            prompt -= count;
+        }
+
+        if (Options.MaxPromptLength > 0 && prompt > Math.Max(Options.MaxPromptLength, keep))
+        {
+            int excess = prompt - Math.Max(Options.MaxPromptLength, keep);
+            Drop(Options.TruncatePromptLeft ? keep : prompt - excess, excess);
+        }
+
+        if (Options.TruncatePromptLeft && ids.Count > Options.MaxLength && prompt > keep)
+        {
+            Drop(keep, Math.Min(ids.Count - Options.MaxLength, prompt - keep));
+        }
+
+        int length = Math.Min(ids.Count, Options.MaxLength);
+        return new TokenizedSequence([.. ids.Take(length)], [.. trained.Take(length)], Math.Min(prompt, length));
+    }
+
+    private SequenceBatch NewBatch(int rows, int time)
+    {
+        int n = rows * time;
+        var tokens = new int[n];
+        Array.Fill(tokens, Options.PadTokenId);
+        var targets = new int[n];
+        Array.Fill(targets, CollatorOptions.IgnoreIndex);
+        var documents = new int[n];
+        Array.Fill(documents, -1);
+        return new SequenceBatch(rows, time, tokens, targets, new float[n], documents, new int[n], new int[rows]);
+    }
+
+    private static void Place(SequenceBatch batch, int row, int offset, TokenizedSequence s, int document)
+    {
+        int start = (row * batch.Time) + offset;
+        for (int i = 0; i < s.Length; i++)
+        {
+            batch.Tokens[start + i] = s.Ids[i];
+            batch.DocumentIds[start + i] = document;
+            batch.Positions[start + i] = i;
+            if (i + 1 < s.Length && s.Trained[i + 1])
+            {
+                batch.Targets[start + i] = s.Ids[i + 1];
+                batch.LossMask[start + i] = 1f;
+            }
+        }
+
+        batch.Lengths[row] = offset + s.Length;
+    }
+}
