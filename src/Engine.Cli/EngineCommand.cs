@@ -10,6 +10,7 @@ internal static class EngineCommand
     {
         var root = new RootCommand("Engine: a .NET-native transformer runtime and alignment trainer (pretrain, SFT, RM, PPO, DPO).");
         root.Add(BenchCommand.Create());
+        TokenizeCommand.AddTo(root);
         return root;
     }
 
