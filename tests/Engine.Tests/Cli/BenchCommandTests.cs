@@ -7,6 +7,7 @@ using Xunit;
 
 namespace Engine.Tests.Cli;
 
+[Collection("Console")]
 public class BenchCommandTests
 {
     [Theory]
