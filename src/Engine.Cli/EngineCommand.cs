@@ -11,6 +11,7 @@ internal static class EngineCommand
         var root = new RootCommand("Engine: a .NET-native transformer runtime and alignment trainer (pretrain, SFT, RM, PPO, DPO).");
         root.Add(BenchCommand.Create());
         root.Add(InfoCommand.Create());
+        TokenizeCommand.AddTo(root);
         return root;
     }
 
