@@ -18,6 +18,9 @@ public sealed record CudaBackendOptions
     /// <summary>Whether compiled kernels are read from and written to the disk cache (default true).</summary>
     public bool UseDiskCache { get; init; } = true;
 
-    /// <summary>Compile kernels with <c>-lineinfo</c> so profilers map instructions to source lines.</summary>
+    /// <summary>
+    /// Compile kernels with <c>-lineinfo</c> so profilers map instructions to source lines. Off by default; NVRTC 11.8.89
+    /// crashes (segmentation fault) compiling attention.cu for sm_90 with it, so use it with NVRTC 12 or newer.
+    /// </summary>
     public bool LineInfo { get; init; }
 }

@@ -18,6 +18,9 @@ public sealed record CompiledKernel(string FileName, KernelTarget Target, byte[]
 /// </summary>
 public static unsafe class NvrtcCompiler
 {
+    /// <summary>Stack of the compiler thread: NVRTC needs several MiB for the attention kernels' templates.</summary>
+    private const int CompilerStackBytes = 64 * 1024 * 1024;
+
     /// <summary>Whether an NVRTC library was found.</summary>
     public static bool IsAvailable => NativeLibraries.Probe(NativeLibraries.Nvrtc).IsLoaded;
 
@@ -82,6 +85,33 @@ public static unsafe class NvrtcCompiler
         string fileName, string source, IReadOnlyDictionary<string, string> headers, IReadOnlyList<string> options, KernelTarget target)
     {
         RequireLibrary();
+
+        // NVRTC's front end recurses deeply: on a thread-pool thread's default stack (1.5 MiB on Linux) it overflows the
+        // stack and takes the process down, so it always runs on a thread of its own with a large stack.
+        CompiledKernel? result = null;
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? failure = null;
+        var thread = new Thread(
+            () =>
+            {
+                try
+                {
+                    result = CompileOnThisThread(fileName, source, headers, options, target);
+                }
+                catch (Exception e)
+                {
+                    failure = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e);
+                }
+            },
+            CompilerStackBytes) { Name = "nvrtc " + fileName, IsBackground = true };
+        thread.Start();
+        thread.Join();
+        failure?.Throw();
+        return result!;
+    }
+
+    private static CompiledKernel CompileOnThisThread(
+        string fileName, string source, IReadOnlyDictionary<string, string> headers, IReadOnlyList<string> options, KernelTarget target)
+    {
         if (target.Kind == KernelImageKind.Cubin && !NativeLibraries.Probe(NativeLibraries.Nvrtc).HasExport("nvrtcGetCUBIN"))
         {
             throw new CudaException($"{LibraryDescription} predates nvrtcGetCUBIN (NVRTC 11.1); compile to PTX instead");
