@@ -169,7 +169,8 @@ public sealed unsafe partial class CudaBackend
     /// </summary>
     internal static (int Segments, int RowsPerSegment) Segments(long rows, long columns)
     {
-        long maxSegments = Math.Max(1, MaxPartialFloats / Math.Max(1, columns));
+        // gridDim.y (the segment index) is limited to 65535.
+        long maxSegments = Math.Clamp(MaxPartialFloats / Math.Max(1, columns), 1, 65535);
         long segments = Math.Min((rows + 63) / 64, maxSegments);
         segments = Math.Max(1, segments);
         long perSegment = (rows + segments - 1) / segments;

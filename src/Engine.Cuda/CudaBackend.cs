@@ -38,8 +38,10 @@ public sealed unsafe partial class CudaBackend : Backend
     private bool errorCheckPending;
     private int disposed;
 
+    // The backend whose context was last made current on this thread. Tracking the backend, not the context handle,
+    // keeps a new backend from trusting a binding left by a disposed one that happened to get the same handle.
     [ThreadStatic]
-    private static CuContext currentContext;
+    private static CudaBackend? currentOwner;
 
     private CudaBackend(CudaBackendOptions options)
     {
@@ -150,34 +152,37 @@ public sealed unsafe partial class CudaBackend : Backend
     internal void MakeCurrent()
     {
         ObjectDisposedException.ThrowIf(IsDisposed, this);
-        if (currentContext != context)
+        if (!ReferenceEquals(currentOwner, this))
         {
             Driver.Check(Driver.cuCtxSetCurrent(context), "cuCtxSetCurrent");
-            currentContext = context;
+            currentOwner = this;
         }
     }
 
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
-        if (Interlocked.Exchange(ref disposed, 1) == 0)
+        if (IsDisposed)
         {
-            if (disposing)
-            {
-                scratch?.Dispose();
-                errorWord?.Dispose();
-            }
-
-            ReleaseNative();
+            return;
         }
 
+        if (disposing)
+        {
+            // Freed while the backend is still live, so the memory goes back to a primary context other backends may share.
+            scratch?.Dispose();
+            errorWord?.Dispose();
+        }
+
+        Volatile.Write(ref disposed, 1);
+        ReleaseNative();
         base.Dispose(disposing);
     }
 
     private void ReleaseNative()
     {
         Driver.cuCtxSetCurrent(context);
-        currentContext = context;
+        currentOwner = null;
         lock (gate)
         {
             foreach (var module in modules.Values)
@@ -205,7 +210,6 @@ public sealed unsafe partial class CudaBackend : Backend
         // Statuses are not checked here on purpose: teardown must release everything it can even after a failed launch
         // left the context in an error state.
         Driver.cuDevicePrimaryCtxRelease(device);
-        currentContext = default;
     }
 
     // ------------------------------------------------------------------ launching
@@ -340,17 +344,27 @@ public sealed unsafe partial class CudaBackend : Backend
         var headers = KernelSources.Headers();
         var compileOptions = NvrtcCompiler.Options(target, options.LineInfo);
         string key = KernelCache.Key(source, headers, compileOptions, $"{info.Name} sm_{info.ComputeMajor}{info.ComputeMinor}", nvrtcVersion);
-        byte[]? image = cache?.TryRead(key, target.Kind);
-        if (image is null)
+        byte[]? cached = cache?.TryRead(key, target.Kind);
+        if (cached is not null && TryLoadImage(cached, out var fromCache))
         {
-            image = NvrtcCompiler.Compile(file, source, headers, compileOptions, target).Image;
-            cache?.Write(key, target.Kind, image);
+            return fromCache;
         }
 
+        // Not cached, or the cached file is not loadable (written by a damaged disk or another driver): compile afresh.
+        byte[] image = NvrtcCompiler.Compile(file, source, headers, compileOptions, target).Image;
+        cache?.Write(key, target.Kind, image);
         fixed (byte* p = image)
         {
             Driver.Check(Driver.cuModuleLoadData(out var module, p), $"cuModuleLoadData({file}, {target})");
             return module;
+        }
+    }
+
+    private static bool TryLoadImage(byte[] image, out CuModule module)
+    {
+        fixed (byte* p = image)
+        {
+            return Driver.cuModuleLoadData(out module, p) == CuResult.Success;
         }
     }
 }
