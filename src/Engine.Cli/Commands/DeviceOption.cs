@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Engine.Core.Backends;
 using Engine.Core.Cpu;
+using Engine.Cuda;
 
 namespace Engine.Cli.Commands;
 
@@ -14,10 +15,28 @@ internal static class DeviceOption
         return option;
     }
 
-    /// <summary>The backend for a --device value. CUDA is not built yet: asking for it is an error, auto falls back to the CPU.</summary>
-    public static Backend CreateBackend(string? device, int threads) => device switch
+    /// <summary>
+    /// The backend for a --device value: <c>cuda</c> fails with the one-line reason when CUDA cannot be used; <c>auto</c>
+    /// takes CUDA when it can and otherwise the CPU, saying why on <paramref name="notes"/> (stderr by default).
+    /// </summary>
+    public static Backend CreateBackend(string? device, int threads, TextWriter? notes = null)
     {
-        "cuda" => throw new CommandException("--device cuda: the CUDA backend is not available in this build (it arrives with Engine.Cuda); use --device cpu"),
-        _ => new CpuBackend(threads),
-    };
+        switch (device)
+        {
+            case "cuda":
+                return CudaBackend.TryCreate(out var cuda, out string reason)
+                    ? cuda!
+                    : throw new CommandException($"--device cuda: {reason}");
+            case "auto":
+                if (CudaBackend.TryCreate(out var found, out string why))
+                {
+                    return found!;
+                }
+
+                (notes ?? Console.Error).WriteLine($"note: --device auto runs on the CPU ({why})");
+                return new CpuBackend(threads);
+            default:
+                return new CpuBackend(threads);
+        }
+    }
 }

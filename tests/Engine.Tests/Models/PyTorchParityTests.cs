@@ -1,3 +1,4 @@
+using Engine.Core.Backends;
 using Engine.Core.Cpu;
 using Engine.Models;
 using Engine.Models.HuggingFace;
@@ -10,6 +11,7 @@ namespace Engine.Tests.Models;
 /// <summary>
 /// The transformer against float64 PyTorch references of Hugging Face's GPT-2 and Llama/Qwen2 (tests/fixtures):
 /// logits, loss, the gradient of every parameter, and ten AdamW steps with clipping, like llm.c's test_gpt2.
+/// The checks take the backend as an argument, so <see cref="CudaPyTorchParityTests"/> runs the same bodies on CUDA.
 /// </summary>
 [Trait("Category", "Parity")]
 public class PyTorchParityTests(ITestOutputHelper output)
@@ -20,8 +22,21 @@ public class PyTorchParityTests(ITestOutputHelper output)
     [MemberData(nameof(Fixtures))]
     public void Logits_loss_and_every_gradient_match(string name)
     {
-        var f = ModelFixture.Load(name);
         using var backend = new CpuBackend(2);
+        LogitsLossAndGradients(name, backend, output);
+    }
+
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void Ten_AdamW_steps_follow_the_PyTorch_trajectory(string name)
+    {
+        using var backend = new CpuBackend(2);
+        TenAdamWSteps(name, backend, output);
+    }
+
+    internal static void LogitsLossAndGradients(string name, Backend backend, ITestOutputHelper output)
+    {
+        var f = ModelFixture.Load(name);
         using var model = Load(f, backend);
         int b = (int)f.Shapes["input_ids"][0], t = (int)f.Shapes["input_ids"][1];
 
@@ -44,12 +59,9 @@ public class PyTorchParityTests(ITestOutputHelper output)
         }
     }
 
-    [Theory]
-    [MemberData(nameof(Fixtures))]
-    public void Ten_AdamW_steps_follow_the_PyTorch_trajectory(string name)
+    internal static void TenAdamWSteps(string name, Backend backend, ITestOutputHelper output)
     {
         var f = ModelFixture.Load(name);
-        using var backend = new CpuBackend(2);
         using var model = Load(f, backend);
         int b = (int)f.Shapes["input_ids"][0], t = (int)f.Shapes["input_ids"][1];
         var opt = f.Optimizer;
@@ -141,7 +153,7 @@ public class PyTorchParityTests(ITestOutputHelper output)
         Assert.ThrowsAny<Exception>(() => Approx.Equal(f.Floats["logits"], logits, atol: 2e-5f, rtol: 1e-4f));
     }
 
-    private static Transformer Load(ModelFixture f, CpuBackend backend)
+    private static Transformer Load(ModelFixture f, Backend backend)
     {
         var config = HfConfig.Parse(f.ConfigJson, f.Name);
         var model = new Transformer(config, backend);

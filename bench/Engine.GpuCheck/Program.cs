@@ -1,0 +1,178 @@
+using System.Globalization;
+using Engine.Cli.Bench;
+using Engine.Conformance;
+using Engine.Core.Backends;
+using Engine.Core.Cpu;
+using Engine.Core.Tensors;
+using Engine.Cuda;
+using Engine.Models;
+
+// engine-gpucheck [--tf32] [--skip-bench] [--seed N]
+// 1. availability, 2. the conformance suite (CUDA vs the CPU backend), 3. micro-benchmarks, 4. a summary table.
+// Exit code: 0 all conformance checks passed, 1 some failed, 2 CUDA is not available.
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+bool tf32 = args.Contains("--tf32");
+bool skipBench = args.Contains("--skip-bench");
+int seed = ArgValue(args, "--seed") is string s ? int.Parse(s, CultureInfo.InvariantCulture) : Random.Shared.Next();
+
+var report = CudaAvailability.Probe();
+Console.WriteLine($"CUDA: {(report.IsAvailable ? "available" : "NOT available")}: {report.Reason}");
+if (!report.IsAvailable)
+{
+    return 2;
+}
+
+var summary = new List<(string What, string Value, string Status)>();
+using var cuda = CudaBackend.Create(new CudaBackendOptions { AllowTf32 = tf32 });
+using var cpu = new CpuBackend();
+Console.WriteLine($"backend: {cuda.Description}");
+Console.WriteLine($"reference: {cpu.Description}");
+Console.WriteLine($"conformance seed: {seed}");
+
+int failed = 0;
+foreach (var test in ConformanceSuite.Cases)
+{
+    IReadOnlyList<ConformanceResult> results;
+    try
+    {
+        using var pair = new BackendPair(cpu, cuda);
+        results = test.Run(pair, seed);
+    }
+    catch (Exception e)
+    {
+        Console.WriteLine($"[{test.Name}] threw {e.GetType().Name}: {e.Message}");
+        summary.Add((test.Name, "exception", "FAIL"));
+        failed++;
+        continue;
+    }
+
+    foreach (var r in results)
+    {
+        Console.WriteLine($"[{test.Name}] {r}");
+    }
+
+    int bad = results.Count(r => !r.Passed);
+    failed += bad;
+    double worst = results.Max(r => r.Tolerance > 0 ? r.RelativeError / r.Tolerance : r.RelativeError);
+    summary.Add((test.Name, $"{results.Count} outputs, worst {worst:F3} of tolerance", bad == 0 ? "ok" : $"FAIL ({bad})"));
+}
+
+if (!skipBench)
+{
+    foreach (var row in Benchmarks.Run(cuda))
+    {
+        summary.Add(row);
+    }
+}
+
+Console.WriteLine();
+Console.WriteLine($"{"check",-34} {"result",-52} status");
+Console.WriteLine(new string('-', 96));
+foreach (var (what, value, status) in summary)
+{
+    Console.WriteLine($"{what,-34} {value,-52} {status}");
+}
+
+Console.WriteLine(failed == 0 ? "conformance: all passed" : $"conformance: {failed} FAILED");
+return failed == 0 ? 0 : 1;
+
+static string? ArgValue(string[] args, string name)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}
+
+/// <summary>GPU micro-benchmarks timed with CUDA events: GEMM GFLOP/s, attention forward/backward, a GPT-2 124M step.</summary>
+internal static class Benchmarks
+{
+    public static IEnumerable<(string, string, string)> Run(CudaBackend cuda)
+    {
+        foreach (var (m, n, k) in new[] { (4096, 4096, 4096), (8192, 3072, 768), (8192, 768, 3072), (8192, 50304, 768) })
+        {
+            yield return Gemm(cuda, m, n, k);
+        }
+
+        yield return Attention(cuda, 4, 1024, new AttentionShape(12, 12, 64));
+        yield return Attention(cuda, 2, 2048, new AttentionShape(14, 2, 64));
+        yield return TrainStep(cuda);
+    }
+
+    private static (string, string, string) Gemm(CudaBackend cuda, int m, int n, int k)
+    {
+        var a = cuda.AllocateTensor(DType.F32, m, k);
+        var b = cuda.AllocateTensor(DType.F32, n, k);
+        var c = cuda.AllocateTensor(DType.F32, m, n);
+        try
+        {
+            cuda.Fill(a, 0.01f);
+            cuda.Fill(b, 0.02f);
+            double ms = Time(cuda, 10, () => cuda.Gemm(c, a, b, transposeA: false, transposeB: true));
+            double gflops = 2.0 * m * n * k / (ms * 1e6);
+            return ($"gemm {m}x{n}x{k} (A·Bᵀ)", $"{ms:F3} ms, {gflops:F0} GFLOP/s", "bench");
+        }
+        finally
+        {
+            a.Buffer!.Dispose();
+            b.Buffer!.Dispose();
+            c.Buffer!.Dispose();
+        }
+    }
+
+    private static (string, string, string) Attention(CudaBackend cuda, int batch, int t, AttentionShape shape)
+    {
+        var qkv = cuda.AllocateTensor(DType.F32, batch, t, shape.QkvChannels);
+        var output = cuda.AllocateTensor(DType.F32, batch, t, shape.OutChannels);
+        var lse = cuda.AllocateTensor(DType.F32, batch, shape.NumHeads, t);
+        var dout = cuda.AllocateTensor(DType.F32, batch, t, shape.OutChannels);
+        var dqkv = cuda.AllocateTensor(DType.F32, batch, t, shape.QkvChannels);
+        try
+        {
+            cuda.Fill(qkv, 0.1f);
+            cuda.Fill(dout, 0.01f);
+            double forward = Time(cuda, 10, () => cuda.AttentionForward(output, lse, qkv, shape));
+            double backward = Time(cuda, 10, () => cuda.AttentionBackward(dqkv, dout, qkv, output, lse, shape));
+
+            // Causal: half of the T² score matrix; forward 2 GEMM-like products of 2·HS flops per score, backward 5.
+            double scores = (double)batch * shape.NumHeads * t * (t + 1) / 2;
+            double fwdTflops = 4.0 * scores * shape.HeadSize / (forward * 1e9);
+            double bwdTflops = 10.0 * scores * shape.HeadSize / (backward * 1e9);
+            return ($"attention B={batch} T={t} NH={shape.NumHeads} NKV={shape.NumKvHeads} HS={shape.HeadSize}",
+                    $"fwd {forward:F2} ms ({fwdTflops:F1} TFLOP/s), bwd {backward:F2} ms ({bwdTflops:F1} TFLOP/s)", "bench");
+        }
+        finally
+        {
+            foreach (var tensor in new[] { qkv, output, lse, dout, dqkv })
+            {
+                tensor.Buffer!.Dispose();
+            }
+        }
+    }
+
+    private static (string, string, string) TrainStep(CudaBackend cuda)
+    {
+        var options = new TrainStepOptions
+        {
+            Architecture = Architecture.Gpt2, Layers = 12, Channels = 768, Heads = 12, Vocab = 50257, Sequence = 1024, Batch = 4,
+            Steps = 10, Warmup = 2,
+        };
+        var result = TrainStepBenchmark.Run(options, cuda);
+        return ("GPT-2 124M train step B=4 T=1024",
+                $"{result.MillisecondsPerStep:F1} ms/step, {result.TokensPerSecond:F0} tokens/s, loss {result.Losses[0]:F3}→{result.Losses[^1]:F3}",
+                "bench");
+    }
+
+    private static double Time(CudaBackend cuda, int repetitions, Action work)
+    {
+        work();
+        cuda.Synchronize();
+        using var watch = cuda.CreateStopwatch();
+        watch.Start();
+        for (int i = 0; i < repetitions; i++)
+        {
+            work();
+        }
+
+        watch.Stop();
+        return watch.ElapsedMilliseconds / repetitions;
+    }
+}

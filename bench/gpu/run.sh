@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs the CUDA conformance suite and the GPU micro-benchmarks on a Linux machine with an NVIDIA driver and NO .NET.
+#
+# 1. On a machine WITH the .NET 10 SDK (any OS), from the repository root, publish the self-contained single-file runner
+#    into the ignored folder publish/gpu:
+#
+#      dotnet publish bench/Engine.GpuCheck -c Release -r linux-x64 --self-contained \
+#          -p:PublishSingleFile=true -o publish/gpu
+#
+# 2. Copy publish/gpu/engine-gpucheck and this script to the GPU machine (or the whole repository), then run:
+#
+#      bash bench/gpu/run.sh [--tf32] [--skip-bench] [--seed N]
+#
+# Needs on the GPU machine: the NVIDIA driver (libcuda.so.1), NVRTC (libnvrtc.so.13/.12/.11.2) and cuBLAS
+# (libcublas.so.13/.12/.11), e.g. from the CUDA toolkit or the pip wheels nvidia-cuda-nvrtc-cu12 and nvidia-cublas-cu12.
+# Set ENGINE_NVRTC / ENGINE_CUBLAS / ENGINE_LIBCUDA to a full path when a library is not on the loader path; this script
+# also adds the usual toolkit and pip-wheel folders to LD_LIBRARY_PATH when they exist.
+#
+# Output: every conformance comparison (relative error vs tolerance), then a summary table (conformance per op family,
+# GEMM GFLOP/s, attention forward/backward, GPT-2 124M train step ms/step and tokens/s). Exit code 0 when every
+# conformance check passed, 1 when one failed, 2 when CUDA is not available (the reason is printed).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+
+runner=""
+for candidate in "${ENGINE_GPUCHECK:-}" "$here/engine-gpucheck" "$here/../../publish/gpu/engine-gpucheck" "./engine-gpucheck"; do
+  if [ -n "$candidate" ] && [ -x "$candidate" ]; then runner="$candidate"; break; fi
+done
+if [ -z "$runner" ]; then
+  echo "engine-gpucheck not found: publish it first (see the header of $0) or set ENGINE_GPUCHECK" >&2
+  exit 2
+fi
+
+extra=""
+for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+           "$HOME"/.local/lib/python3*/site-packages/nvidia/*/lib /usr/lib/python3*/site-packages/nvidia/*/lib \
+           /usr/local/lib/python3*/dist-packages/nvidia/*/lib; do
+  [ -d "$dir" ] && extra="$extra:$dir"
+done
+export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}$extra"
+
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+fi
+
+# Kernels compiled by NVRTC are cached here between runs.
+export ENGINE_CUDA_CACHE="${ENGINE_CUDA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/engine/cuda}"
+exec "$runner" "$@"

@@ -1,0 +1,107 @@
+using Engine.Core.Tensors;
+using Engine.Cuda.Interop;
+using Engine.Cuda.Runtime;
+
+namespace Engine.Cuda;
+
+public sealed unsafe partial class CudaBackend
+{
+    /// <inheritdoc/>
+    protected override void CopyFromHostCore(Tensor destination, ReadOnlySpan<byte> source)
+    {
+        if (source.IsEmpty)
+        {
+            return;
+        }
+
+        MakeCurrent();
+        // From pageable memory the driver stages the bytes before it returns, so the span may be reused at once.
+        fixed (byte* p = source)
+        {
+            Driver.Check(
+                Driver.cuMemcpyHtoDAsync(CuDevicePtr.From(destination.Address), p, (nuint)source.Length, stream), "cuMemcpyHtoDAsync_v2");
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void CopyToHostCore(Tensor source, Span<byte> destination)
+    {
+        MakeCurrent();
+        if (!destination.IsEmpty)
+        {
+            fixed (byte* p = destination)
+            {
+                Driver.Check(
+                    Driver.cuMemcpyDtoHAsync(p, CuDevicePtr.From(source.Address), (nuint)destination.Length, stream), "cuMemcpyDtoHAsync_v2");
+            }
+        }
+
+        Synchronize();
+    }
+
+    /// <inheritdoc/>
+    protected override void CopyCore(Tensor destination, Tensor source)
+    {
+        if (destination.ByteLength == 0 || destination.Address == source.Address)
+        {
+            return;
+        }
+
+        MakeCurrent();
+        Driver.Check(
+            Driver.cuMemcpyDtoDAsync(CuDevicePtr.From(destination.Address), CuDevicePtr.From(source.Address), (nuint)destination.ByteLength, stream),
+            "cuMemcpyDtoDAsync_v2");
+    }
+
+    /// <inheritdoc/>
+    protected override void ZeroCore(Tensor tensor)
+    {
+        if (tensor.ByteLength == 0)
+        {
+            return;
+        }
+
+        MakeCurrent();
+        Driver.Check(Driver.cuMemsetD8Async(CuDevicePtr.From(tensor.Address), 0, (nuint)tensor.ByteLength, stream), "cuMemsetD8Async");
+    }
+
+    /// <inheritdoc/>
+    protected override void FillCore(Tensor tensor, float value)
+    {
+        long n = tensor.ElementCount;
+        if (n > 0)
+        {
+            Launch(Kernels.Fill, ElementGrid(n), new Dim3(ElementThreads), 0, tensor, n, value);
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void AddCore(Tensor output, Tensor a, Tensor b)
+    {
+        long n = output.ElementCount;
+        if (n > 0)
+        {
+            Launch(Kernels.Add, ElementGrid(n), new Dim3(ElementThreads), 0, output, a, b, n);
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void AccumulateCore(Tensor destination, Tensor source)
+    {
+        long n = destination.ElementCount;
+        if (n > 0)
+        {
+            Launch(Kernels.Accumulate, ElementGrid(n), new Dim3(ElementThreads), 0, destination, source, n);
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void ScaleCore(Tensor tensor, float factor)
+    {
+        long n = tensor.ElementCount;
+        if (n > 0)
+        {
+            Launch(Kernels.Scale, ElementGrid(n), new Dim3(ElementThreads), 0, tensor, n, factor);
+        }
+    }
+}

@@ -1,0 +1,26 @@
+namespace Engine.Cuda;
+
+/// <summary>Settings of a <see cref="CudaBackend"/>; the defaults favour parity with the CPU backend.</summary>
+public sealed record CudaBackendOptions
+{
+    /// <summary>Which GPU (default 0).</summary>
+    public int DeviceOrdinal { get; init; }
+
+    /// <summary>
+    /// Let cuBLAS run fp32 GEMMs on TF32 tensor cores (10-bit mantissa inputs, fp32 accumulation). Off by default: results
+    /// then match the CPU backend to fp32 rounding; on, GEMMs are several times faster and differ at about 1e-3.
+    /// </summary>
+    public bool AllowTf32 { get; init; }
+
+    /// <summary>Folder of the compiled-kernel cache; null means <see cref="Compilation.KernelCache.DefaultDirectory"/>.</summary>
+    public string? CacheDirectory { get; init; }
+
+    /// <summary>Whether compiled kernels are read from and written to the disk cache (default true).</summary>
+    public bool UseDiskCache { get; init; } = true;
+
+    /// <summary>
+    /// Compile kernels with <c>-lineinfo</c> so profilers map instructions to source lines. Off by default; NVRTC 11.8.89
+    /// crashes (segmentation fault) compiling attention.cu for sm_90 with it, so use it with NVRTC 12 or newer.
+    /// </summary>
+    public bool LineInfo { get; init; }
+}

@@ -1,0 +1,92 @@
+namespace Engine.Cuda.Runtime;
+
+/// <summary>
+/// One <c>extern "C"</c> kernel: the file it lives in, its name, and its parameter list as one letter per parameter
+/// (p pointer, l 64-bit integer, i 32-bit integer, I unsigned 32-bit, u unsigned 64-bit, f float). Every launch checks
+/// its arguments against this list, and a test checks the list against the PTX NVRTC produces, so a kernel and its
+/// caller cannot drift apart unnoticed even on a machine without a GPU.
+/// </summary>
+/// <param name="Module">The <c>.cu</c> file.</param>
+/// <param name="Name">The entry point.</param>
+/// <param name="Parameters">Parameter kinds, one letter each.</param>
+internal sealed record KernelSignature(string Module, string Name, string Parameters)
+{
+    /// <summary>The PTX type of each parameter (<c>.u64</c>, <c>.u32</c>, <c>.f32</c>) as NVRTC declares it.</summary>
+    public IEnumerable<string> PtxTypes => Parameters.Select(k => k switch
+    {
+        'p' or 'l' or 'u' => ".u64",
+        'i' or 'I' => ".u32",
+        'f' => ".f32",
+        _ => throw new InvalidOperationException($"unknown parameter kind '{k}' in {Name}"),
+    });
+}
+
+/// <summary>Every kernel of <c>kernels/</c> the CUDA backend launches.</summary>
+internal static class Kernels
+{
+    public static readonly KernelSignature Fill = new("elementwise.cu", "fill_f32", "plf");
+    public static readonly KernelSignature Add = new("elementwise.cu", "add_f32", "pppl");
+    public static readonly KernelSignature Accumulate = new("elementwise.cu", "accumulate_f32", "ppl");
+    public static readonly KernelSignature Scale = new("elementwise.cu", "scale_f32", "plf");
+
+    public static readonly KernelSignature EmbeddingForward = new("embedding.cu", "embedding_forward", "pppiip");
+    public static readonly KernelSignature EmbeddingBackward = new("embedding.cu", "embedding_backward", "pppiii");
+    public static readonly KernelSignature PositionForward = new("embedding.cu", "position_forward", "ppliii");
+    public static readonly KernelSignature PositionBackward = new("embedding.cu", "position_backward", "ppiii");
+
+    public static readonly KernelSignature LayerNormForward = new("layernorm.cu", "layernorm_forward", "ppppppiif");
+    public static readonly KernelSignature LayerNormBackwardInput = new("layernorm.cu", "layernorm_backward_input", "ppppppii");
+    public static readonly KernelSignature LayerNormBackwardPartials = new("layernorm.cu", "layernorm_backward_partials", "ppppppiii");
+
+    public static readonly KernelSignature RmsNormForward = new("rmsnorm.cu", "rmsnorm_forward", "ppppiif");
+    public static readonly KernelSignature RmsNormBackwardInput = new("rmsnorm.cu", "rmsnorm_backward_input", "pppppii");
+    public static readonly KernelSignature RmsNormBackwardPartials = new("rmsnorm.cu", "rmsnorm_backward_partials", "ppppiii");
+
+    public static readonly KernelSignature BiasAdd = new("matmul.cu", "bias_add", "ppli");
+    public static readonly KernelSignature ColumnPartials = new("matmul.cu", "column_partials", "ppiii");
+    public static readonly KernelSignature ColumnFold = new("matmul.cu", "column_fold", "ppii");
+
+    public static readonly KernelSignature GeluForward = new("activations.cu", "gelu_forward", "ppl");
+    public static readonly KernelSignature GeluBackward = new("activations.cu", "gelu_backward", "pppl");
+    public static readonly KernelSignature SwiGluForward = new("activations.cu", "swiglu_forward", "ppli");
+    public static readonly KernelSignature SwiGluBackward = new("activations.cu", "swiglu_backward", "pppli");
+    public static readonly KernelSignature Dropout = new("activations.cu", "dropout_apply", "ppluuIfi");
+
+    public static readonly KernelSignature Rope = new("rope.cu", "rope_rotate", "ppliiiiii");
+
+    public static readonly KernelSignature CrossEntropy = new("cross_entropy.cu", "cross_entropy", "pppiifp");
+
+    public static readonly KernelSignature AdamW = new("optimizer.cu", "adamw", "pppplffffffff");
+    public static readonly KernelSignature SquaredNormPartials = new("optimizer.cu", "squared_norm_partials", "ppll");
+    public static readonly KernelSignature SquaredNormFold = new("optimizer.cu", "squared_norm_fold", "ppi");
+
+    public static readonly KernelSignature AttentionDelta = new("attention.cu", "attention_backward_delta", "pppliii");
+
+    /// <summary>Head-size classes of the attention kernels: the entry points for HS ≤ 64, ≤ 128 and ≤ 256.</summary>
+    public static readonly int[] AttentionHeadClasses = [64, 128, 256];
+
+    /// <summary>attention_forward_{64,128,256}: (out, lse, qkv, T, NH, NKV, HS, scale).</summary>
+    public static readonly KernelSignature[] AttentionForward =
+        [.. AttentionHeadClasses.Select(c => new KernelSignature("attention.cu", $"attention_forward_{c}", "pppiiiif"))];
+
+    /// <summary>attention_backward_dq_{64,128,256}: (dqkv, dout, qkv, lse, delta, T, NH, NKV, HS, scale).</summary>
+    public static readonly KernelSignature[] AttentionBackwardDq =
+        [.. AttentionHeadClasses.Select(c => new KernelSignature("attention.cu", $"attention_backward_dq_{c}", "pppppiiiif"))];
+
+    /// <summary>attention_backward_dkdv_{64,128,256}: same parameters as the dq kernels.</summary>
+    public static readonly KernelSignature[] AttentionBackwardDkDv =
+        [.. AttentionHeadClasses.Select(c => new KernelSignature("attention.cu", $"attention_backward_dkdv_{c}", "pppppiiiif"))];
+
+    /// <summary>Every signature above.</summary>
+    public static IEnumerable<KernelSignature> All =>
+    [
+        Fill, Add, Accumulate, Scale,
+        EmbeddingForward, EmbeddingBackward, PositionForward, PositionBackward,
+        LayerNormForward, LayerNormBackwardInput, LayerNormBackwardPartials,
+        RmsNormForward, RmsNormBackwardInput, RmsNormBackwardPartials,
+        BiasAdd, ColumnPartials, ColumnFold,
+        GeluForward, GeluBackward, SwiGluForward, SwiGluBackward, Dropout,
+        Rope, CrossEntropy, AdamW, SquaredNormPartials, SquaredNormFold, AttentionDelta,
+        .. AttentionForward, .. AttentionBackwardDq, .. AttentionBackwardDkDv,
+    ];
+}

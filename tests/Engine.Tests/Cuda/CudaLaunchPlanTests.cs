@@ -1,0 +1,47 @@
+using Engine.Cuda;
+using Engine.Cuda.Runtime;
+using Xunit;
+
+namespace Engine.Tests.Cuda;
+
+/// <summary>Host-side launch planning of the CUDA backend, checkable without a GPU.</summary>
+[Trait("Category", "CudaCompile")]
+public class CudaLaunchPlanTests
+{
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(63, 768)]
+    [InlineData(8192, 768)]
+    [InlineData(8192, 50257)]
+    [InlineData(10_000_000, 1)]
+    [InlineData(65, 3)]
+    public void Column_reduction_segments_cover_every_row_within_the_limits(long rows, long columns)
+    {
+        var (segments, perSegment) = CudaBackend.Segments(rows, columns);
+        Assert.InRange(segments, 1, 65535);
+        Assert.True((long)segments * perSegment >= rows, "rows left over");
+        Assert.True((long)(segments - 1) * perSegment < rows, "an empty segment");
+        Assert.True((long)segments * columns <= Math.Max(1L << 22, columns), "partials exceed the scratch bound");
+        Assert.Equal((segments, perSegment), CudaBackend.Segments(rows, columns));
+    }
+
+    [Fact]
+    public void Kernel_arguments_carry_their_kind_and_value_bits()
+    {
+        KernelArg i = -3, l = 5L, f = 1.5f, u = ulong.MaxValue, w = 7u;
+        Assert.Equal(('i', unchecked((ulong)-3L)), (i.Kind, i.Bits));
+        Assert.Equal(('l', 5UL), (l.Kind, l.Bits));
+        Assert.Equal(('f', (ulong)BitConverter.SingleToUInt32Bits(1.5f)), (f.Kind, f.Bits));
+        Assert.Equal(('u', ulong.MaxValue), (u.Kind, u.Bits));
+        Assert.Equal(('I', 7UL), (w.Kind, w.Bits));
+        Assert.Equal('p', KernelArg.Pointer(0x1000).Kind);
+    }
+
+    [Fact]
+    public void Grid_sizes_refuse_what_the_hardware_cannot_launch()
+    {
+        Assert.Equal(4u, Dim3.Blocks(100, 32));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Dim3.Blocks(0, 32));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Dim3.Blocks((long)int.MaxValue * 64, 32));
+    }
+}
