@@ -1,20 +1,34 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using Engine.Core.Backends;
 using Engine.Core.Tensors;
 using Tensor = Engine.Core.Tensors.Tensor;
 
 namespace Engine.Core.Cpu;
 
-// Alignment kernels. Per-element math runs in double (these kernels are memory-bound, so the wider arithmetic is free
-// and keeps extreme inputs such as log-ratios of ±20 or score gaps of 50 accurate). Reductions use fixed chunks of
-// ElementChunk elements (or one sequence per item), each reduced into its own partial, and the partials are combined
-// in chunk order on the calling thread, so every result is the same for any thread count.
+// Alignment kernels. The token-wise kernels (whitening, PPO, KL rewards) run on fp32 SIMD vectors (Vector<T>) so they
+// keep up with memory; their sums stay in fp32 lanes for short blocks and in double beyond (LaneSum). The recurrences
+// (GAE) and the per-pair losses are scalar and run in double. Reductions use fixed chunks of ElementChunk elements (or
+// one sequence per item), each reduced into its own partial, and the partials are combined in chunk order on the
+// calling thread, so every result is the same for any thread count.
 public sealed unsafe partial class CpuBackend
 {
     /// <summary>Partials combined per pool dispatch (they live on the caller's stack).</summary>
     private const int RlPartialsPerGroup = 256;
 
-    /// <summary>exp(700) is finite in double; a larger log-ratio changes no fp32-representable result but would give ∞·0.</summary>
-    private const double MaxLogRatio = 700.0;
+    /// <summary>
+    /// Largest log-ratio exponentiated: e^88 ≈ 1.7e38 is the last power of e below the fp32 maximum, so ρ stays finite
+    /// and A = 0 never meets ρ = ∞ (which would give NaN). Any larger true ratio is beyond fp32 anyway.
+    /// </summary>
+    private const float MaxLogRatio = 88f;
+
+    /// <summary>Vectors summed in fp32 lanes before the lanes are folded into a double (see <see cref="LaneSum"/>).</summary>
+    private const int LaneBlockVectors = 64;
+
+    /// <summary>x where the mask lane is nonzero, else 0, so NaN or ∞ in padding never reaches a result.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<float> Counted(Vector<float> mask, Vector<float> x) =>
+        Vector.ConditionalSelect(Vector.Equals(mask, Vector<float>.Zero), Vector<float>.Zero, x);
 
     // ------------------------------------------------------------------ GAE
 
@@ -89,18 +103,39 @@ public sealed unsafe partial class CpuBackend
     {
         var (start, n) = ChunkRange(s.Length, s.FirstChunk + index);
         float* x = s.X + start, m = s.Mask + start;
-        double count = 0, sum = 0;
-        for (int i = 0; i < n; i++)
+        var count = new LaneSum();
+        var sum = new LaneSum();
+        int full = n - (n % Vector<float>.Count), i = 0;
+        for (; i < full; i += Vector<float>.Count)
+        {
+            var mv = Vector.Load(m + i);
+            var xv = Counted(mv, Vector.Load(x + i));
+            count.Add(mv, i);
+            sum.Add(mv * xv, i);
+        }
+
+        double countTotal = count.Total, sumTotal = sum.Total;
+        for (; i < n; i++)
         {
             if (m[i] != 0f)
             {
-                count += m[i];
-                sum += (double)m[i] * x[i];
+                countTotal += m[i];
+                sumTotal += (double)m[i] * x[i];
             }
         }
 
-        double mean = count > 0 ? sum / count : 0, m2 = 0;
-        for (int i = 0; i < n; i++)
+        double mean = countTotal > 0 ? sumTotal / countTotal : 0;
+        var squares = new LaneSum();
+        var center = new Vector<float>((float)mean);
+        for (i = 0; i < full; i += Vector<float>.Count)
+        {
+            var mv = Vector.Load(m + i);
+            var d = Counted(mv, Vector.Load(x + i) - center);
+            squares.Add(mv * d * d, i);
+        }
+
+        double m2 = squares.Total;
+        for (; i < n; i++)
         {
             if (m[i] != 0f)
             {
@@ -109,14 +144,24 @@ public sealed unsafe partial class CpuBackend
             }
         }
 
-        s.Partials[index] = new Moments(count, mean, m2);
+        s.Partials[index] = new Moments(countTotal, mean, m2);
     }
 
     private static void WhitenApplyChunk(ref WhitenState s, int index)
     {
         var (start, n) = ChunkRange(s.Length, index);
         float* x = s.X + start, m = s.Mask + start;
-        for (int i = 0; i < n; i++)
+        var mean = new Vector<float>(s.Mean);
+        var scale = new Vector<float>(s.Scale);
+        var shift = new Vector<float>(s.Shift);
+        int full = n - (n % Vector<float>.Count), i = 0;
+        for (; i < full; i += Vector<float>.Count)
+        {
+            var mv = Vector.Load(m + i);
+            Vector.Store(Counted(mv, ((Vector.Load(x + i) - mean) * scale) + shift), x + i);
+        }
+
+        for (; i < n; i++)
         {
             x[i] = m[i] != 0f ? ((x[i] - s.Mean) * s.Scale) + s.Shift : 0f;
         }
@@ -236,7 +281,7 @@ public sealed unsafe partial class CpuBackend
             Mask = mask.Pointer<float>(), Values = values.Pointer<float>(), OldValues = oldValues.Pointer<float>(),
             Returns = returns.Pointer<float>(), Entropy = entropy.Pointer<float>(), LogProbsGrad = logProbsGrad.Pointer<float>(),
             ValuesGrad = valuesGrad.Pointer<float>(), Length = length, Partials = partials,
-            ClipLow = 1.0 - options.ClipRange, ClipHigh = 1.0 + options.ClipRange, ValueClip = options.ValueClipRange,
+            ClipLow = 1f - options.ClipRange, ClipHigh = 1f + options.ClipRange, ValueClip = options.ValueClipRange,
         };
 
         // The gradients are means over every masked-in token of the batch, so the count comes first.
@@ -257,8 +302,8 @@ public sealed unsafe partial class CpuBackend
             return default;
         }
 
-        s.PolicyGradFactor = options.PolicyGradScale / tokens;
-        s.ValueGradFactor = options.ValueGradScale / tokens;
+        s.PolicyGradFactor = (float)(options.PolicyGradScale / tokens);
+        s.ValueGradFactor = (float)(options.ValueGradScale / tokens);
         var total = default(PpoPartial);
         for (int group = 0; group < chunks; group += RlPartialsPerGroup)
         {
@@ -289,92 +334,138 @@ public sealed unsafe partial class CpuBackend
     {
         var (start, n) = ChunkRange(s.Length, s.FirstChunk + index);
         float* m = s.Mask + start;
-        double count = 0;
-        for (int i = 0; i < n; i++)
+        var count = new LaneSum();
+        int full = n - (n % Vector<float>.Count), i = 0;
+        for (; i < full; i += Vector<float>.Count)
         {
-            if (m[i] != 0f)
-            {
-                count += m[i];
-            }
+            count.Add(Vector.Load(m + i), i);
         }
 
-        s.Partials[index] = new PpoPartial { Count = count };
+        double total = count.Total;
+        for (; i < n; i++)
+        {
+            total += m[i];
+        }
+
+        s.Partials[index] = new PpoPartial { Count = total };
     }
 
-    // One chunk of the flat token arrays: losses and statistics into its partial, gradients added in place.
+    // One chunk of the flat token arrays: losses and statistics into its partial, gradients added in place. Whole
+    // vectors run in place; the last partial vector runs on a zero-padded copy (padding has m = 0), so one code path
+    // computes every token.
     private static void PpoChunk(ref PpoState s, int index)
     {
         var (start, n) = ChunkRange(s.Length, s.FirstChunk + index);
-        var p = default(PpoPartial);
-        double returnSum = 0, residualSum = 0;
-        for (long i = start; i < start + n; i++)
+        int full = n - (n % Vector<float>.Count);
+        var at = PpoPointers.At(ref s, start);
+        var sums = new PpoSums();
+        PpoVectors(ref s, ref sums, at, full);
+        int tail = n - full;
+        float* scratch = stackalloc float[PpoPointers.Arrays * Vector<float>.Count];
+        PpoPointers padded = default;
+        if (tail > 0)
         {
-            float mf = s.Mask[i];
-            if (mf == 0f)
-            {
-                continue;
-            }
-
-            double m = mf;
-            p.Count += m;
-            double logRatio = (double)s.LogProbs[i] - s.OldLogProbs[i];
-            double ratio = Math.Exp(Math.Min(logRatio, MaxLogRatio));
-            double a = s.Advantages[i];
-            double unclipped = -a * ratio;
-            double clippedTerm = -a * Math.Clamp(ratio, s.ClipLow, s.ClipHigh);
-            bool clipped = clippedTerm > unclipped;
-            p.Policy += m * (clipped ? clippedTerm : unclipped);
-            p.Clipped += clipped ? m : 0;
-            p.SquaredLogRatio += m * logRatio * logRatio;
-            p.Ratio += m * ratio;
-            if (s.LogProbsGrad is not null && !clipped)
-            {
-                // d(−A·ρ)/dlogp = −A·ρ; the clipped branch is flat in logp wherever it is the larger one.
-                s.LogProbsGrad[i] += (float)(s.PolicyGradFactor * m * unclipped);
-            }
-
-            if (s.Entropy is not null)
-            {
-                p.Entropy += m * s.Entropy[i];
-            }
-
-            if (s.Values is not null)
-            {
-                double v = s.Values[i], old = s.OldValues[i], r = s.Returns[i];
-                double vClipped = Math.Clamp(v, old - s.ValueClip, old + s.ValueClip);
-                double lossUnclipped = (v - r) * (v - r), lossClipped = (vClipped - r) * (vClipped - r);
-                bool valueClipped = lossClipped > lossUnclipped;
-                p.Value += m * (valueClipped ? lossClipped : lossUnclipped);
-                p.ValueClipped += valueClipped ? m : 0;
-                returnSum += m * r;
-                residualSum += m * (r - v);
-                if (s.ValuesGrad is not null && !valueClipped)
-                {
-                    s.ValuesGrad[i] += (float)(s.ValueGradFactor * m * (v - r));
-                }
-            }
+            padded = PpoPointers.Pad(at.Offset(full), scratch, tail);
+            PpoVectors(ref s, ref sums, padded, Vector<float>.Count, full);
+            padded.CopyGradientsTo(at.Offset(full), tail);
         }
 
+        var p = sums.ToPartial();
         if (s.Values is not null && p.Count > 0)
         {
             // Second pass over the chunk (still in cache) for squares about the chunk means: no cancellation.
-            double returnMean = returnSum / p.Count, residualMean = residualSum / p.Count, returnM2 = 0, residualM2 = 0;
-            for (long i = start; i < start + n; i++)
+            double returnMean = sums.ReturnSum.Total / p.Count, residualMean = sums.ResidualSum.Total / p.Count;
+            var returnM2 = new LaneSum();
+            var residualM2 = new LaneSum();
+            PpoSquares(ref returnM2, ref residualM2, at, full, (float)returnMean, (float)residualMean, 0);
+            if (tail > 0)
             {
-                float mf = s.Mask[i];
-                if (mf != 0f)
-                {
-                    double r = s.Returns[i], dr = r - returnMean, dd = r - s.Values[i] - residualMean;
-                    returnM2 += mf * dr * dr;
-                    residualM2 += mf * dd * dd;
-                }
+                PpoSquares(ref returnM2, ref residualM2, padded, Vector<float>.Count, (float)returnMean, (float)residualMean, full);
             }
 
-            p.Returns = new Moments(p.Count, returnMean, returnM2);
-            p.Residuals = new Moments(p.Count, residualMean, residualM2);
+            p.Returns = new Moments(p.Count, returnMean, returnM2.Total);
+            p.Residuals = new Moments(p.Count, residualMean, residualM2.Total);
         }
 
         s.Partials[index] = p;
+    }
+
+    // n tokens (a multiple of the vector width) from x; first is the offset of x[0] in its chunk (for block flushes).
+    private static void PpoVectors(ref PpoState s, ref PpoSums sums, PpoPointers x, int n, int first = 0)
+    {
+        var zero = Vector<float>.Zero;
+        var low = new Vector<float>(s.ClipLow);
+        var high = new Vector<float>(s.ClipHigh);
+        var valueClip = new Vector<float>(s.ValueClip);
+        var maxLogRatio = new Vector<float>(MaxLogRatio);
+        var policyFactor = new Vector<float>(s.PolicyGradFactor);
+        var valueFactor = new Vector<float>(s.ValueGradFactor);
+        for (int i = 0; i < n; i += Vector<float>.Count)
+        {
+            int k = first + i;
+            var m = Vector.Load(x.Mask + i);
+            var counted = ~Vector.Equals(m, zero);
+            sums.Count.Add(m, k);
+            var logRatio = Vector.ConditionalSelect(counted, Vector.Load(x.LogProbs + i) - Vector.Load(x.OldLogProbs + i), zero);
+            var ratio = Vector.Exp(Vector.Min(logRatio, maxLogRatio));
+            var a = Vector.ConditionalSelect(counted, Vector.Load(x.Advantages + i), zero);
+            var unclipped = -a * ratio;
+            var clippedTerm = -a * Vector.Min(Vector.Max(ratio, low), high);
+            var clipped = Vector.GreaterThan(clippedTerm, unclipped);
+            sums.Policy.Add(m * Vector.ConditionalSelect(clipped, clippedTerm, unclipped), k);
+            sums.Clipped.Add(Vector.ConditionalSelect(clipped, m, zero), k);
+            sums.SquaredLogRatio.Add(m * logRatio * logRatio, k);
+            sums.Ratio.Add(m * ratio, k);
+            if (x.LogProbsGrad is not null)
+            {
+                // d(−A·ρ)/dlogp = −A·ρ; the clipped branch is flat in logp wherever it is the larger one.
+                var g = Vector.Load(x.LogProbsGrad + i);
+                var update = g + (policyFactor * m * unclipped);
+                Vector.Store(Vector.ConditionalSelect(counted & ~clipped, update, g), x.LogProbsGrad + i);
+            }
+
+            if (x.Entropy is not null)
+            {
+                sums.Entropy.Add(m * Counted(m, Vector.Load(x.Entropy + i)), k);
+            }
+
+            if (x.Values is not null)
+            {
+                var v = Counted(m, Vector.Load(x.Values + i));
+                var old = Counted(m, Vector.Load(x.OldValues + i));
+                var r = Counted(m, Vector.Load(x.Returns + i));
+                var vClipped = Vector.Min(Vector.Max(v, old - valueClip), old + valueClip);
+                var lossUnclipped = (v - r) * (v - r);
+                var lossClipped = (vClipped - r) * (vClipped - r);
+                var valueClipped = Vector.GreaterThan(lossClipped, lossUnclipped);
+                sums.Value.Add(m * Vector.Max(lossClipped, lossUnclipped), k);
+                sums.ValueClipped.Add(Vector.ConditionalSelect(valueClipped, m, zero), k);
+                sums.ReturnSum.Add(m * r, k);
+                sums.ResidualSum.Add(m * (r - v), k);
+                if (x.ValuesGrad is not null)
+                {
+                    var g = Vector.Load(x.ValuesGrad + i);
+                    var update = g + (valueFactor * m * (v - r));
+                    Vector.Store(Vector.ConditionalSelect(counted & ~valueClipped, update, g), x.ValuesGrad + i);
+                }
+            }
+        }
+    }
+
+    private static void PpoSquares(ref LaneSum returnM2, ref LaneSum residualM2, PpoPointers x, int n, float returnMean, float residualMean, int first)
+    {
+        var rc = new Vector<float>(returnMean);
+        var dc = new Vector<float>(residualMean);
+        for (int i = 0; i < n; i += Vector<float>.Count)
+        {
+            var m = Vector.Load(x.Mask + i);
+            var r = Counted(m, Vector.Load(x.Returns + i));
+            var v = Counted(m, Vector.Load(x.Values + i));
+            var dr = r - rc;
+            var dd = r - v - dc;
+            returnM2.Add(m * dr * dr, first + i);
+            residualM2.Add(m * dd * dd, first + i);
+        }
     }
 
     // ------------------------------------------------------------------ KL-shaped rewards
@@ -416,19 +507,29 @@ public sealed unsafe partial class CpuBackend
         int b = s.FirstRow + index;
         long row = (long)b * s.T;
         float* r = s.Rewards + row, kl = s.Kl + row, m = s.Mask + row;
-        int last = -1;
-        double klSum = 0;
-        for (int t = 0; t < s.T; t++)
+        var negBeta = new Vector<float>((float)-s.Beta);
+        var klSum = new LaneSum();
+        int full = s.T - (s.T % Vector<float>.Count), t = 0;
+        for (; t < full; t += Vector<float>.Count)
         {
-            if (m[t] == 0f)
-            {
-                r[t] = 0f;
-                continue;
-            }
+            var mv = Vector.Load(m + t);
+            var kv = Counted(mv, Vector.Load(kl + t));
+            Vector.Store(Counted(mv, negBeta * kv), r + t);
+            klSum.Add(mv * kv, t);
+        }
 
-            r[t] = (float)(-s.Beta * kl[t]);
-            klSum += m[t] * (double)kl[t];
-            last = t;
+        double klTotal = klSum.Total;
+        for (; t < s.T; t++)
+        {
+            float kt = m[t] != 0f ? kl[t] : 0f;
+            r[t] = m[t] != 0f ? (float)-s.Beta * kt : 0f;
+            klTotal += m[t] * (double)kt;
+        }
+
+        int last = s.T - 1;
+        while (last >= 0 && m[last] == 0f)
+        {
+            last--;
         }
 
         if (last < 0)
@@ -439,8 +540,8 @@ public sealed unsafe partial class CpuBackend
 
         bool missing = s.Ended is not null && s.Ended[b] == 0;
         double score = s.Scores[b] + (missing ? (double)s.Penalty : 0.0);
-        r[last] = (float)((-s.Beta * kl[last]) + score);
-        s.Partials[index] = new KlPartial { Present = 1, Kl = klSum, Score = score, Missing = missing ? 1 : 0 };
+        r[last] = (float)(r[last] + score);
+        s.Partials[index] = new KlPartial { Present = 1, Kl = klTotal, Score = score, Missing = missing ? 1 : 0 };
     }
 
     // ------------------------------------------------------------------ state
@@ -530,11 +631,133 @@ public sealed unsafe partial class CpuBackend
         public long Length;
         public PpoPartial* Partials;
         public int FirstChunk;
-        public double ClipLow;
-        public double ClipHigh;
-        public double ValueClip;
-        public double PolicyGradFactor;
-        public double ValueGradFactor;
+        public float ClipLow;
+        public float ClipHigh;
+        public float ValueClip;
+        public float PolicyGradFactor;
+        public float ValueGradFactor;
+    }
+
+    /// <summary>The PPO arrays from one token on; absent tensors stay null.</summary>
+    private struct PpoPointers
+    {
+        public const int Arrays = 10;
+
+        public float* LogProbs;
+        public float* OldLogProbs;
+        public float* Advantages;
+        public float* Mask;
+        public float* Values;
+        public float* OldValues;
+        public float* Returns;
+        public float* Entropy;
+        public float* LogProbsGrad;
+        public float* ValuesGrad;
+
+        public static PpoPointers At(ref PpoState s, long start)
+        {
+            static float* Add(float* p, long o) => p is null ? null : p + o;
+            return new PpoPointers
+            {
+                LogProbs = Add(s.LogProbs, start), OldLogProbs = Add(s.OldLogProbs, start), Advantages = Add(s.Advantages, start),
+                Mask = Add(s.Mask, start), Values = Add(s.Values, start), OldValues = Add(s.OldValues, start), Returns = Add(s.Returns, start),
+                Entropy = Add(s.Entropy, start), LogProbsGrad = Add(s.LogProbsGrad, start), ValuesGrad = Add(s.ValuesGrad, start),
+            };
+        }
+
+        public readonly PpoPointers Offset(int i)
+        {
+            static float* Add(float* p, int o) => p is null ? null : p + o;
+            return new PpoPointers
+            {
+                LogProbs = Add(LogProbs, i), OldLogProbs = Add(OldLogProbs, i), Advantages = Add(Advantages, i), Mask = Add(Mask, i),
+                Values = Add(Values, i), OldValues = Add(OldValues, i), Returns = Add(Returns, i), Entropy = Add(Entropy, i),
+                LogProbsGrad = Add(LogProbsGrad, i), ValuesGrad = Add(ValuesGrad, i),
+            };
+        }
+
+        // A copy of the first n tokens into zeroed scratch of Arrays vectors (mask 0 beyond n).
+        public static PpoPointers Pad(PpoPointers x, float* scratch, int n)
+        {
+            int w = Vector<float>.Count;
+            new Span<float>(scratch, Arrays * w).Clear();
+            float* Copy(float* p, int slot)
+            {
+                if (p is null)
+                {
+                    return null;
+                }
+
+                float* d = scratch + (slot * w);
+                new ReadOnlySpan<float>(p, n).CopyTo(new Span<float>(d, n));
+                return d;
+            }
+
+            return new PpoPointers
+            {
+                LogProbs = Copy(x.LogProbs, 0), OldLogProbs = Copy(x.OldLogProbs, 1), Advantages = Copy(x.Advantages, 2), Mask = Copy(x.Mask, 3),
+                Values = Copy(x.Values, 4), OldValues = Copy(x.OldValues, 5), Returns = Copy(x.Returns, 6), Entropy = Copy(x.Entropy, 7),
+                LogProbsGrad = Copy(x.LogProbsGrad, 8), ValuesGrad = Copy(x.ValuesGrad, 9),
+            };
+        }
+
+        public readonly void CopyGradientsTo(PpoPointers x, int n)
+        {
+            if (LogProbsGrad is not null)
+            {
+                new ReadOnlySpan<float>(LogProbsGrad, n).CopyTo(new Span<float>(x.LogProbsGrad, n));
+            }
+
+            if (ValuesGrad is not null)
+            {
+                new ReadOnlySpan<float>(ValuesGrad, n).CopyTo(new Span<float>(x.ValuesGrad, n));
+            }
+        }
+    }
+
+    /// <summary>The running sums of one PPO chunk.</summary>
+    private struct PpoSums
+    {
+        public LaneSum Count;
+        public LaneSum Policy;
+        public LaneSum Clipped;
+        public LaneSum SquaredLogRatio;
+        public LaneSum Ratio;
+        public LaneSum Entropy;
+        public LaneSum Value;
+        public LaneSum ValueClipped;
+        public LaneSum ReturnSum;
+        public LaneSum ResidualSum;
+
+        public readonly PpoPartial ToPartial() => new()
+        {
+            Count = Count.Total, Policy = Policy.Total, Clipped = Clipped.Total, SquaredLogRatio = SquaredLogRatio.Total, Ratio = Ratio.Total,
+            Entropy = Entropy.Total, Value = Value.Total, ValueClipped = ValueClipped.Total,
+        };
+    }
+
+    /// <summary>
+    /// A sum kept in fp32 vector lanes for blocks of <see cref="LaneBlockVectors"/> vectors and in double across blocks,
+    /// which bounds the fp32 rounding to short runs while the loop stays vectorised.
+    /// </summary>
+    private struct LaneSum
+    {
+        private Vector<float> lanes;
+        private double total;
+
+        public readonly double Total => total + Vector.Sum(lanes);
+
+        /// <summary>Adds v; <paramref name="offset"/> is the element offset of v in its chunk (it times the flushes).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(Vector<float> v, int offset)
+        {
+            lanes += v;
+            if ((((offset / Vector<float>.Count) + 1) % LaneBlockVectors) == 0)
+            {
+                total += Vector.Sum(lanes);
+                lanes = Vector<float>.Zero;
+            }
+        }
     }
 
     private struct KlPartial
