@@ -101,7 +101,8 @@ public abstract partial class Backend
     }
 
     /// <summary>
-    /// PPO clipped policy and value losses over N tokens (any shape, same element count everywhere), ρ = exp(logp − logp_old):
+    /// PPO clipped policy and value losses over N tokens (any shape, same element count everywhere),
+    /// ρ = exp(min(logp − logp_old, 88)) (the cap keeps ρ finite in fp32, e^88 ≈ 1.7e38, so A = 0 never meets ρ = ∞):
     /// L = masked_mean(max(−A·ρ, −A·clip(ρ, 1−ε, 1+ε))), L_V = ½·masked_mean(max((V − R)², (clip(V, V_old ± ε_v) − R)²)).
     /// Adds PolicyGradScale·∂L/∂logp into <paramref name="logProbsGrad"/> and ValueGradScale·∂L_V/∂V into
     /// <paramref name="valuesGrad"/> (either may be empty). values, oldValues and returns are given together or not at
