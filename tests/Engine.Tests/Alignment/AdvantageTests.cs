@@ -83,6 +83,24 @@ public sealed class AdvantageTests : IDisposable
     }
 
     [Fact]
+    public void Gae_rows_do_not_depend_on_their_neighbours()
+    {
+        // Rows run four to a work item in vector lanes, a leftover row alone: each must match itself run alone.
+        const int b = 9, t = 33;
+        var r = TestData.Uniform(15, b * t);
+        var v = TestData.Uniform(16, b * t);
+        var m = RaggedMask(17, b, t);
+        var (adv, ret) = Gae(cpu, r, v, m, b, t, 0.99f, 0.95f);
+        for (int row = 0; row < b; row++)
+        {
+            float[] Row(float[] a) => a.AsSpan(row * t, t).ToArray();
+            var (a1, r1) = Gae(cpu, Row(r), Row(v), Row(m), 1, t, 0.99f, 0.95f);
+            Approx.BitEqual(a1, Row(adv), $"advantages of row {row}");
+            Approx.BitEqual(r1, Row(ret), $"returns of row {row}");
+        }
+    }
+
+    [Fact]
     public void Gae_of_a_length_one_response_is_the_one_step_td_error()
     {
         float[] m = [0, 1, 0];
