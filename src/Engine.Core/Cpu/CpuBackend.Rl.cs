@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
 using Engine.Core.Backends;
 using Engine.Core.Tensors;
 using Tensor = Engine.Core.Tensors.Tensor;
@@ -26,9 +25,6 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Vectors summed in fp32 lanes before the lanes are folded into a double (see <see cref="LaneSum"/>).</summary>
     private const int LaneBlockVectors = 64;
 
-    /// <summary>Sequences one GAE work item runs side by side (the lanes of a Vector256 of doubles).</summary>
-    private const int GaeRowsPerItem = 4;
-
     /// <summary>x where the mask lane is nonzero, else 0, so NaN or ∞ in padding never reaches a result.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector<float> Counted(Vector<float> mask, Vector<float> x) =>
@@ -46,50 +42,7 @@ public sealed unsafe partial class CpuBackend
             Values = values.Pointer<float>(), Mask = mask.Pointer<float>(), T = checked((int)rewards.Shape[1]),
             Gamma = gamma, GammaLambda = (double)gamma * lambda,
         };
-        s.B = checked((int)rewards.Shape[0]);
-        pool.For((s.B + GaeRowsPerItem - 1) / GaeRowsPerItem, ref s, &GaeRows);
-    }
-
-    // GaeRowsPerItem sequences side by side in the lanes of a double vector: the backward recurrence is a chain of
-    // dependent multiply-adds, so running four independent chains at once is what keeps it at memory speed. Lanes use
-    // the same IEEE operations in the same order as GaeRow, so a row's result does not depend on its neighbours.
-    private static void GaeRows(ref GaeState s, int item)
-    {
-        int first = item * GaeRowsPerItem;
-        if (first + GaeRowsPerItem > s.B || !Vector256.IsHardwareAccelerated)
-        {
-            for (int b = first; b < Math.Min(s.B, first + GaeRowsPerItem); b++)
-            {
-                GaeRow(ref s, b);
-            }
-
-            return;
-        }
-
-        long t0 = (long)first * s.T, t1 = t0 + s.T, t2 = t1 + s.T, t3 = t2 + s.T;
-        var gamma = Vector256.Create(s.Gamma);
-        var gammaLambda = Vector256.Create(s.GammaLambda);
-        Vector256<double> nextValue = default, nextAdvantage = default;
-        for (long t = s.T - 1; t >= 0; t--)
-        {
-            var m = Vector256.Create(s.Mask[t0 + t], s.Mask[t1 + t], s.Mask[t2 + t], s.Mask[t3 + t]);
-            var r = Vector256.Create(s.Rewards[t0 + t], s.Rewards[t1 + t], s.Rewards[t2 + t], s.Rewards[t3 + t]);
-            var v = Vector256.Create(s.Values[t0 + t], s.Values[t1 + t], s.Values[t2 + t], s.Values[t3 + t]);
-            var counted = ~Vector256.Equals(m, Vector256<double>.Zero);
-            var a = (r + (gamma * nextValue) - v) + (gammaLambda * nextAdvantage);
-            var advantage = Vector256.ConditionalSelect(counted, a, Vector256<double>.Zero);
-            var ret = Vector256.ConditionalSelect(counted, a + v, Vector256<double>.Zero);
-            nextValue = Vector256.ConditionalSelect(counted, v, nextValue);
-            nextAdvantage = Vector256.ConditionalSelect(counted, a, nextAdvantage);
-            s.Advantages[t0 + t] = (float)advantage.GetElement(0);
-            s.Advantages[t1 + t] = (float)advantage.GetElement(1);
-            s.Advantages[t2 + t] = (float)advantage.GetElement(2);
-            s.Advantages[t3 + t] = (float)advantage.GetElement(3);
-            s.Returns[t0 + t] = (float)ret.GetElement(0);
-            s.Returns[t1 + t] = (float)ret.GetElement(1);
-            s.Returns[t2 + t] = (float)ret.GetElement(2);
-            s.Returns[t3 + t] = (float)ret.GetElement(3);
-        }
+        pool.For(checked((int)rewards.Shape[0]), ref s, &GaeRow);
     }
 
     // One sequence: rewards, values, mask, advantages, returns are rows of (B,T); the recurrence runs backwards in double.
@@ -624,7 +577,6 @@ public sealed unsafe partial class CpuBackend
         public float* Rewards;
         public float* Values;
         public float* Mask;
-        public int B;
         public int T;
         public double Gamma;
         public double GammaLambda;

@@ -85,7 +85,7 @@ public sealed class AdvantageTests : IDisposable
     [Fact]
     public void Gae_rows_do_not_depend_on_their_neighbours()
     {
-        // Rows run four to a work item in vector lanes, a leftover row alone: each must match itself run alone.
+        // A row's result must not depend on which work item or batch it runs in.
         const int b = 9, t = 33;
         var r = TestData.Uniform(15, b * t);
         var v = TestData.Uniform(16, b * t);
