@@ -172,6 +172,7 @@ public sealed unsafe partial class CudaBackend : Backend
             // Freed while the backend is still live, so the memory goes back to a primary context other backends may share.
             scratch?.Dispose();
             errorWord?.Dispose();
+            hostRoundTrip?.Dispose();
         }
 
         Volatile.Write(ref disposed, 1);

@@ -166,7 +166,7 @@ public sealed class AdvantageTests : IDisposable
         MaskedMoments moments0 = default;
         foreach (var backend in TestData.ThreadVariants())
         {
-            using var owned = KernelTests.Owned(backend);
+            using var owned = backend;
             var (adv, ret) = Gae(backend, r, v, m, b, t, 0.99f, 0.95f);
             var (y, moments) = Whiten(backend, adv, m, shiftMean: true);
             if (adv0 is null)

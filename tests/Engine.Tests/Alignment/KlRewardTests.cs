@@ -89,7 +89,7 @@ public sealed class KlRewardTests : IDisposable
         KlRewardStatistics? s0 = null;
         foreach (var backend in TestData.ThreadVariants())
         {
-            using var owned = KernelTests.Owned(backend);
+            using var owned = backend;
             var (rewards, stats) = KlRewards(backend, kl, m, scores, ended, b, t, 0.05f, -1f);
             r0 ??= rewards;
             s0 ??= stats;

@@ -157,7 +157,7 @@ public sealed class PairwiseLossTests : IDisposable
         float[]? grad0 = null;
         foreach (var backend in TestData.ThreadVariants())
         {
-            using var owned = KernelTests.Owned(backend);
+            using var owned = backend;
             var (stats, grad) = Pairwise(backend, s, c, l, w, mu, new float[s.Length], new PairwiseLossOptions(CenterCoefficient: 0.01f));
             stats0 ??= stats;
             grad0 ??= grad;

@@ -151,7 +151,7 @@ public sealed class PpoLossTests : IDisposable
         float[]? dlogp0 = null, dv0 = null;
         foreach (var backend in TestData.ThreadVariants())
         {
-            using var owned = KernelTests.Owned(backend);
+            using var owned = backend;
             var (stats, dlogp, dv) = Ppo(backend, x, new float[50_000], new float[50_000], new PpoLossOptions());
             stats0 ??= stats;
             dlogp0 ??= dlogp;
