@@ -52,7 +52,6 @@ public sealed partial class Transformer
         int counted = Upload(p, tokens, targets);
         ForwardTrunk(p);
         var b = Backend;
-        b.Zero(p.DResidual);
         b.Zero(p.DNorm);
 
         // The LM head and the loss run over row chunks: logits of a chunk are computed, turned into their gradient in
@@ -75,6 +74,55 @@ public sealed partial class Transformer
             Profiler.End(t0, OpKind.Matmul, backward: true);
         }
 
+        BackwardTrunk(p);
+        b.CopyToHost<float>(p.Losses, p.HostLosses);
+        double sum = 0;
+        foreach (float x in p.HostLosses)
+        {
+            sum += x;
+        }
+
+        return counted > 0 ? sum / counted : 0.0;
+    }
+
+    /// <summary>
+    /// Forward pass for training with a loss of the caller's own (DPO, reward and value heads, PPO): returns the hidden
+    /// states after the final norm [N,C], keeps every activation for <see cref="BackwardFromHidden"/>, and zeroes
+    /// <see cref="HiddenGradient"/>.
+    /// </summary>
+    public Tensor ForwardTraining(ReadOnlySpan<int> tokens, int batch, int time)
+    {
+        var p = Plan(batch, time, training: true);
+        Upload(p, tokens, default);
+        ForwardTrunk(p);
+        Backend.Zero(p.DNorm);
+        return p.Final;
+    }
+
+    /// <summary>∂L/∂hidden [N,C] for the last <see cref="ForwardTraining"/>: callers add their heads' gradients here.</summary>
+    public Tensor HiddenGradient => plan is { Training: true } p
+        ? p.DNorm
+        : throw new InvalidOperationException("call ForwardTraining before using the hidden-state gradient");
+
+    /// <summary>
+    /// Backward from <see cref="HiddenGradient"/> through the final norm, every layer and the embeddings; adds into the
+    /// parameter gradients. Pairs with the preceding <see cref="ForwardTraining"/>.
+    /// </summary>
+    public void BackwardFromHidden()
+    {
+        if (plan is not { Training: true } p)
+        {
+            throw new InvalidOperationException("call ForwardTraining before BackwardFromHidden");
+        }
+
+        BackwardTrunk(p);
+    }
+
+    // dNorm holds ∂L/∂(final hidden states) on entry.
+    private void BackwardTrunk(ActivationPlan p)
+    {
+        var b = Backend;
+        b.Zero(p.DResidual);
         long tn = Profiler.Begin();
         var last = p.Residual[Config.Layers];
         if (IsLlama)
@@ -102,14 +150,6 @@ public sealed partial class Transformer
         }
 
         Profiler.End(te, OpKind.Embedding, backward: true);
-        b.CopyToHost<float>(p.Losses, p.HostLosses);
-        double sum = 0;
-        foreach (float x in p.HostLosses)
-        {
-            sum += x;
-        }
-
-        return counted > 0 ? sum / counted : 0.0;
     }
 
     /// <summary>Sets every parameter gradient to zero.</summary>

@@ -71,9 +71,11 @@ public sealed partial class Transformer : IDisposable
 
     private bool IsLlama => Config.Architecture == Architecture.Llama;
 
-    private Tensor HeadWeight => Config.TiedEmbeddings ? Parameters.Value(Names.Embedding) : Parameters.Value(Names.LmHead);
+    /// <summary>The LM head [V,C] (the embedding table when tied).</summary>
+    public Tensor HeadWeight => Config.TiedEmbeddings ? Parameters.Value(Names.Embedding) : Parameters.Value(Names.LmHead);
 
-    private Tensor HeadGradient => Config.TiedEmbeddings ? Parameters.Gradient(Names.Embedding) : Parameters.Gradient(Names.LmHead);
+    /// <summary>The gradient of the LM head [V,C] (the embedding table's when tied).</summary>
+    public Tensor HeadGradient => Config.TiedEmbeddings ? Parameters.Gradient(Names.Embedding) : Parameters.Gradient(Names.LmHead);
 
     /// <summary>Total number of parameters of a configuration, counted without allocating anything.</summary>
     public static long ParameterCount(TransformerConfig config) => ParameterSpecs(config).Sum(p => p.Shape.ElementCount);

@@ -70,6 +70,33 @@ public class TransformerTests
         Approx.RelativeNorm(whole, accumulated, 1e-5, "accumulated gradients");
     }
 
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void A_caller_loss_through_the_hidden_gradient_matches_the_built_in_LM_loss(string arch)
+    {
+        using var backend = new CpuBackend(2);
+        using var model = Create(arch, backend);
+        int b = 2, t = 7, v = model.Config.VocabSize, n = b * t;
+        var tokens = TestData.Tokens(8, n, v);
+        var targets = TestData.Tokens(9, n, v);
+        model.ZeroGradients();
+        double builtIn = model.ForwardBackward(tokens, targets, b, t);
+        var expected = TestData.Download(backend, model.Parameters.Gradients);
+
+        model.ZeroGradients();
+        var hidden = model.ForwardTraining(tokens, b, t);
+        var logits = backend.AllocateTensor(Engine.Core.Tensors.DType.F32, n, v);
+        var losses = backend.AllocateTensor(Engine.Core.Tensors.DType.F32, n);
+        var targetTensor = TestData.Upload(backend, targets, n);
+        backend.MatmulForward(logits, hidden, model.HeadWeight, default, Engine.Core.Backends.WeightLayout.OutIn);
+        backend.CrossEntropyForwardBackward(losses, logits, targetTensor, 1f / n);
+        backend.MatmulBackward(model.HiddenGradient, model.HeadGradient, default, logits, hidden, model.HeadWeight, Engine.Core.Backends.WeightLayout.OutIn);
+        model.BackwardFromHidden();
+
+        Assert.Equal(builtIn, TestData.Download(backend, losses).Average(x => (double)x), 5);
+        Approx.RelativeNorm(expected, TestData.Download(backend, model.Parameters.Gradients), 1e-6, "gradients");
+    }
+
     [Fact]
     public void Ignored_targets_do_not_count_and_an_all_ignored_batch_gives_zero_loss_and_gradient()
     {
