@@ -12,7 +12,7 @@ public sealed partial class Transformer
     public Tensor Forward(ReadOnlySpan<int> tokens, int batch, int time)
     {
         var p = Plan(batch, time, training: false);
-        Upload(p, tokens, default);
+        Upload(p, tokens);
         ForwardTrunk(p);
         return p.Final;
     }
@@ -27,7 +27,7 @@ public sealed partial class Transformer
         }
 
         var p = Plan(batch, time, training: false);
-        Upload(p, tokens, default);
+        Upload(p, tokens);
         ForwardTrunk(p);
         int n = batch * time, chunk = (int)p.Logits.Shape[0], v = Config.VocabSize;
         for (int start = 0; start < n; start += chunk)
@@ -49,7 +49,8 @@ public sealed partial class Transformer
     public double ForwardBackward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int batch, int time, float lossScale = 1f)
     {
         var p = Plan(batch, time, training: true);
-        int counted = Upload(p, tokens, targets);
+        Upload(p, tokens);
+        int counted = UploadTargets(p, targets);
         ForwardTrunk(p);
         var b = Backend;
         b.Zero(p.DNorm);
@@ -93,7 +94,7 @@ public sealed partial class Transformer
     public Tensor ForwardTraining(ReadOnlySpan<int> tokens, int batch, int time)
     {
         var p = Plan(batch, time, training: true);
-        Upload(p, tokens, default);
+        Upload(p, tokens);
         ForwardTrunk(p);
         Backend.Zero(p.DNorm);
         return p.Final;
@@ -194,7 +195,7 @@ public sealed partial class Transformer
         return norm;
     }
 
-    private int Upload(ActivationPlan p, ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets)
+    private void Upload(ActivationPlan p, ReadOnlySpan<int> tokens)
     {
         int n = p.Batch * p.Time, v = Config.VocabSize;
         if (tokens.Length != n)
@@ -211,11 +212,12 @@ public sealed partial class Transformer
         }
 
         Backend.CopyFromHost(p.Tokens, tokens);
-        if (!p.Training)
-        {
-            return 0;
-        }
+    }
 
+    // Checks and uploads next-token targets; returns how many count (non-negative).
+    private int UploadTargets(ActivationPlan p, ReadOnlySpan<int> targets)
+    {
+        int n = p.Batch * p.Time, v = Config.VocabSize;
         if (targets.Length != n)
         {
             throw new ArgumentException($"expected B·T = {n} targets, got {targets.Length}", nameof(targets));
