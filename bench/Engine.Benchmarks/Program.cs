@@ -4,7 +4,8 @@ namespace Engine.Benchmarks;
 
 /// <summary>
 /// Runs the BenchmarkDotNet suites; pass <c>--filter *Gemm*</c> and the like to choose. <c>gemm-probe</c> as the first
-/// argument instead prints a quick GFLOP/s table of our GEMM (see <see cref="GemmProbe"/>).
+/// argument instead prints a quick GFLOP/s table of our GEMM (see <see cref="GemmProbe"/>), and
+/// <c>logprob-probe</c> times the fused token log-prob kernel against its three GEMMs (see <see cref="LogProbProbe"/>).
 /// </summary>
 public static class Program
 {
@@ -13,6 +14,12 @@ public static class Program
         if (args.Length > 0 && args[0] == "gemm-probe")
         {
             GemmProbe.Run(args[1..]);
+            return;
+        }
+
+        if (args.Length > 0 && args[0] == "logprob-probe")
+        {
+            LogProbProbe.Run(args[1..]);
             return;
         }
 

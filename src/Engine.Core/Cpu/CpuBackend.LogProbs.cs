@@ -48,6 +48,9 @@ public sealed unsafe partial class CpuBackend
     /// <summary>Rows per chunk of the head path (0 = from <see cref="LogProbWorkspaceBytes"/>); tests set it to cross chunk edges.</summary>
     internal int LogProbChunkRowsOverride { get; set; }
 
+    /// <summary>Vocabulary columns per backward GEMM call (0 = <see cref="LogProbVocabBlock"/>); tests set it to cross block edges.</summary>
+    internal int LogProbVocabBlockOverride { get; set; }
+
     /// <summary>Rows per chunk the head path uses for vocabulary size <paramref name="v"/> and <paramref name="n"/> rows.</summary>
     internal int LogProbChunkRows(long v, long n)
     {
@@ -108,6 +111,7 @@ public sealed unsafe partial class CpuBackend
         float* h = hidden.Pointer<float>(), w = weight.Pointer<float>();
         float* dh = hiddenGrad.Pointer<float>(), dw = weightGrad.Pointer<float>();
         int chunkRows = LogProbChunkRows(v, n);
+        int vocabBlock = LogProbVocabBlockOverride > 0 ? LogProbVocabBlockOverride : LogProbVocabBlock;
         var workspace = Interlocked.Exchange(ref logProbWorkspace, null) ?? new AlignedScratch();
         try
         {
@@ -150,9 +154,9 @@ public sealed unsafe partial class CpuBackend
                 }
 
                 // The workspace now holds dz/τ: dh[rows] += dz·W and dW += dzᵀ·h[rows], a vocabulary block at a time.
-                for (int v0 = 0; v0 < v; v0 += LogProbVocabBlock)
+                for (int v0 = 0; v0 < v; v0 += vocabBlock)
                 {
-                    int vb = Math.Min(LogProbVocabBlock, v - v0);
+                    int vb = Math.Min(vocabBlock, v - v0);
                     if (wantDh)
                     {
                         var g = new GemmOperands
@@ -316,8 +320,8 @@ public sealed unsafe partial class CpuBackend
         if ((s.Mode & ModeForward) != 0)
         {
             var (lseD, entropyD) = RowLogSumExpEntropy<V>(x, v, k);
-            lse = (float)lseD;
-            entropy = (float)entropyD;
+            lse = KlEstimators.Saturate(lseD);
+            entropy = KlEstimators.Saturate(entropyD);
             if (s.RowStats != null)
             {
                 s.RowStats[2 * n] = lse;
@@ -335,7 +339,7 @@ public sealed unsafe partial class CpuBackend
         double reference = s.Reference == null ? 0 : s.Reference[n];
         if ((s.Mode & ModeForward) != 0)
         {
-            s.LogProbs[n] = (float)(m * logp);
+            s.LogProbs[n] = KlEstimators.Saturate(m * logp);
             if (s.Entropy != null)
             {
                 s.Entropy[n] = m * entropy;
