@@ -46,6 +46,68 @@ public sealed unsafe partial class CudaBackend
         Tensor rewards, Tensor kl, Tensor mask, Tensor scores, Tensor endedWithEos, float beta, float missingEosPenalty) =>
         OnHost([rewards, kl, mask, scores, endedWithEos], (cpu, h) => cpu.KlShapedRewards(h[0], h[1], h[2], h[3], h[4], beta, missingEosPenalty));
 
+    /// <inheritdoc/>
+    protected override void TokenLogProbsForwardCore(in TokenLogProbOutputs outputs, Tensor hidden, Tensor weight, in TokenLogProbInputs inputs)
+    {
+        var (o, i) = (outputs, inputs);
+        OnHost(
+            [o.LogProbs, o.RowStats, o.Entropy, o.Kl, hidden, weight, i.Targets, i.Mask, i.ReferenceLogProbs],
+            (cpu, h) => cpu.TokenLogProbsForward(Outputs(h, 0), h[4], h[5], Inputs(h, 6, i.Temperature)));
+    }
+
+    /// <inheritdoc/>
+    protected override void TokenLogProbsBackwardCore(
+        Tensor hiddenGrad, Tensor weightGrad, in TokenLogProbGrads grads, Tensor hidden, Tensor weight, Tensor rowStats, in TokenLogProbInputs inputs)
+    {
+        var (g, i) = (grads, inputs);
+        OnHost(
+            [hiddenGrad, weightGrad, g.LogProbs, g.Entropy, g.Kl, hidden, weight, rowStats, i.Targets, i.Mask, i.ReferenceLogProbs],
+            (cpu, h) => cpu.TokenLogProbsBackward(h[0], h[1], new TokenLogProbGrads(h[2], h[3], h[4]), h[5], h[6], h[7], Inputs(h, 8, i.Temperature)));
+    }
+
+    /// <inheritdoc/>
+    protected override void TokenLogProbsForwardBackwardCore(
+        in TokenLogProbOutputs outputs, Tensor hiddenGrad, Tensor weightGrad, in TokenLogProbGrads grads, Tensor hidden, Tensor weight,
+        in TokenLogProbInputs inputs)
+    {
+        var (o, g, i) = (outputs, grads, inputs);
+        OnHost(
+            [o.LogProbs, o.RowStats, o.Entropy, o.Kl, hiddenGrad, weightGrad, g.LogProbs, g.Entropy, g.Kl, hidden, weight, i.Targets, i.Mask, i.ReferenceLogProbs],
+            (cpu, h) => cpu.TokenLogProbsForwardBackward(
+                Outputs(h, 0), h[4], h[5], new TokenLogProbGrads(h[6], h[7], h[8]), h[9], h[10], Inputs(h, 11, i.Temperature)));
+    }
+
+    /// <inheritdoc/>
+    protected override void TokenLogProbsFromLogitsForwardCore(in TokenLogProbOutputs outputs, Tensor logits, in TokenLogProbInputs inputs)
+    {
+        var (o, i) = (outputs, inputs);
+        OnHost(
+            [o.LogProbs, o.RowStats, o.Entropy, o.Kl, logits, i.Targets, i.Mask, i.ReferenceLogProbs],
+            (cpu, h) => cpu.TokenLogProbsFromLogitsForward(Outputs(h, 0), h[4], Inputs(h, 5, i.Temperature)));
+    }
+
+    /// <inheritdoc/>
+    protected override void TokenLogProbsFromLogitsBackwardCore(
+        Tensor logitsGrad, in TokenLogProbGrads grads, Tensor logits, Tensor rowStats, in TokenLogProbInputs inputs)
+    {
+        var (g, i) = (grads, inputs);
+        OnHost(
+            [logitsGrad, g.LogProbs, g.Entropy, g.Kl, logits, rowStats, i.Targets, i.Mask, i.ReferenceLogProbs],
+            (cpu, h) => cpu.TokenLogProbsFromLogitsBackward(h[0], new TokenLogProbGrads(h[1], h[2], h[3]), h[4], h[5], Inputs(h, 6, i.Temperature)));
+    }
+
+    /// <inheritdoc/>
+    protected override void SequenceSumCore(Tensor output, Tensor values, Tensor mask, bool mean) =>
+        OnHost([output, values, mask], (cpu, h) => cpu.SequenceSum(h[0], h[1], h[2], mean));
+
+    /// <inheritdoc/>
+    protected override void SequenceSumBackwardCore(Tensor valuesGrad, Tensor outputGrad, Tensor mask, bool mean) =>
+        OnHost([valuesGrad, outputGrad, mask], (cpu, h) => cpu.SequenceSumBackward(h[0], h[1], h[2], mean));
+
+    private static TokenLogProbOutputs Outputs(Tensor[] h, int at) => new(h[at], h[at + 1], h[at + 2], h[at + 3]);
+
+    private static TokenLogProbInputs Inputs(Tensor[] h, int at, float temperature) => new(h[at], h[at + 1], h[at + 2], temperature);
+
     private void OnHost(Tensor[] device, Action<CpuBackend, Tensor[]> op) => OnHost(device, (cpu, h) =>
     {
         op(cpu, h);
