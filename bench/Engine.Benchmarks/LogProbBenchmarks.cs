@@ -1,5 +1,8 @@
 using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Engines;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using Engine.Core.Cpu;
 using Engine.Core.Tensors;
 
@@ -8,13 +11,13 @@ namespace Engine.Benchmarks;
 /// <summary>
 /// The fused token log-prob kernel at GPT-2 size (N = 2048 rows, V = 50257, C = 768) against the three GEMMs it contains
 /// on the same shapes: logits = h·Wᵀ, dh = dz·W, dW = dzᵀ·h (the GEMMs read and write a materialised 412 MB [N,V]
-/// tensor; the kernel never holds it). One call takes seconds on two cores, so the job is one launch, one warm-up and
-/// three measured single invocations. The memory diagnoser shows the steady-state allocation (zero: the workspace is
+/// tensor; the kernel never holds it). One call takes seconds on two cores, so the job (<see cref="ShortJob"/>) is one
+/// in-process launch, one warm-up and three measured single invocations. The memory diagnoser shows the steady-state allocation (zero: the workspace is
 /// kept by the backend); <see cref="LogProbProbe"/> prints the first-call extra memory.
 /// Run: <c>dotnet run -c Release --project bench/Engine.Benchmarks -- --filter *LogProbBenchmarks*</c>.
 /// </summary>
 [MemoryDiagnoser]
-[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 1, iterationCount: 3, invocationCount: 1)]
+[Config(typeof(ShortJob))]
 public class LogProbBenchmarks
 {
     private CpuBackend backend = null!;
@@ -65,5 +68,23 @@ public class LogProbBenchmarks
         logits.Buffer!.Dispose();
         setup.Dispose();
         backend.Dispose();
+    }
+
+    /// <summary>
+    /// In process (no generated project to build), monitoring strategy (no pilot stage), 1 warm-up + 3 measured
+    /// iterations of one invocation each.
+    /// </summary>
+    private sealed class ShortJob : ManualConfig
+    {
+        public ShortJob() =>
+            AddJob(Job.Default
+                .WithToolchain(InProcessEmitToolchain.Instance)
+                .WithStrategy(RunStrategy.Monitoring)
+                .WithLaunchCount(1)
+                .WithWarmupCount(1)
+                .WithIterationCount(3)
+                .WithInvocationCount(1)
+                .WithUnrollFactor(1)
+                .WithId("short"));
     }
 }
