@@ -15,6 +15,10 @@ public static class Names
     public const string FinalNormBias = "final_norm.bias";
     /// <summary>Untied LM head [V,C].</summary>
     public const string LmHead = "lm_head.weight";
+    /// <summary>Scalar head weight [1,C] (reward or value head; Hugging Face's <c>score.weight</c>).</summary>
+    public const string ScoreWeight = "score.weight";
+    /// <summary>Scalar head bias [1] (not in Hugging Face's layout: kept in the checkpoint's reward_head.json).</summary>
+    public const string ScoreBias = "score.bias";
     /// <summary>Pre-attention norm gain.</summary>
     public const string Norm1Weight = "norm1.weight";
     /// <summary>Pre-attention norm bias (GPT-2).</summary>

@@ -71,11 +71,11 @@ public sealed partial class Transformer : IDisposable
 
     private bool IsLlama => Config.Architecture == Architecture.Llama;
 
-    /// <summary>The LM head [V,C] (the embedding table when tied).</summary>
-    public Tensor HeadWeight => Config.TiedEmbeddings ? Parameters.Value(Names.Embedding) : Parameters.Value(Names.LmHead);
+    /// <summary>The LM head [V,C] (the embedding table when tied). A model with a scalar head has none and throws.</summary>
+    public Tensor HeadWeight => Parameters.Value(LanguageModelHeadName);
 
     /// <summary>The gradient of the LM head [V,C] (the embedding table's when tied).</summary>
-    public Tensor HeadGradient => Config.TiedEmbeddings ? Parameters.Gradient(Names.Embedding) : Parameters.Gradient(Names.LmHead);
+    public Tensor HeadGradient => Parameters.Gradient(LanguageModelHeadName);
 
     /// <summary>Total number of parameters of a configuration, counted without allocating anything.</summary>
     public static long ParameterCount(TransformerConfig config) => ParameterSpecs(config).Sum(p => p.Shape.ElementCount);
@@ -154,7 +154,12 @@ public sealed partial class Transformer : IDisposable
             yield return (Names.FinalNormBias, new Shape(c), ParameterKind.Bias);
         }
 
-        if (!config.TiedEmbeddings)
+        if (config.Head == HeadKind.Scalar)
+        {
+            yield return (Names.ScoreWeight, new Shape(1, c), ParameterKind.Matrix);
+            yield return (Names.ScoreBias, new Shape(1), ParameterKind.Bias);
+        }
+        else if (!config.TiedEmbeddings)
         {
             yield return (Names.LmHead, new Shape(v, c), ParameterKind.Matrix);
         }
@@ -162,7 +167,7 @@ public sealed partial class Transformer : IDisposable
 
     /// <summary>
     /// GPT-2 style initialisation from a seed: matrices and embeddings N(0, 0.02²), the two residual projections of each
-    /// layer N(0, (0.02/√(2L))²), norm gains 1, biases 0.
+    /// layer N(0, (0.02/√(2L))²), norm gains 1, biases 0; a scalar head N(0, 1/(C+1)) as Stiennon et al. (2020) initialise the reward head.
     /// </summary>
     public void InitializeWeights(ulong seed)
     {
@@ -180,7 +185,7 @@ public sealed partial class Transformer : IDisposable
                     break;
                 default:
                     bool residual = p.Name.EndsWith(Names.OutWeight, StringComparison.Ordinal) || p.Name.EndsWith(Names.DownWeight, StringComparison.Ordinal);
-                    rng.FillNormal(host, residual ? residualStd : 0.02);
+                    rng.FillNormal(host, p.Name == Names.ScoreWeight ? ScoreHeadStd : residual ? residualStd : 0.02);
                     break;
             }
 

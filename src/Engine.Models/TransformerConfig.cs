@@ -9,6 +9,18 @@ public enum Architecture
     Llama,
 }
 
+/// <summary>What sits on top of the trunk's final hidden states.</summary>
+public enum HeadKind
+{
+    /// <summary>The language-model head [V,C] (tied to the token embedding or not): next-token logits.</summary>
+    LanguageModel,
+    /// <summary>
+    /// A scalar head <c>score.weight</c> [1,C] + <c>score.bias</c> [1] instead of the LM head: one score per position,
+    /// for reward models and PPO critics (Hugging Face's <c>*ForSequenceClassification</c> with num_labels = 1).
+    /// </summary>
+    Scalar,
+}
+
 /// <summary>
 /// One configuration covering GPT-2 and the Llama family. Letters: V vocabulary, C channels, NH heads, NKV key/value
 /// heads, HS head size, F MLP hidden channels, L layers.
@@ -53,6 +65,9 @@ public sealed record TransformerConfig
 
     /// <summary>Whether the LM head reuses the token embedding table.</summary>
     public bool TiedEmbeddings { get; init; } = true;
+
+    /// <summary>The head on the trunk: the LM head (default) or a scalar reward/value head, which has no LM head at all.</summary>
+    public HeadKind Head { get; init; } = HeadKind.LanguageModel;
 
     /// <summary>NKV with the default applied.</summary>
     public int KvHeadCount => KvHeads > 0 ? KvHeads : Heads;
@@ -129,6 +144,11 @@ public sealed record TransformerConfig
         if (Architecture == Architecture.Gpt2 && KvHeadCount != Heads)
         {
             throw new ArgumentException("model config: GPT-2 has no grouped-query attention (KvHeads must equal Heads)");
+        }
+
+        if (!Enum.IsDefined(Head))
+        {
+            throw new ArgumentException($"model config: Head must be LanguageModel or Scalar, got {(int)Head}");
         }
 
         if (!(NormEpsilon > 0f))

@@ -15,6 +15,19 @@ public sealed record HfLoadOptions
     /// unknown tensor usually means the config does not describe the weights (say, 4 layers stored, 2 configured).
     /// </summary>
     public bool IgnoreUnknownTensors { get; init; }
+
+    /// <summary>
+    /// The head to give the model when it differs from the checkpoint's (null keeps the checkpoint's). A reward model
+    /// or critic starts from an SFT checkpoint with <see cref="HeadKind.Scalar"/>: the trunk is loaded, the LM head is
+    /// dropped and the scalar head initialised from <see cref="HeadSeed"/> (when the checkpoint has no <c>score.weight</c>).
+    /// Going the other way, a scalar checkpoint loaded with <see cref="HeadKind.LanguageModel"/> drops its score head.
+    /// Honoured by <see cref="HfCheckpoint.Load"/>; <see cref="HfCheckpoint.LoadWeights"/> uses it to accept the dropped
+    /// head's tensors and to initialise a missing scalar head.
+    /// </summary>
+    public HeadKind? Head { get; init; }
+
+    /// <summary>Seed of a scalar head initialised because the checkpoint has none (see <see cref="Head"/>).</summary>
+    public ulong HeadSeed { get; init; }
 }
 
 /// <summary>Options of <see cref="HfCheckpoint.Save"/>.</summary>
@@ -80,8 +93,14 @@ public static partial class HfCheckpoint
     public static Transformer Load(string directory, Backend backend, bool trainable = true, HfLoadOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(backend);
-        var config = ReadConfig(directory);
-        var model = new Transformer(config.Model, backend, trainable);
+        options ??= new HfLoadOptions();
+        var config = ReadConfig(directory).Model;
+        if (options.Head is HeadKind head)
+        {
+            config = config with { Head = head };
+        }
+
+        var model = new Transformer(config, backend, trainable);
         try
         {
             LoadWeights(model, directory, options);
@@ -106,16 +125,52 @@ public static partial class HfCheckpoint
         using var files = CheckpointFiles.Open(directory);
         var config = model.Config;
         var resolved = new Dictionary<string, StoredTensor>(StringComparer.Ordinal);
+        bool initializeScoreHead = false;
         foreach (var map in HfWeightMap.For(config))
         {
-            var stored = files.Find(map.HfName, config.Architecture)
-                ?? throw new InvalidDataException($"{files.Describe()}: tensor '{map.HfName}' is missing (expected shape {map.HfShape})");
+            var stored = files.Find(map.HfName, config.Architecture);
+            if (stored is null && map.EngineName == Names.ScoreWeight && options.Head == HeadKind.Scalar)
+            {
+                initializeScoreHead = true;
+                continue;
+            }
+
+            if (stored is null)
+            {
+                string hint = map.EngineName == Names.ScoreWeight
+                    ? " (a language-model checkpoint: load it with HfLoadOptions.Head = Scalar to start a reward model or critic from it)"
+                    : "";
+                throw new InvalidDataException($"{files.Describe()}: tensor '{map.HfName}' is missing (expected shape {map.HfShape}){hint}");
+            }
+
             CheckShapeAndType(stored, map.HfShape);
             resolved.Add(map.HfName, stored);
         }
 
+        // The head the model does not have: an LM head when loading as a scalar model, or the score head when loading
+        // as a language model, is accepted (not an unknown tensor) only when the caller asked for the swap.
+        var droppedHead = new HashSet<string>(StringComparer.Ordinal);
+        if (options.Head == config.Head)
+        {
+            string[] other = config.Head == HeadKind.Scalar ? [HfWeightMap.LmHead] : [HfWeightMap.ScoreWeight];
+            foreach (string name in other)
+            {
+                if (files.Find(name, config.Architecture) is { } t)
+                {
+                    droppedHead.Add(t.Info.Name);
+                }
+            }
+        }
+
+        float scoreBias = 0f;
+        RewardStatistics? rewardStatistics = null;
+        if (config.Head == HeadKind.Scalar && !initializeScoreHead)
+        {
+            (scoreBias, rewardStatistics) = RewardHeadFile.Read(directory);
+        }
+
         StoredTensor? tiedHead = null;
-        if (config.TiedEmbeddings && files.Find("lm_head.weight", config.Architecture) is { } head)
+        if (config.Head == HeadKind.LanguageModel && config.TiedEmbeddings && files.Find(HfWeightMap.LmHead, config.Architecture) is { } head)
         {
             var embedding = resolved[HfWeightMap.For(config)[0].HfName];
             CheckShapeAndType(head, new Core.Tensors.Shape(config.VocabSize, config.Channels));
@@ -137,6 +192,8 @@ public static partial class HfCheckpoint
                 used.Add(tiedHead.Info.Name);
             }
 
+            used.UnionWith(droppedHead);
+
             var unknown = files.Names.Where(n => !used.Contains(n) && !IsBuffer(n)).ToList();
             if (unknown.Count > 0)
             {
@@ -146,14 +203,25 @@ public static partial class HfCheckpoint
             }
         }
 
-        model.LoadHuggingFaceWeights((name, _) => resolved[name].Read());
+        model.LoadHuggingFaceWeights((name, shape) => resolved.TryGetValue(name, out var t) ? t.Read() : new float[shape.ElementCount]);
+        if (initializeScoreHead)
+        {
+            model.InitializeScoreHead(options.HeadSeed);
+        }
+        else if (config.Head == HeadKind.Scalar)
+        {
+            model.ScoreBias = scoreBias;
+            model.RewardStatistics = rewardStatistics;
+        }
     }
 
     /// <summary>
     /// Saves <paramref name="model"/> as a checkpoint directory <c>transformers</c> loads: config.json and
     /// model.safetensors (or shards and an index when the weights exceed <see cref="HfSaveOptions.MaxShardBytes"/>), each
-    /// file replaced atomically. Tied models store no <c>lm_head.weight</c>, as <c>save_pretrained</c> does. Weight files
-    /// of the other layout left from an earlier save are removed so the directory has one unambiguous set.
+    /// file replaced atomically. Tied models store no <c>lm_head.weight</c>, as <c>save_pretrained</c> does. A scalar-head
+    /// model is saved as <c>*ForSequenceClassification</c> with <c>score.weight</c>, and its bias and reward statistics
+    /// in <see cref="RewardHeadFile"/>. Weight files of the other layout left from an earlier save are removed so the
+    /// directory has one unambiguous set.
     /// </summary>
     public static void Save(Transformer model, string directory, HfSaveOptions? options = null)
     {
@@ -232,6 +300,16 @@ public static partial class HfCheckpoint
                      .Where(n => !written.Contains(n) && (n == WeightsFile || n == IndexFile || ShardName().IsMatch(n))).ToList())
         {
             File.Delete(Path.Combine(directory, stale));
+        }
+
+        string rewardHead = Path.Combine(directory, RewardHeadFile.FileName);
+        if (model.HasScalarHead)
+        {
+            RewardHeadFile.Write(directory, model.ScoreBias, model.RewardStatistics);
+        }
+        else if (File.Exists(rewardHead))
+        {
+            File.Delete(rewardHead);
         }
 
         WriteAtomically(Path.Combine(directory, ConfigFile), configJson);

@@ -86,6 +86,7 @@ public static class HfConfig
                 "llama" or "mistral" or "qwen2" => Llama(root, type, source),
                 _ => throw new NotSupportedException($"{source}: model_type '{type}' is not supported (gpt2, llama, qwen2, mistral are)"),
             };
+            config = config with { Head = ReadHead(root, source) };
             try
             {
                 config.Validate();
@@ -126,9 +127,20 @@ public static class HfConfig
         {
             w.WriteStartObject();
             w.WriteStartArray("architectures");
-            w.WriteStringValue(type switch { "gpt2" => "GPT2LMHeadModel", "qwen2" => "Qwen2ForCausalLM", "mistral" => "MistralForCausalLM", _ => "LlamaForCausalLM" });
+            w.WriteStringValue(ArchitectureName(type, m.Head));
             w.WriteEndArray();
             w.WriteString("model_type", type);
+            if (m.Head == HeadKind.Scalar)
+            {
+                // What save_pretrained writes for num_labels = 1; PretrainedConfig derives num_labels from id2label.
+                w.WriteStartObject("id2label");
+                w.WriteString("0", "LABEL_0");
+                w.WriteEndObject();
+                w.WriteStartObject("label2id");
+                w.WriteNumber("LABEL_0", 0);
+                w.WriteEndObject();
+            }
+
             w.WriteNumber("vocab_size", m.VocabSize);
             if (gpt2)
             {
@@ -210,6 +222,61 @@ public static class HfConfig
     {
         ArgumentNullException.ThrowIfNull(config);
         return config.Architecture == Architecture.Gpt2 ? "gpt2" : config.AttentionBias ? "qwen2" : "llama";
+    }
+
+    /// <summary>
+    /// The <c>architectures</c> entry transformers instantiates for a model type and head: e.g. <c>GPT2LMHeadModel</c>,
+    /// <c>Qwen2ForCausalLM</c>, or <c>LlamaForSequenceClassification</c> for a scalar (reward/value) head.
+    /// </summary>
+    public static string ArchitectureName(string modelType, HeadKind head)
+    {
+        string family = modelType switch
+        {
+            "gpt2" => "GPT2",
+            "qwen2" => "Qwen2",
+            "mistral" => "Mistral",
+            "llama" => "Llama",
+            _ => throw new ArgumentException($"model_type '{modelType}' is not supported (gpt2, llama, qwen2, mistral are)", nameof(modelType)),
+        };
+        return head == HeadKind.Scalar ? family + "ForSequenceClassification" : modelType == "gpt2" ? "GPT2LMHeadModel" : family + "ForCausalLM";
+    }
+
+    // A *ForSequenceClassification architecture means the scalar head, which Engine supports with one label only
+    // (a reward or value model); num_labels comes from id2label when present, as PretrainedConfig reads it.
+    private static HeadKind ReadHead(JsonElement root, string source)
+    {
+        if (!root.TryGetProperty("architectures", out var list) || list.ValueKind == JsonValueKind.Null)
+        {
+            return HeadKind.LanguageModel;
+        }
+
+        if (list.ValueKind != JsonValueKind.Array || list.EnumerateArray().Any(a => a.ValueKind != JsonValueKind.String))
+        {
+            throw new FormatException($"{source}: field 'architectures' must be a list of strings, got {list.GetRawText()}");
+        }
+
+        var names = list.EnumerateArray().Select(a => a.GetString()!).ToList();
+        bool classifier = names.Any(n => n.EndsWith("ForSequenceClassification", StringComparison.Ordinal));
+        if (!classifier)
+        {
+            return HeadKind.LanguageModel;
+        }
+
+        if (names.Count > 1)
+        {
+            throw new NotSupportedException($"{source}: field 'architectures' lists {string.Join(", ", names)}; one head per checkpoint is supported");
+        }
+
+        int labels = root.TryGetProperty("id2label", out var id2label) && id2label.ValueKind == JsonValueKind.Object
+            ? id2label.EnumerateObject().Count()
+            : OptionalInt(root, "num_labels", source) ?? 2;
+        if (labels != 1)
+        {
+            throw new NotSupportedException(
+                $"{source}: {names[0]} with {labels} labels is a classifier; only one label (a reward or value head) is supported");
+        }
+
+        return HeadKind.Scalar;
     }
 
     // A float written through double would print 9.999999747378752E-06 for 1e-5f; the float's own shortest form

@@ -24,7 +24,16 @@ public sealed record HfTensor(string HfName, string EngineName, Shape HfShape, l
 /// </summary>
 public static class HfWeightMap
 {
-    /// <summary>Every Hugging Face tensor a model of <paramref name="config"/> has (tied heads have no <c>lm_head.weight</c>).</summary>
+    /// <summary>The Hugging Face name of an untied LM head.</summary>
+    public const string LmHead = "lm_head.weight";
+
+    /// <summary>The Hugging Face name of a sequence-classification (reward/value) head, [num_labels = 1, C].</summary>
+    public const string ScoreWeight = "score.weight";
+
+    /// <summary>
+    /// Every Hugging Face tensor a model of <paramref name="config"/> has (tied heads have no <c>lm_head.weight</c>; a
+    /// scalar head has <c>score.weight</c> and no LM head).
+    /// </summary>
     public static IReadOnlyList<HfTensor> For(TransformerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -118,11 +127,7 @@ public static class HfWeightMap
 
         list.Add(new("transformer.ln_f.weight", Names.FinalNormWeight, new Shape(c), 0, false));
         list.Add(new("transformer.ln_f.bias", Names.FinalNormBias, new Shape(c), 0, false));
-        if (!cfg.TiedEmbeddings)
-        {
-            list.Add(new("lm_head.weight", Names.LmHead, new Shape(cfg.VocabSize, c), 0, false));
-        }
-
+        AddHead(cfg, list);
         return list;
     }
 
@@ -153,11 +158,21 @@ public static class HfWeightMap
         }
 
         list.Add(new("model.norm.weight", Names.FinalNormWeight, new Shape(c), 0, false));
-        if (!cfg.TiedEmbeddings)
-        {
-            list.Add(new("lm_head.weight", Names.LmHead, new Shape(cfg.VocabSize, c), 0, false));
-        }
-
+        AddHead(cfg, list);
         return list;
+    }
+
+    // *ForSequenceClassification keeps its head as a top-level nn.Linear(C, num_labels, bias=False) named "score";
+    // Engine's score bias has no Hugging Face tensor (it lives in reward_head.json).
+    private static void AddHead(TransformerConfig cfg, List<HfTensor> list)
+    {
+        if (cfg.Head == HeadKind.Scalar)
+        {
+            list.Add(new(ScoreWeight, Names.ScoreWeight, new Shape(1, cfg.Channels), 0, false));
+        }
+        else if (!cfg.TiedEmbeddings)
+        {
+            list.Add(new(LmHead, Names.LmHead, new Shape(cfg.VocabSize, cfg.Channels), 0, false));
+        }
     }
 }
