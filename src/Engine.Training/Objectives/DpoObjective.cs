@@ -111,14 +111,13 @@ public sealed class DpoObjective : ITrainingObjective<PreferenceBatch>, IDisposa
         var hidden = Policy.ForwardTraining(batch.Sequences.Tokens, batch.Rows, batch.Time);
         var (result, scoreGrad) = Loss(batch, hidden, lossScale, withGradient: true);
 
-        // s = β·(logπ − logπ_ref) for the sum-based losses, s = mean logπ − mean logπ_ref for IPO: ∂s/∂(sequence value) is β or 1.
-        float factor = LengthNormalised ? 1f : Options.Beta;
+        // s = β·(logπ − logπ_ref) for the sum-based losses, s = (logπ − logπ_ref)/|y| for IPO: ∂s/∂logπ is β or 1/|y|.
         for (int r = 0; r < scoreGrad.Length; r++)
         {
-            scoreGrad[r] *= factor;
+            scoreGrad[r] = LengthNormalised ? scoreGrad[r] / batch.ResponseTokens[r] : scoreGrad[r] * Options.Beta;
         }
 
-        pass.Backward(Policy, hidden, LengthNormalised, scoreGrad);
+        pass.Backward(Policy, hidden, scoreGrad);
         Policy.BackwardFromHidden();
         return result;
     }
@@ -143,15 +142,25 @@ public sealed class DpoObjective : ITrainingObjective<PreferenceBatch>, IDisposa
     {
         int rows = batch.Rows;
         var policy = new float[rows];
-        pass.Forward(Policy, hidden, batch, LengthNormalised, policy);
+        pass.Forward(Policy, hidden, batch, policy);
         var reference = new float[rows];
         Reference.SequenceLogProbs(batch, reference);
+
+        // IPO's per-token means are taken here, from both sums alike, so a policy equal to its reference has a
+        // log-ratio of exactly 0 rather than the rounding difference of two ways of averaging.
+        if (LengthNormalised)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                policy[r] /= batch.ResponseTokens[r];
+                reference[r] /= batch.ResponseTokens[r];
+            }
+        }
+
         var scores = new float[rows];
         for (int r = 0; r < rows; r++)
         {
-            scores[r] = LengthNormalised
-                ? policy[r] - (reference[r] / batch.ResponseTokens[r])
-                : Options.Beta * (policy[r] - reference[r]);
+            scores[r] = LengthNormalised ? policy[r] - reference[r] : Options.Beta * (policy[r] - reference[r]);
         }
 
         var b = Policy.Backend;
@@ -173,8 +182,7 @@ public sealed class DpoObjective : ITrainingObjective<PreferenceBatch>, IDisposa
         for (int r = 0; r < rows; r++)
         {
             logps[r] = policy[r];
-            double referenceValue = LengthNormalised ? (double)reference[r] / batch.ResponseTokens[r] : reference[r];
-            rewards[r] = Options.Beta * (policy[r] - referenceValue);
+            rewards[r] = Options.Beta * ((double)policy[r] - reference[r]);
         }
 
         var metrics = PairMetrics.Compute(batch, rewards);

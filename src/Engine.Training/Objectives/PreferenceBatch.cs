@@ -32,8 +32,8 @@ public sealed record PreferenceGroup(IReadOnlyList<TokenizedSequence> Responses,
             case PreferenceExample p:
             {
                 var (chosen, rejected) = collator.TokenizePair(p);
-                RequireResponse(chosen, example, "chosen");
-                RequireResponse(rejected, example, "rejected");
+                RequireResponse(collator, chosen, example, "chosen");
+                RequireResponse(collator, rejected, example, "rejected");
                 return new PreferenceGroup([chosen, rejected], [0, 1], p.Margin, source);
             }
 
@@ -43,7 +43,7 @@ public sealed record PreferenceGroup(IReadOnlyList<TokenizedSequence> Responses,
                 foreach (var response in r.Responses)
                 {
                     var sequence = collator.Tokenize(r.Prompt, response);
-                    RequireResponse(sequence, example, "responses");
+                    RequireResponse(collator, sequence, example, "responses");
                     responses.Add(sequence);
                 }
 
@@ -59,7 +59,7 @@ public sealed record PreferenceGroup(IReadOnlyList<TokenizedSequence> Responses,
 
     // The response token a reward is read at, and the first token DPO scores, both need a target: a trained token
     // after position 0 (TokenizedSequence marks the response; the collator turns it into next-token targets).
-    private static void RequireResponse(TokenizedSequence s, Example example, string field)
+    private static void RequireResponse(SequenceCollator collator, TokenizedSequence s, Example example, string field)
     {
         for (int i = 1; i < s.Length; i++)
         {
@@ -69,8 +69,8 @@ public sealed record PreferenceGroup(IReadOnlyList<TokenizedSequence> Responses,
             }
         }
 
-        string why = s.Length == 0 ? "the sequence is empty"
-            : s.PromptLength >= s.Length ? $"no response token is left after truncation to {s.Length} tokens (prompt of {s.PromptLength}); raise MaxLength or lower MaxPromptLength"
+        string why = s.Length >= collator.Options.MaxLength
+            ? $"the prompt fills all {s.Length} tokens and the response was truncated away; raise MaxLength or set MaxPromptLength"
             : "the response is empty";
         throw new DatasetException(example.Source, example.Line, field, $"no response token to score: {why}");
     }

@@ -41,7 +41,7 @@ public sealed class ReferenceModel : IReferenceLogProbs, IDisposable
     {
         ArgumentNullException.ThrowIfNull(batch);
         var hidden = Model.Forward(batch.Sequences.Tokens, batch.Rows, batch.Time);
-        pass.Forward(Model, hidden, batch, mean: false, destination);
+        pass.Forward(Model, hidden, batch, destination);
     }
 
     /// <inheritdoc/>

@@ -17,10 +17,9 @@ internal sealed class SequenceLogProbs(Backend backend) : IDisposable
 
     /// <summary>
     /// Runs the LM head of <paramref name="model"/> over <paramref name="hidden"/> [R·T, C] (from its last forward of
-    /// the batch's tokens) and writes one value per row into <paramref name="result"/>: the sum over response tokens,
-    /// or with <paramref name="mean"/> the sum ÷ the number of response tokens.
+    /// the batch's tokens) and writes one value per row into <paramref name="result"/>: the sum over response tokens.
     /// </summary>
-    public void Forward(Transformer model, Tensor hidden, PreferenceBatch batch, bool mean, Span<float> result)
+    public void Forward(Transformer model, Tensor hidden, PreferenceBatch batch, Span<float> result)
     {
         rows = batch.Rows;
         time = batch.Time;
@@ -32,7 +31,7 @@ internal sealed class SequenceLogProbs(Backend backend) : IDisposable
         rowStats = scratch.Get("rowstats", DType.F32, n, 2);
         b.TokenLogProbsForward(new TokenLogProbOutputs(tokenLogProbs, rowStats), hidden, model.HeadWeight, new TokenLogProbInputs(targets));
         var sequences = scratch.Get("seq", DType.F32, rows);
-        b.SequenceSum(sequences, tokenLogProbs.Reshape(rows, time), mask, mean);
+        b.SequenceSum(sequences, tokenLogProbs.Reshape(rows, time), mask, mean: false);
         b.CopyToHost(sequences, result[..rows]);
     }
 
@@ -41,7 +40,7 @@ internal sealed class SequenceLogProbs(Backend backend) : IDisposable
     /// <paramref name="sequenceGrad"/> [R]: adds into the model's <see cref="Transformer.HiddenGradient"/> and LM-head
     /// gradient. The caller runs <see cref="Transformer.BackwardFromHidden"/> next.
     /// </summary>
-    public void Backward(Transformer model, Tensor hidden, bool mean, ReadOnlySpan<float> sequenceGrad)
+    public void Backward(Transformer model, Tensor hidden, ReadOnlySpan<float> sequenceGrad)
     {
         if (targets.IsEmpty)
         {
@@ -52,7 +51,7 @@ internal sealed class SequenceLogProbs(Backend backend) : IDisposable
         long n = (long)rows * time;
         var sequences = scratch.Upload("dseq", sequenceGrad[..rows], rows);
         var tokens = scratch.Zeros("dlogp", rows, time);
-        b.SequenceSumBackward(tokens, sequences, mask, mean);
+        b.SequenceSumBackward(tokens, sequences, mask, mean: false);
         b.TokenLogProbsBackward(
             model.HiddenGradient, model.HeadGradient, new TokenLogProbGrads(tokens.Reshape(n)), hidden, model.HeadWeight, rowStats,
             new TokenLogProbInputs(targets));
