@@ -157,14 +157,15 @@ public sealed unsafe class GemmTests : IDisposable
     }
 
     [Fact]
-    public void Packed_A_larger_than_its_scratch_is_done_in_chunks()
+    public void Operands_larger_than_the_pack_scratch_are_done_in_chunks()
     {
-        // K chunks: one row panel but more K than the packed-A capacity holds; row chunks: more rows than fit one K block.
-        int mr = Sgemm.Mr(Sgemm.BestIsa);
-        int longK = (int)(Sgemm.PackedACapacity / mr) + 1000;
-        Check(Sgemm.BestIsa, 3, 5, longK, false, false, 1f, 0.5f, 31);
-        int tallM = (int)(Sgemm.PackedACapacity / Sgemm.KcMax) + 100;
-        Check(Sgemm.BestIsa, tallM, 3, 300, true, false, 1f, 0f, 32);
+        // K chunks (small M and N, K beyond what one chunk holds), then row chunks and column chunks (one K block of all
+        // rows or all columns does not fit).
+        int widest = Math.Max(Sgemm.Mr(Sgemm.BestIsa), Sgemm.Nr(Sgemm.BestIsa));
+        Check(Sgemm.BestIsa, 3, 5, (int)(Sgemm.PackCapacity / widest) + 1000, false, false, 1f, 0.5f, 31);
+        int tall = (int)(Sgemm.PackCapacity / Sgemm.KcMax) + 100;
+        Check(Sgemm.BestIsa, tall, 3, 300, true, false, 1f, 0f, 32);
+        Check(Sgemm.BestIsa, 3, tall, 300, false, true, 1f, 1f, 33);
     }
 
     [Theory]

@@ -95,29 +95,33 @@ internal unsafe struct GemmOperands
 /// Our SGEMM, blocked the BLIS way. K is cut into near-equal blocks of at most <see cref="KcMax"/> that depend only on K,
 /// and every C element sums its blocks in increasing order, each block once by one FMA chain in a microkernel; so the
 /// result is the same bits whatever the thread count or the tiling of C into work items.
-/// <para>Per call: op(A) is packed once into MR-row panels (shared scratch, in parallel), then work items, each a block
-/// of MR-row panels × a strip of at most <see cref="NcMax"/> columns, pack their K×strip slice of op(B) into per-thread
-/// scratch (L2-sized) and run the microkernel over it, A panel outer (it stays in L1) and B panel inner (streamed from L2).
-/// Scratch is kept between calls: no allocation in steady state.</para>
+/// <para>Per call: op(A) is packed into MR-row panels and op(B) into NR-column panels (shared scratch, in parallel, each
+/// element once), then work items, each a tile of C of at most <see cref="TileRows"/>×<see cref="TileCols"/>, run the
+/// microkernel over every K block, A panel outer (12×256 stays in L1) and B panel inner (the tile's B block stays in L2).
+/// Operands too big for the scratch are done in K, row and column chunks. Scratch is kept between calls: no
+/// allocation in steady state.</para>
 /// </summary>
 internal static unsafe class Sgemm
 {
     /// <summary>Largest K block: a 12×256 A panel (12 KiB) stays in L1 while 32-column B panels (32 KiB) stream past.</summary>
     internal const int KcMax = 256;
 
-    /// <summary>Widest column strip: a 256×512 packed B block is 512 KiB, half of the 1 MiB L2.</summary>
-    internal const int NcMax = 512;
+    /// <summary>Most rows of C in one work item.</summary>
+    internal const int TileRows = 240;
 
-    /// <summary>Floats of packed A held at once (32 MiB); bigger A is done in row/K chunks of this size.</summary>
-    internal const long PackedACapacity = 8L << 20;
+    /// <summary>Most columns of C in one work item: its 256×512 block of packed B is 512 KiB, half of the 1 MiB L2.</summary>
+    internal const int TileCols = 512;
+
+    /// <summary>Floats of packed A (and, separately, of packed B) held at once (16 MiB each); more is done in chunks.</summary>
+    internal const long PackCapacity = 4L << 20;
 
     /// <summary>Work below this many flops per item is not worth a hand-off to another thread.</summary>
-    private const long MinItemFlops = 4L << 20;
+    private const long MinItemFlops = 2L << 20;
 
-    private static AlignedScratch? sharedPackedA;
+    /// <summary>Floats packed per packing work item.</summary>
+    private const long PackItemFloats = 64L << 10;
 
-    [ThreadStatic]
-    private static AlignedScratch? threadPackedB;
+    private static PackScratch? sharedScratch;
 
     /// <summary>The best kernel family this CPU runs.</summary>
     internal static GemmIsa BestIsa { get; } =
@@ -158,86 +162,138 @@ internal static unsafe class Sgemm
         s.KBlocks = (g.K + KcMax - 1) / KcMax;
         int panelsM = (g.M + s.Mr - 1) / s.Mr;
         int panelsN = (g.N + s.Nr - 1) / s.Nr;
-        s.PanelsN = panelsN;
 
-        // Chunking keeps packed A under its capacity: whole K blocks per chunk, and row chunks only when even one
-        // K block of all rows is too big (a vocabulary-sized M).
-        long panelFloatsPerBlock = (long)s.Mr * KcMax;
-        int panelsPerChunk = (int)Math.Clamp(PackedACapacity / panelFloatsPerBlock, 1, panelsM);
-        int blocksPerChunk = (int)Math.Clamp(PackedACapacity / (panelFloatsPerBlock * panelsPerChunk), 1, s.KBlocks);
+        // Chunks: as many whole K blocks as both packed operands hold; when one K block of all rows (a vocabulary-sized
+        // M) or all columns does not fit, rows or columns are chunked too.
+        int panelsPerChunkM = (int)Math.Clamp(PackCapacity / ((long)s.Mr * KcMax), 1, panelsM);
+        int panelsPerChunkN = (int)Math.Clamp(PackCapacity / ((long)s.Nr * KcMax), 1, panelsN);
+        long widest = Math.Max((long)panelsPerChunkM * s.Mr, (long)panelsPerChunkN * s.Nr);
+        int blocksPerChunk = (int)Math.Clamp(PackCapacity / (widest * KcMax), 1, s.KBlocks);
+        long kSpan = Math.Min(g.K, (long)blocksPerChunk * KcMax);
 
-        var scratch = Interlocked.Exchange(ref sharedPackedA, null) ?? new AlignedScratch();
+        var scratch = Interlocked.Exchange(ref sharedScratch, null) ?? new PackScratch();
         try
         {
-            scratch.Ensure((long)Math.Min(panelsPerChunk, panelsM) * s.Mr * Math.Min(g.K, (long)blocksPerChunk * KcMax));
-            s.PackedA = scratch.Pointer;
-            for (int p0 = 0; p0 < panelsM; p0 += panelsPerChunk)
+            scratch.A.Ensure((long)panelsPerChunkM * s.Mr * kSpan);
+            scratch.B.Ensure((long)panelsPerChunkN * s.Nr * kSpan);
+            s.PackedA = scratch.A.Pointer;
+            s.PackedB = scratch.B.Pointer;
+            for (int kb0 = 0; kb0 < s.KBlocks; kb0 += blocksPerChunk)
             {
-                s.Panel0 = p0;
-                s.PanelCount = Math.Min(panelsPerChunk, panelsM - p0);
-                PlanItems(ref s, pool.ThreadCount);
-                for (int kb0 = 0; kb0 < s.KBlocks; kb0 += blocksPerChunk)
+                s.Kb0 = kb0;
+                s.Kb1 = Math.Min(s.KBlocks, kb0 + blocksPerChunk);
+                s.KStart = BlockStart(s.Kb0, g.K, s.KBlocks);
+                s.KLength = BlockStart(s.Kb1, g.K, s.KBlocks) - s.KStart;
+                for (int pm = 0; pm < panelsM; pm += panelsPerChunkM)
                 {
-                    s.Kb0 = kb0;
-                    s.Kb1 = Math.Min(s.KBlocks, kb0 + blocksPerChunk);
-                    s.KStart = BlockStart(s.Kb0, g.K, s.KBlocks);
-                    s.KLength = BlockStart(s.Kb1, g.K, s.KBlocks) - s.KStart;
-                    s.PackPanelsPerItem = Math.Max(1, (int)Math.Min(s.PanelCount, (64L << 10) / ((long)s.Mr * s.KLength)));
-                    pool.For((s.PanelCount + s.PackPanelsPerItem - 1) / s.PackPanelsPerItem, ref s, &PackAItem);
-                    pool.For(s.RowGroups * s.Strips, ref s, &ComputeItem);
+                    s.PanelM0 = pm;
+                    s.PanelCountM = Math.Min(panelsPerChunkM, panelsM - pm);
+                    for (int pn = 0; pn < panelsN; pn += panelsPerChunkN)
+                    {
+                        s.PanelN0 = pn;
+                        s.PanelCountN = Math.Min(panelsPerChunkN, panelsN - pn);
+
+                        // A is packed with the first column chunk and reused by the others.
+                        s.PackItemsA = pn == 0 ? PackItems(s.PanelCountM, s.Mr, s.KLength, out s.PackPanelsPerItemA) : 0;
+                        int packItemsB = PackItems(s.PanelCountN, s.Nr, s.KLength, out s.PackPanelsPerItemB);
+                        pool.For(s.PackItemsA + packItemsB, ref s, &PackItem);
+
+                        PlanTiles(ref s, pool.ThreadCount);
+                        pool.For(s.TilesM * s.TilesN, ref s, &ComputeItem);
+                    }
                 }
             }
         }
         finally
         {
-            Volatile.Write(ref sharedPackedA, scratch);
+            Volatile.Write(ref sharedScratch, scratch);
         }
     }
 
     /// <summary>Start of K block <paramref name="b"/> of <paramref name="blocks"/> near-equal blocks of [0, K).</summary>
     private static int BlockStart(int b, int k, int blocks) => (int)((long)b * k / blocks);
 
-    /// <summary>
-    /// Cuts the chunk's C into items: strips as wide as <see cref="NcMax"/>, halved (then row groups added) until there are
-    /// about four items per thread, but never items below <see cref="MinItemFlops"/>. Small M therefore splits along N.
-    /// </summary>
-    private static void PlanItems(ref State s, int threads)
+    private static int PackItems(int panels, int width, int kLength, out int panelsPerItem)
     {
-        long flops = 2L * Math.Min(s.G.M, s.PanelCount * s.Mr) * s.G.N * s.G.K;
-        int target = (int)Math.Clamp(flops / MinItemFlops, 1, threads == 1 ? 1 : 4 * threads);
-        int stripPanels = Math.Min(s.PanelsN, NcMax / s.Nr);
-        int strips = (s.PanelsN + stripPanels - 1) / stripPanels;
-        while (strips < target && stripPanels > 1)
-        {
-            stripPanels = (stripPanels + 1) / 2;
-            strips = (s.PanelsN + stripPanels - 1) / stripPanels;
-        }
-
-        int groups = Math.Clamp((target + strips - 1) / strips, 1, s.PanelCount);
-        s.StripPanels = stripPanels;
-        s.Strips = strips;
-        s.GroupPanels = (s.PanelCount + groups - 1) / groups;
-        s.RowGroups = (s.PanelCount + s.GroupPanels - 1) / s.GroupPanels;
+        panelsPerItem = (int)Math.Clamp(PackItemFloats / ((long)width * kLength), 1, panels);
+        return (panels + panelsPerItem - 1) / panelsPerItem;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackAItem(ref State s, int item)
+    /// <summary>
+    /// Cuts the chunk's C into tiles of at most <see cref="TileRows"/>×<see cref="TileCols"/>, then halves the longer side
+    /// until there are about four tiles per thread (never below <see cref="MinItemFlops"/> of work), so a small M is split
+    /// along N and a small N along M. Tiles never change a result, only who computes it.
+    /// </summary>
+    private static void PlanTiles(ref State s, int threads)
     {
-        ref readonly var g = ref s.G;
-        int first = item * s.PackPanelsPerItem;
-        int last = Math.Min(s.PanelCount, first + s.PackPanelsPerItem);
-        for (int p = first; p < last; p++)
+        long flops = 2L * Math.Min(s.G.M, s.PanelCountM * s.Mr) * Math.Min(s.G.N, s.PanelCountN * s.Nr) * s.KLength;
+        int target = (int)Math.Clamp(flops / MinItemFlops, 1, threads == 1 ? 1 : 4 * threads);
+        int rows = Math.Min(s.PanelCountM, Math.Max(1, TileRows / s.Mr));
+        int cols = Math.Min(s.PanelCountN, TileCols / s.Nr);
+        while (Ceil(s.PanelCountM, rows) * Ceil(s.PanelCountN, cols) < target && (rows > 1 || cols > 1))
         {
-            int row = (s.Panel0 + p) * s.Mr;
-            int rows = Math.Min(s.Mr, g.M - row);
-            float* dst = s.PackedA + ((long)p * s.Mr * s.KLength);
-            if (g.TransposeA)
+            if ((long)rows * s.Mr >= (long)cols * s.Nr && rows > 1)
             {
-                Packing.PackContiguousLanes(g.A + (s.KStart * g.Lda) + row, g.Lda, rows, s.Mr, s.KLength, dst);
+                rows = Ceil(rows, 2);
+            }
+            else if (cols > 1)
+            {
+                cols = Ceil(cols, 2);
             }
             else
             {
-                Packing.PackStridedLanes(g.A + (row * g.Lda) + s.KStart, g.Lda, rows, s.Mr, s.KLength, dst);
+                rows = Ceil(rows, 2);
+            }
+        }
+
+        s.TilePanelsM = rows;
+        s.TilePanelsN = cols;
+        s.TilesM = Ceil(s.PanelCountM, rows);
+        s.TilesN = Ceil(s.PanelCountN, cols);
+    }
+
+    private static int Ceil(int a, int b) => (a + b - 1) / b;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackItem(ref State s, int item)
+    {
+        ref readonly var g = ref s.G;
+        if (item < s.PackItemsA)
+        {
+            int first = item * s.PackPanelsPerItemA;
+            int last = Math.Min(s.PanelCountM, first + s.PackPanelsPerItemA);
+            for (int p = first; p < last; p++)
+            {
+                int row = (s.PanelM0 + p) * s.Mr;
+                int rows = Math.Min(s.Mr, g.M - row);
+                float* dst = s.PackedA + ((long)p * s.Mr * s.KLength);
+                if (g.TransposeA)
+                {
+                    Packing.PackContiguousLanes(g.A + (s.KStart * g.Lda) + row, g.Lda, rows, s.Mr, s.KLength, dst);
+                }
+                else
+                {
+                    Packing.PackStridedLanes(g.A + (row * g.Lda) + s.KStart, g.Lda, rows, s.Mr, s.KLength, dst);
+                }
+            }
+        }
+        else
+        {
+            int first = (item - s.PackItemsA) * s.PackPanelsPerItemB;
+            int last = Math.Min(s.PanelCountN, first + s.PackPanelsPerItemB);
+            for (int q = first; q < last; q++)
+            {
+                int col = (s.PanelN0 + q) * s.Nr;
+                int cols = Math.Min(s.Nr, g.N - col);
+                float* dst = s.PackedB + ((long)q * s.Nr * s.KLength);
+                if (g.TransposeB)
+                {
+                    Packing.PackStridedLanes(g.B + (col * g.Ldb) + s.KStart, g.Ldb, cols, s.Nr, s.KLength, dst);
+                }
+                else
+                {
+                    Packing.PackContiguousLanes(g.B + (s.KStart * g.Ldb) + col, g.Ldb, cols, s.Nr, s.KLength, dst);
+                }
             }
         }
     }
@@ -246,33 +302,17 @@ internal static unsafe class Sgemm
     private static void ComputeItem(ref State s, int item)
     {
         ref readonly var g = ref s.G;
-        int group = item / s.Strips, strip = item % s.Strips;
-        int p0 = group * s.GroupPanels, p1 = Math.Min(s.PanelCount, p0 + s.GroupPanels);
-        int q0 = strip * s.StripPanels, q1 = Math.Min(s.PanelsN, q0 + s.StripPanels);
+        int tm = item / s.TilesN, tn = item % s.TilesN;
+        int p0 = tm * s.TilePanelsM, p1 = Math.Min(s.PanelCountM, p0 + s.TilePanelsM);
+        int q0 = tn * s.TilePanelsN, q1 = Math.Min(s.PanelCountN, q0 + s.TilePanelsN);
         int mr = s.Mr, nr = s.Nr;
-
-        var scratch = threadPackedB ??= new AlignedScratch();
-        scratch.Ensure((long)KcMax * NcMax);
-        float* packedB = scratch.Pointer;
         float* edge = stackalloc float[12 * 32];
 
         for (int kb = s.Kb0; kb < s.Kb1; kb++)
         {
             int k0 = BlockStart(kb, g.K, s.KBlocks);
             int kc = BlockStart(kb + 1, g.K, s.KBlocks) - k0;
-            for (int q = q0; q < q1; q++)
-            {
-                int col = q * nr;
-                float* dst = packedB + ((long)(q - q0) * nr * kc);
-                if (g.TransposeB)
-                {
-                    Packing.PackStridedLanes(g.B + (col * g.Ldb) + k0, g.Ldb, Math.Min(nr, g.N - col), nr, kc, dst);
-                }
-                else
-                {
-                    Packing.PackContiguousLanes(g.B + (k0 * g.Ldb) + col, g.Ldb, Math.Min(nr, g.N - col), nr, kc, dst);
-                }
-            }
+            long kOffset = k0 - s.KStart;
 
             // The first K block applies the caller's β (or bias); later blocks add onto the partial sums already in C.
             bool firstBlock = kb == 0;
@@ -284,15 +324,15 @@ internal static unsafe class Sgemm
 
             for (int p = p0; p < p1; p++)
             {
-                int row = (s.Panel0 + p) * mr;
+                int row = (s.PanelM0 + p) * mr;
                 int rows = Math.Min(mr, g.M - row);
-                float* a = s.PackedA + ((long)p * mr * s.KLength) + ((long)(k0 - s.KStart) * mr);
+                float* a = s.PackedA + ((long)p * mr * s.KLength) + (kOffset * mr);
                 float* c = g.C + (row * g.Ldc);
                 for (int q = q0; q < q1; q++)
                 {
-                    int col = q * nr;
+                    int col = (s.PanelN0 + q) * nr;
                     int cols = Math.Min(nr, g.N - col);
-                    float* b = packedB + ((long)(q - q0) * nr * kc);
+                    float* b = s.PackedB + ((long)q * nr * s.KLength) + (kOffset * nr);
                     float* bias = mode == EpilogueMode.Bias ? g.Bias + col : null;
                     var epilogue = new Epilogue(mode, g.Alpha, beta, bias);
                     if (cols == nr)
@@ -376,19 +416,31 @@ internal static unsafe class Sgemm
         public int Mr;
         public int Nr;
         public int KBlocks;
-        public int PanelsN;
         public float* PackedA;
-        public int Panel0;
-        public int PanelCount;
+        public float* PackedB;
         public int Kb0;
         public int Kb1;
         public int KStart;
         public int KLength;
-        public int PackPanelsPerItem;
-        public int RowGroups;
-        public int GroupPanels;
-        public int Strips;
-        public int StripPanels;
+        public int PanelM0;
+        public int PanelCountM;
+        public int PanelN0;
+        public int PanelCountN;
+        public int PackItemsA;
+        public int PackPanelsPerItemA;
+        public int PackPanelsPerItemB;
+        public int TilePanelsM;
+        public int TilePanelsN;
+        public int TilesM;
+        public int TilesN;
+    }
+
+    /// <summary>The packed-operand buffers one GEMM call uses; one set is cached for the next call.</summary>
+    private sealed class PackScratch
+    {
+        public AlignedScratch A { get; } = new();
+
+        public AlignedScratch B { get; } = new();
     }
 }
 
