@@ -246,10 +246,13 @@ internal static unsafe class Sgemm
             }
         }
 
-        s.TilePanelsM = rows;
-        s.TilePanelsN = cols;
+        // Same count, even sizes: 22 panels in two tiles are 11 + 11, not 20 + 2.
         s.TilesM = Ceil(s.PanelCountM, rows);
         s.TilesN = Ceil(s.PanelCountN, cols);
+        s.TilePanelsM = Ceil(s.PanelCountM, s.TilesM);
+        s.TilePanelsN = Ceil(s.PanelCountN, s.TilesN);
+        s.TilesM = Ceil(s.PanelCountM, s.TilePanelsM);
+        s.TilesN = Ceil(s.PanelCountN, s.TilePanelsN);
     }
 
     private static int Ceil(int a, int b) => (a + b - 1) / b;
