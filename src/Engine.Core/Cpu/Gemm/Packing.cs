@@ -5,87 +5,143 @@ using System.Runtime.Intrinsics.X86;
 namespace Engine.Core.Cpu.Gemm;
 
 /// <summary>
-/// Copies operand blocks into the k-major panel layout the microkernels read: for a panel of <c>width</c> lanes
-/// (MR rows of A or NR columns of B), element (k, lane) lands at <c>dst[k·width + lane]</c>, and lanes past the edge
-/// of the matrix are zero so edge tiles run the full kernel on padding instead of a scalar loop.
+/// Copies one K block of an operand into the k-major panel layout the microkernels read: panel p of <c>width</c> lanes
+/// (MR rows of A or NR columns of B) starts at <c>dst + p·width·kc</c> and holds element (k, lane) at <c>k·width + lane</c>;
+/// lanes past the edge of the matrix are zero, so edge tiles run the full kernel on padding instead of a scalar loop.
 /// </summary>
 internal static unsafe class Packing
 {
     /// <summary>
-    /// Lanes are contiguous in the source (A transposed, B plain): dst[k·width + l] = src[k·ld + l] for l &lt; lanes, zero
-    /// for lanes ≤ l &lt; width.
+    /// Lanes contiguous in the source (A transposed, B plain): lane l of panel p at row k is src[k·ld + p·width + l].
+    /// Rows are read front to back across all the panels, so the source streams sequentially.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void PackContiguousLanes(float* src, nint ld, int lanes, int width, int kc, float* dst)
+    internal static void PackContiguousLanes(float* src, nint ld, int lanes, int width, int panels, int kc, float* dst)
     {
-        uint bytes = (uint)lanes * sizeof(float);
-        uint padBytes = (uint)(width - lanes) * sizeof(float);
+        nint panelStride = (nint)width * kc;
+        int fullPanels = Math.Min(panels, lanes / width);
+        int tailLanes = panels > fullPanels ? lanes - (fullPanels * width) : 0;
         for (int k = 0; k < kc; k++)
         {
+            float* s = src + (k * ld);
             float* d = dst + ((nint)k * width);
-            Unsafe.CopyBlockUnaligned(d, src + (k * ld), bytes);
-            if (padBytes != 0)
+            for (int p = 0; p < fullPanels; p++)
             {
-                Unsafe.InitBlockUnaligned(d + lanes, 0, padBytes);
+                CopyLanes(s + (p * width), d + (p * panelStride), width);
+            }
+
+            if (panels > fullPanels)
+            {
+                float* dt = d + (fullPanels * panelStride);
+                float* st = s + (fullPanels * width);
+                for (int l = 0; l < width; l++)
+                {
+                    dt[l] = l < tailLanes ? st[l] : 0f;
+                }
             }
         }
     }
 
     /// <summary>
-    /// Lanes are strided in the source (A plain, B transposed): dst[k·width + l] = src[l·ld + k]. Transposes 8×8 blocks
-    /// (AVX) or 4×4 blocks (SSE) in registers; the ragged rest is copied element by element.
+    /// Lanes strided in the source (A plain, B transposed): lane l of panel p at row k is src[(p·width + l)·ld + k].
+    /// Transposes 8×8 (AVX) and 4×4 (SSE) blocks in registers, eight k at a time across the whole panel, so each
+    /// destination line is completed while it is in L1; the ragged rest is copied element by element.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void PackStridedLanes(float* src, nint ld, int lanes, int width, int kc, float* dst)
+    internal static void PackStridedLanes(float* src, nint ld, int lanes, int width, int panels, int kc, float* dst)
     {
-        int l = 0;
+        for (int p = 0; p < panels; p++)
+        {
+            int valid = Math.Min(width, lanes - (p * width));
+            PackStridedPanel(src + (p * width * ld), ld, valid, width, kc, dst + ((nint)p * width * kc));
+        }
+    }
+
+    private static void PackStridedPanel(float* src, nint ld, int lanes, int width, int kc, float* dst)
+    {
+        int k = 0;
         if (Avx.IsSupported)
         {
-            for (; l + 8 <= lanes; l += 8)
+            for (; k + 8 <= kc; k += 8)
             {
-                int k = 0;
-                for (; k + 8 <= kc; k += 8)
+                int l = 0;
+                for (; l + 8 <= lanes; l += 8)
                 {
                     Transpose8x8(src + (l * ld) + k, ld, dst + ((nint)k * width) + l, width);
                 }
 
-                CopyStridedTail(src + (l * ld), ld, 8, k, kc, dst + l, width);
+                for (; l + 4 <= lanes; l += 4)
+                {
+                    Transpose4x4(src + (l * ld) + k, ld, dst + ((nint)k * width) + l, width);
+                    Transpose4x4(src + (l * ld) + k + 4, ld, dst + ((nint)(k + 4) * width) + l, width);
+                }
+
+                CopyStrided(src, ld, l, lanes, width, k, k + 8, dst);
             }
         }
-
-        if (Sse.IsSupported)
+        else if (Sse.IsSupported)
         {
-            for (; l + 4 <= lanes; l += 4)
+            for (; k + 4 <= kc; k += 4)
             {
-                int k = 0;
-                for (; k + 4 <= kc; k += 4)
+                int l = 0;
+                for (; l + 4 <= lanes; l += 4)
                 {
                     Transpose4x4(src + (l * ld) + k, ld, dst + ((nint)k * width) + l, width);
                 }
 
-                CopyStridedTail(src + (l * ld), ld, 4, k, kc, dst + l, width);
+                CopyStrided(src, ld, l, lanes, width, k, k + 4, dst);
             }
         }
 
-        CopyStridedTail(src + (l * ld), ld, lanes - l, 0, kc, dst + l, width);
-        if (lanes < width)
+        CopyStrided(src, ld, 0, lanes, width, k, kc, dst);
+    }
+
+    /// <summary>Lanes [l0, lanes) of rows [k0, k1) one by one, and zero for the padding lanes up to width.</summary>
+    private static void CopyStrided(float* src, nint ld, int l0, int lanes, int width, int k0, int k1, float* dst)
+    {
+        for (int k = k0; k < k1; k++)
         {
-            uint padBytes = (uint)(width - lanes) * sizeof(float);
-            for (int k = 0; k < kc; k++)
+            float* d = dst + ((nint)k * width);
+            for (int l = l0; l < lanes; l++)
             {
-                Unsafe.InitBlockUnaligned(dst + ((nint)k * width) + lanes, 0, padBytes);
+                d[l] = src[(l * ld) + k];
+            }
+
+            for (int l = lanes; l < width; l++)
+            {
+                d[l] = 0f;
             }
         }
     }
 
-    private static void CopyStridedTail(float* src, nint ld, int lanes, int k0, int kc, float* dst, int width)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyLanes(float* s, float* d, int width)
     {
-        for (int k = k0; k < kc; k++)
+        int l = 0;
+        if (Vector512.IsHardwareAccelerated)
         {
-            for (int l = 0; l < lanes; l++)
+            for (; l + 16 <= width; l += 16)
             {
-                dst[((nint)k * width) + l] = src[(l * ld) + k];
+                Vector512.Store(Vector512.Load(s + l), d + l);
             }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; l + 8 <= width; l += 8)
+            {
+                Vector256.Store(Vector256.Load(s + l), d + l);
+            }
+        }
+
+        for (; l + 4 <= width; l += 4)
+        {
+            Vector128.Store(Vector128.Load(s + l), d + l);
+        }
+
+        for (; l < width; l++)
+        {
+            d[l] = s[l];
         }
     }
 

@@ -104,7 +104,7 @@ internal unsafe struct GemmOperands
 internal static unsafe class Sgemm
 {
     /// <summary>Largest K block: a 12×256 A panel (12 KiB) stays in L1 while 32-column B panels (32 KiB) stream past.</summary>
-    internal const int KcMax = 256;
+    internal const int KcMax = 192;
 
     /// <summary>Most rows of C in one work item.</summary>
     internal const int TileRows = 240;
@@ -194,9 +194,11 @@ internal static unsafe class Sgemm
                         s.PanelCountN = Math.Min(panelsPerChunkN, panelsN - pn);
 
                         // A is packed with the first column chunk and reused by the others.
-                        s.PackItemsA = pn == 0 ? PackItems(s.PanelCountM, s.Mr, s.KLength, out s.PackPanelsPerItemA) : 0;
-                        int packItemsB = PackItems(s.PanelCountN, s.Nr, s.KLength, out s.PackPanelsPerItemB);
-                        pool.For(s.PackItemsA + packItemsB, ref s, &PackItem);
+                        int blocks = s.Kb1 - s.Kb0;
+                        s.PackGroupsA = PackGroups(s.PanelCountM, s.Mr, out s.PackPanelsPerItemA);
+                        s.PackGroupsB = PackGroups(s.PanelCountN, s.Nr, out s.PackPanelsPerItemB);
+                        s.PackItemsA = pn == 0 ? blocks * s.PackGroupsA : 0;
+                        pool.For(s.PackItemsA + (blocks * s.PackGroupsB), ref s, &PackItem);
 
                         PlanTiles(ref s, pool.ThreadCount);
                         pool.For(s.TilesM * s.TilesN, ref s, &ComputeItem);
@@ -213,9 +215,9 @@ internal static unsafe class Sgemm
     /// <summary>Start of K block <paramref name="b"/> of <paramref name="blocks"/> near-equal blocks of [0, K).</summary>
     private static int BlockStart(int b, int k, int blocks) => (int)((long)b * k / blocks);
 
-    private static int PackItems(int panels, int width, int kLength, out int panelsPerItem)
+    private static int PackGroups(int panels, int width, out int panelsPerItem)
     {
-        panelsPerItem = (int)Math.Clamp(PackItemFloats / ((long)width * kLength), 1, panels);
+        panelsPerItem = (int)Math.Clamp(PackItemFloats / ((long)width * KcMax), 1, panels);
         return (panels + panelsPerItem - 1) / panelsPerItem;
     }
 
@@ -257,46 +259,50 @@ internal static unsafe class Sgemm
 
     private static int Ceil(int a, int b) => (a + b - 1) / b;
 
+    /// <summary>
+    /// Packs one K block of one group of panels of A or B. Within a chunk, packed operands are K-block-major: block kb
+    /// starts at (k0 − KStart)·panels·width, so the panels a tile needs for one K block lie side by side.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackItem(ref State s, int item)
     {
         ref readonly var g = ref s.G;
-        if (item < s.PackItemsA)
+        bool isA = item < s.PackItemsA;
+        int local = isA ? item : item - s.PackItemsA;
+        int groups = isA ? s.PackGroupsA : s.PackGroupsB;
+        int perItem = isA ? s.PackPanelsPerItemA : s.PackPanelsPerItemB;
+        int kb = s.Kb0 + (local / groups);
+        int first = (local % groups) * perItem;
+        int k0 = BlockStart(kb, g.K, s.KBlocks);
+        int kc = BlockStart(kb + 1, g.K, s.KBlocks) - k0;
+        if (isA)
         {
-            int first = item * s.PackPanelsPerItemA;
-            int last = Math.Min(s.PanelCountM, first + s.PackPanelsPerItemA);
-            for (int p = first; p < last; p++)
+            int count = Math.Min(perItem, s.PanelCountM - first);
+            int row = (s.PanelM0 + first) * s.Mr;
+            int lanes = Math.Min(g.M - row, count * s.Mr);
+            float* dst = s.PackedA + ((long)(k0 - s.KStart) * s.PanelCountM * s.Mr) + ((long)first * s.Mr * kc);
+            if (g.TransposeA)
             {
-                int row = (s.PanelM0 + p) * s.Mr;
-                int rows = Math.Min(s.Mr, g.M - row);
-                float* dst = s.PackedA + ((long)p * s.Mr * s.KLength);
-                if (g.TransposeA)
-                {
-                    Packing.PackContiguousLanes(g.A + (s.KStart * g.Lda) + row, g.Lda, rows, s.Mr, s.KLength, dst);
-                }
-                else
-                {
-                    Packing.PackStridedLanes(g.A + (row * g.Lda) + s.KStart, g.Lda, rows, s.Mr, s.KLength, dst);
-                }
+                Packing.PackContiguousLanes(g.A + (k0 * g.Lda) + row, g.Lda, lanes, s.Mr, count, kc, dst);
+            }
+            else
+            {
+                Packing.PackStridedLanes(g.A + (row * g.Lda) + k0, g.Lda, lanes, s.Mr, count, kc, dst);
             }
         }
         else
         {
-            int first = (item - s.PackItemsA) * s.PackPanelsPerItemB;
-            int last = Math.Min(s.PanelCountN, first + s.PackPanelsPerItemB);
-            for (int q = first; q < last; q++)
+            int count = Math.Min(perItem, s.PanelCountN - first);
+            int col = (s.PanelN0 + first) * s.Nr;
+            int lanes = Math.Min(g.N - col, count * s.Nr);
+            float* dst = s.PackedB + ((long)(k0 - s.KStart) * s.PanelCountN * s.Nr) + ((long)first * s.Nr * kc);
+            if (g.TransposeB)
             {
-                int col = (s.PanelN0 + q) * s.Nr;
-                int cols = Math.Min(s.Nr, g.N - col);
-                float* dst = s.PackedB + ((long)q * s.Nr * s.KLength);
-                if (g.TransposeB)
-                {
-                    Packing.PackStridedLanes(g.B + (col * g.Ldb) + s.KStart, g.Ldb, cols, s.Nr, s.KLength, dst);
-                }
-                else
-                {
-                    Packing.PackContiguousLanes(g.B + (s.KStart * g.Ldb) + col, g.Ldb, cols, s.Nr, s.KLength, dst);
-                }
+                Packing.PackStridedLanes(g.B + (col * g.Ldb) + k0, g.Ldb, lanes, s.Nr, count, kc, dst);
+            }
+            else
+            {
+                Packing.PackContiguousLanes(g.B + (k0 * g.Ldb) + col, g.Ldb, lanes, s.Nr, count, kc, dst);
             }
         }
     }
@@ -316,6 +322,8 @@ internal static unsafe class Sgemm
             int k0 = BlockStart(kb, g.K, s.KBlocks);
             int kc = BlockStart(kb + 1, g.K, s.KBlocks) - k0;
             long kOffset = k0 - s.KStart;
+            float* packedA = s.PackedA + (kOffset * s.PanelCountM * mr);
+            float* packedB = s.PackedB + (kOffset * s.PanelCountN * nr);
 
             // The first K block applies the caller's β (or bias); later blocks add onto the partial sums already in C.
             bool firstBlock = kb == 0;
@@ -325,28 +333,29 @@ internal static unsafe class Sgemm
                 : EpilogueMode.Accumulate;
             float beta = firstBlock ? g.Beta : 1f;
 
-            for (int p = p0; p < p1; p++)
+            // B panel outer, so its kc×NR block (32 KiB at most) stays in L1 while the tile's A panels stream from L2.
+            for (int q = q0; q < q1; q++)
             {
-                int row = (s.PanelM0 + p) * mr;
-                int rows = Math.Min(mr, g.M - row);
-                float* a = s.PackedA + ((long)p * mr * s.KLength) + (kOffset * mr);
-                float* c = g.C + (row * g.Ldc);
-                for (int q = q0; q < q1; q++)
+                int col = (s.PanelN0 + q) * nr;
+                int cols = Math.Min(nr, g.N - col);
+                float* b = packedB + ((long)q * nr * kc);
+                float* bias = mode == EpilogueMode.Bias ? g.Bias + col : null;
+                var epilogue = new Epilogue(mode, g.Alpha, beta, bias);
+                for (int p = p0; p < p1; p++)
                 {
-                    int col = (s.PanelN0 + q) * nr;
-                    int cols = Math.Min(nr, g.N - col);
-                    float* b = s.PackedB + ((long)q * nr * s.KLength) + (kOffset * nr);
-                    float* bias = mode == EpilogueMode.Bias ? g.Bias + col : null;
-                    var epilogue = new Epilogue(mode, g.Alpha, beta, bias);
+                    int row = (s.PanelM0 + p) * mr;
+                    int rows = Math.Min(mr, g.M - row);
+                    float* a = packedA + ((long)p * mr * kc);
+                    float* c = g.C + (row * g.Ldc) + col;
                     if (cols == nr)
                     {
-                        Kernel(s.Isa, rows, kc, a, b, c + col, g.Ldc, in epilogue);
+                        Kernel(s.Isa, rows, kc, a, b, c, g.Ldc, in epilogue);
                     }
                     else
                     {
                         var plain = new Epilogue(EpilogueMode.Overwrite, 1f, 0f, null);
                         Kernel(s.Isa, rows, kc, a, b, edge, nr, in plain);
-                        MergeEdge(s.Isa, edge, nr, c + col, g.Ldc, rows, cols, in epilogue);
+                        MergeEdge(s.Isa, edge, nr, c, g.Ldc, rows, cols, in epilogue);
                     }
                 }
             }
@@ -430,6 +439,8 @@ internal static unsafe class Sgemm
         public int PanelN0;
         public int PanelCountN;
         public int PackItemsA;
+        public int PackGroupsA;
+        public int PackGroupsB;
         public int PackPanelsPerItemA;
         public int PackPanelsPerItemB;
         public int TilePanelsM;

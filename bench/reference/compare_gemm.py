@@ -1,0 +1,58 @@
+#!/usr/bin/python3
+"""Runs our gemm-probe and the OpenBLAS reference alternately and prints a markdown table of the best of each.
+
+    /usr/bin/python3 bench/reference/compare_gemm.py [rounds] [seconds per shape] [threads]
+
+The machine is shared, so both sides are run in alternation `rounds` times and each shape keeps its best GFLOP/s;
+OpenBLAS is measured twice per round: as it configures itself (OPENBLAS_CORETYPE unset) and forced onto its AVX-512
+SkylakeX kernels. Build first: dotnet build bench/Engine.Benchmarks -c Release.
+"""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OURS = ["dotnet", os.path.join(ROOT, "bench/Engine.Benchmarks/bin/Release/net10.0/Engine.Benchmarks.dll"), "gemm-probe"]
+BLAS = ["/usr/bin/python3", os.path.join(ROOT, "bench/reference/sgemm_openblas.py")]
+
+
+def parse(text):
+    rows = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 8 and parts[-3] in ("NN", "NT", "TN", "TT"):
+            name = " ".join(parts[:-6])
+            rows[name] = (int(parts[-6]), int(parts[-5]), int(parts[-4]), parts[-3], float(parts[-1]))
+    return rows
+
+
+def run(cmd, env_extra):
+    env = dict(os.environ, **env_extra)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+
+
+def merge(best, rows):
+    for name, row in rows.items():
+        if name not in best or row[4] > best[name][4]:
+            best[name] = row
+
+
+def main():
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    seconds = sys.argv[2] if len(sys.argv) > 2 else "0.5"
+    threads = sys.argv[3] if len(sys.argv) > 3 else "2"
+    ours, blas, blas512 = {}, {}, {}
+    for _ in range(rounds):
+        merge(ours, parse(run(OURS + [threads, seconds], {})))
+        merge(blas, parse(run(BLAS + [seconds], {"OPENBLAS_NUM_THREADS": threads})))
+        merge(blas512, parse(run(BLAS + [seconds], {"OPENBLAS_NUM_THREADS": threads, "OPENBLAS_CORETYPE": "SkylakeX"})))
+    print(f"| shape | M | N | K | op | ours GFLOP/s | OpenBLAS (auto: Haswell) | ratio | OpenBLAS (SkylakeX) | ratio |")
+    print("|---|---:|---:|---:|:-:|---:|---:|---:|---:|---:|")
+    for name, (m, n, k, op, g) in ours.items():
+        b = blas.get(name, (0, 0, 0, "", float("nan")))[4]
+        b5 = blas512.get(name, (0, 0, 0, "", float("nan")))[4]
+        print(f"| {name} | {m} | {n} | {k} | {op} | {g:.1f} | {b:.1f} | {g / b:.2f} | {b5:.1f} | {g / b5:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
