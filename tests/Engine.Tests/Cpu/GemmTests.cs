@@ -156,16 +156,36 @@ public sealed unsafe class GemmTests : IDisposable
         }
     }
 
-    [Fact]
-    public void Operands_larger_than_the_pack_scratch_are_done_in_chunks()
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    public void Operands_larger_than_the_pack_scratch_are_done_in_chunks(bool ta, bool tb)
     {
-        // K chunks (small M and N, K beyond what one chunk holds), then row chunks and column chunks (one K block of all
-        // rows or all columns does not fit).
-        int widest = Math.Max(Sgemm.Mr(Sgemm.BestIsa), Sgemm.Nr(Sgemm.BestIsa));
-        Check(Sgemm.BestIsa, 3, 5, (int)(Sgemm.PackCapacity / widest) + 1000, false, false, 1f, 0.5f, 31);
-        int tall = (int)(Sgemm.PackCapacity / Sgemm.KcMax) + 100;
-        Check(Sgemm.BestIsa, tall, 3, 300, true, false, 1f, 0f, 32);
-        Check(Sgemm.BestIsa, 3, tall, 300, false, true, 1f, 1f, 33);
+        // A scratch of three 32-wide panels of one K block: the shared operand is chunked by panels (A when M ≤ N, B
+        // otherwise) and by K blocks, with ragged edges in every direction.
+        long capacity = 3L * 32 * Sgemm.KcMax;
+        foreach (var (m, n, k) in new[] { (130, 200, 600), (200, 130, 600), (5, 100, 5000), (100, 7, 3000) })
+        {
+            var a = TestData.Uniform(m + k, m * k);
+            var b = TestData.Uniform(n + k, k * n);
+            var c0 = TestData.Uniform(m + n, m * n);
+            var c = (float[])c0.Clone();
+            fixed (float* pa = a, pb = b, pc = c)
+            {
+                var g = new GemmOperands
+                {
+                    A = pa, Lda = ta ? m : k, TransposeA = ta,
+                    B = pb, Ldb = tb ? k : n, TransposeB = tb,
+                    C = pc, Ldc = n, M = m, N = n, K = k, Alpha = 1f, Beta = 0.5f,
+                };
+                Sgemm.Run(backend.Pool, in g, Sgemm.BestIsa, capacity);
+            }
+
+            Approx.Equal(Reference(a, b, c0, m, n, k, ta, tb, 1f, 0.5f), c, atol: 2e-6f * (k + 4), rtol: 1e-5f, what: $"{m}x{n}x{k} chunked");
+        }
+
+        // The default capacity's K chunking, reached with a thin A.
+        Check(Sgemm.BestIsa, 3, 5, (int)(Sgemm.PackCapacity / Sgemm.Mr(Sgemm.BestIsa)) + 1000, ta, tb, 1f, 0.5f, 31);
     }
 
     [Theory]

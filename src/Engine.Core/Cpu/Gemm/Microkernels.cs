@@ -18,6 +18,77 @@ internal static unsafe class Microkernels
     internal static void Avx512<TRows>(int kc, float* a, float* b, float* c, nint ldc, in Epilogue epilogue)
         where TRows : struct, IRowCount
     {
+        // Start fetching the C rows now: their lines arrive while the k loop runs instead of stalling the write-back.
+        Sse.Prefetch0(c + 0);
+        Sse.Prefetch0(c + 16);
+        Sse.Prefetch0(c + 31);
+        if (TRows.Count > 1)
+        {
+            Sse.Prefetch0(c + (1 * ldc) + 0);
+            Sse.Prefetch0(c + (1 * ldc) + 16);
+            Sse.Prefetch0(c + (1 * ldc) + 31);
+        }
+        if (TRows.Count > 2)
+        {
+            Sse.Prefetch0(c + (2 * ldc) + 0);
+            Sse.Prefetch0(c + (2 * ldc) + 16);
+            Sse.Prefetch0(c + (2 * ldc) + 31);
+        }
+        if (TRows.Count > 3)
+        {
+            Sse.Prefetch0(c + (3 * ldc) + 0);
+            Sse.Prefetch0(c + (3 * ldc) + 16);
+            Sse.Prefetch0(c + (3 * ldc) + 31);
+        }
+        if (TRows.Count > 4)
+        {
+            Sse.Prefetch0(c + (4 * ldc) + 0);
+            Sse.Prefetch0(c + (4 * ldc) + 16);
+            Sse.Prefetch0(c + (4 * ldc) + 31);
+        }
+        if (TRows.Count > 5)
+        {
+            Sse.Prefetch0(c + (5 * ldc) + 0);
+            Sse.Prefetch0(c + (5 * ldc) + 16);
+            Sse.Prefetch0(c + (5 * ldc) + 31);
+        }
+        if (TRows.Count > 6)
+        {
+            Sse.Prefetch0(c + (6 * ldc) + 0);
+            Sse.Prefetch0(c + (6 * ldc) + 16);
+            Sse.Prefetch0(c + (6 * ldc) + 31);
+        }
+        if (TRows.Count > 7)
+        {
+            Sse.Prefetch0(c + (7 * ldc) + 0);
+            Sse.Prefetch0(c + (7 * ldc) + 16);
+            Sse.Prefetch0(c + (7 * ldc) + 31);
+        }
+        if (TRows.Count > 8)
+        {
+            Sse.Prefetch0(c + (8 * ldc) + 0);
+            Sse.Prefetch0(c + (8 * ldc) + 16);
+            Sse.Prefetch0(c + (8 * ldc) + 31);
+        }
+        if (TRows.Count > 9)
+        {
+            Sse.Prefetch0(c + (9 * ldc) + 0);
+            Sse.Prefetch0(c + (9 * ldc) + 16);
+            Sse.Prefetch0(c + (9 * ldc) + 31);
+        }
+        if (TRows.Count > 10)
+        {
+            Sse.Prefetch0(c + (10 * ldc) + 0);
+            Sse.Prefetch0(c + (10 * ldc) + 16);
+            Sse.Prefetch0(c + (10 * ldc) + 31);
+        }
+        if (TRows.Count > 11)
+        {
+            Sse.Prefetch0(c + (11 * ldc) + 0);
+            Sse.Prefetch0(c + (11 * ldc) + 16);
+            Sse.Prefetch0(c + (11 * ldc) + 31);
+        }
+
         Vector512<float> c0a = default, c0b = default, c1a = default, c1b = default, c2a = default, c2b = default, c3a = default, c3b = default, c4a = default, c4b = default, c5a = default, c5b = default, c6a = default, c6b = default, c7a = default, c7b = default, c8a = default, c8b = default, c9a = default, c9b = default, c10a = default, c10b = default, c11a = default, c11b = default;
         for (int k = 0; k < kc; k++)
         {
@@ -181,6 +252,35 @@ internal static unsafe class Microkernels
     internal static void Avx2<TRows>(int kc, float* a, float* b, float* c, nint ldc, in Epilogue epilogue)
         where TRows : struct, IRowCount
     {
+        // Start fetching the C rows now: their lines arrive while the k loop runs instead of stalling the write-back.
+        Sse.Prefetch0(c + 0);
+        Sse.Prefetch0(c + 15);
+        if (TRows.Count > 1)
+        {
+            Sse.Prefetch0(c + (1 * ldc) + 0);
+            Sse.Prefetch0(c + (1 * ldc) + 15);
+        }
+        if (TRows.Count > 2)
+        {
+            Sse.Prefetch0(c + (2 * ldc) + 0);
+            Sse.Prefetch0(c + (2 * ldc) + 15);
+        }
+        if (TRows.Count > 3)
+        {
+            Sse.Prefetch0(c + (3 * ldc) + 0);
+            Sse.Prefetch0(c + (3 * ldc) + 15);
+        }
+        if (TRows.Count > 4)
+        {
+            Sse.Prefetch0(c + (4 * ldc) + 0);
+            Sse.Prefetch0(c + (4 * ldc) + 15);
+        }
+        if (TRows.Count > 5)
+        {
+            Sse.Prefetch0(c + (5 * ldc) + 0);
+            Sse.Prefetch0(c + (5 * ldc) + 15);
+        }
+
         Vector256<float> c0a = default, c0b = default, c1a = default, c1b = default, c2a = default, c2b = default, c3a = default, c3b = default, c4a = default, c4b = default, c5a = default, c5b = default;
         for (int k = 0; k < kc; k++)
         {
@@ -349,6 +449,7 @@ internal static unsafe class Microkernels
     }
 
     /// <summary>Runs the Avx512 kernel for a panel of <paramref name="rows"/> (1..12) rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void RunAvx512(int rows, int kc, float* a, float* b, float* c, nint ldc, in Epilogue epilogue)
     {
         switch (rows)
@@ -369,6 +470,7 @@ internal static unsafe class Microkernels
     }
 
     /// <summary>Runs the Avx2 kernel for a panel of <paramref name="rows"/> (1..6) rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void RunAvx2(int rows, int kc, float* a, float* b, float* c, nint ldc, in Epilogue epilogue)
     {
         switch (rows)
@@ -383,6 +485,7 @@ internal static unsafe class Microkernels
     }
 
     /// <summary>Runs the Portable kernel for a panel of <paramref name="rows"/> (1..4) rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void RunPortable(int rows, int kc, float* a, float* b, float* c, nint ldc, in Epilogue epilogue)
     {
         switch (rows)

@@ -44,8 +44,9 @@ internal static unsafe class Packing
 
     /// <summary>
     /// Lanes strided in the source (A plain, B transposed): lane l of panel p at row k is src[(p·width + l)·ld + k].
-    /// Transposes 8×8 (AVX) and 4×4 (SSE) blocks in registers, eight k at a time across the whole panel, so each
-    /// destination line is completed while it is in L1; the ragged rest is copied element by element.
+    /// Transposes 8×8 (AVX) and 4×4 (SSE) blocks in registers, eight lanes at a time along all of k, so the source is
+    /// read as eight sequential streams (the destination is small and cache-resident); the ragged rest is copied one by
+    /// one.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void PackStridedLanes(float* src, nint ld, int lanes, int width, int panels, int kc, float* dst)
@@ -57,59 +58,58 @@ internal static unsafe class Packing
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackStridedPanel(float* src, nint ld, int lanes, int width, int kc, float* dst)
     {
-        int k = 0;
+        int l = 0;
         if (Avx.IsSupported)
         {
-            for (; k + 8 <= kc; k += 8)
+            for (; l + 8 <= lanes; l += 8)
             {
-                int l = 0;
-                for (; l + 8 <= lanes; l += 8)
+                int k = 0;
+                for (; k + 8 <= kc; k += 8)
                 {
                     Transpose8x8(src + (l * ld) + k, ld, dst + ((nint)k * width) + l, width);
                 }
 
-                for (; l + 4 <= lanes; l += 4)
-                {
-                    Transpose4x4(src + (l * ld) + k, ld, dst + ((nint)k * width) + l, width);
-                    Transpose4x4(src + (l * ld) + k + 4, ld, dst + ((nint)(k + 4) * width) + l, width);
-                }
-
-                CopyStrided(src, ld, l, lanes, width, k, k + 8, dst);
+                CopyStrided(src, ld, l, l + 8, width, k, kc, dst);
             }
         }
-        else if (Sse.IsSupported)
+
+        if (Sse.IsSupported)
         {
-            for (; k + 4 <= kc; k += 4)
+            for (; l + 4 <= lanes; l += 4)
             {
-                int l = 0;
-                for (; l + 4 <= lanes; l += 4)
+                int k = 0;
+                for (; k + 4 <= kc; k += 4)
                 {
                     Transpose4x4(src + (l * ld) + k, ld, dst + ((nint)k * width) + l, width);
                 }
 
-                CopyStrided(src, ld, l, lanes, width, k, k + 4, dst);
+                CopyStrided(src, ld, l, l + 4, width, k, kc, dst);
             }
         }
 
-        CopyStrided(src, ld, 0, lanes, width, k, kc, dst);
+        CopyStrided(src, ld, l, lanes, width, 0, kc, dst);
+        for (int k = 0; k < kc; k++)
+        {
+            for (int pad = lanes; pad < width; pad++)
+            {
+                dst[((nint)k * width) + pad] = 0f;
+            }
+        }
     }
 
-    /// <summary>Lanes [l0, lanes) of rows [k0, k1) one by one, and zero for the padding lanes up to width.</summary>
-    private static void CopyStrided(float* src, nint ld, int l0, int lanes, int width, int k0, int k1, float* dst)
+    /// <summary>Lanes [l0, l1) of rows [k0, k1) one element at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void CopyStrided(float* src, nint ld, int l0, int l1, int width, int k0, int k1, float* dst)
     {
         for (int k = k0; k < k1; k++)
         {
             float* d = dst + ((nint)k * width);
-            for (int l = l0; l < lanes; l++)
+            for (int l = l0; l < l1; l++)
             {
                 d[l] = src[(l * ld) + k];
-            }
-
-            for (int l = lanes; l < width; l++)
-            {
-                d[l] = 0f;
             }
         }
     }

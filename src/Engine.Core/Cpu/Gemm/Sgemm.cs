@@ -95,24 +95,26 @@ internal unsafe struct GemmOperands
 /// Our SGEMM, blocked the BLIS way. K is cut into near-equal blocks of at most <see cref="KcMax"/> that depend only on K,
 /// and every C element sums its blocks in increasing order, each block once by one FMA chain in a microkernel; so the
 /// result is the same bits whatever the thread count or the tiling of C into work items.
-/// <para>Per call: op(A) is packed into MR-row panels and op(B) into NR-column panels (shared scratch, in parallel, each
-/// element once), then work items, each a tile of C of at most <see cref="TileRows"/>×<see cref="TileCols"/>, run the
-/// microkernel over every K block, A panel outer (12×256 stays in L1) and B panel inner (the tile's B block stays in L2).
-/// Operands too big for the scratch are done in K, row and column chunks. Scratch is kept between calls: no
-/// allocation in steady state.</para>
+/// <para>The smaller operand (A when M ≤ N, else B) is packed once per call into shared scratch, in parallel. The C is cut
+/// into strips along the larger operand: full-height column strips when B is the larger, full-width row strips when A
+/// is. A work item owns one strip: per K block it packs its slice of the larger operand into per-thread scratch, which
+/// stays in L2, and runs the microkernel over it with B panel outer (one kc×NR panel stays in L1) and A panel inner. So
+/// the big operand (the weights, usually) is read from memory once and never written back packed. Shared operands too
+/// big for the scratch are done in K and row/column chunks. Scratch is kept between calls: no allocation in steady
+/// state.</para>
 /// </summary>
 internal static unsafe class Sgemm
 {
-    /// <summary>Largest K block: a 12×256 A panel (12 KiB) stays in L1 while 32-column B panels (32 KiB) stream past.</summary>
-    internal const int KcMax = 192;
+    /// <summary>Largest K block: one 256×32 B panel (32 KiB) and one 12×256 A panel (12 KiB) fit the 48 KiB L1 together.</summary>
+    internal const int KcMax = 256;
 
-    /// <summary>Most rows of C in one work item.</summary>
-    internal const int TileRows = 240;
+    /// <summary>Widest column strip: its 256×512 slice of packed B (512 KiB) sits in the 1 MiB L2 beside A's panels.</summary>
+    internal const int StripCols = 512;
 
-    /// <summary>Most columns of C in one work item: its 256×512 block of packed B is 512 KiB, half of the 1 MiB L2.</summary>
-    internal const int TileCols = 512;
+    /// <summary>Tallest row strip: its 240×256 slice of packed A is 240 KiB of L2.</summary>
+    internal const int StripRows = 240;
 
-    /// <summary>Floats of packed A (and, separately, of packed B) held at once (16 MiB each); more is done in chunks.</summary>
+    /// <summary>Floats of the shared packed operand held at once (16 MiB); a bigger one is done in chunks.</summary>
     internal const long PackCapacity = 4L << 20;
 
     /// <summary>Work below this many flops per item is not worth a hand-off to another thread.</summary>
@@ -121,7 +123,10 @@ internal static unsafe class Sgemm
     /// <summary>Floats packed per packing work item.</summary>
     private const long PackItemFloats = 64L << 10;
 
-    private static PackScratch? sharedScratch;
+    private static AlignedScratch? sharedScratch;
+
+    [ThreadStatic]
+    private static AlignedScratch? threadScratch;
 
     /// <summary>The best kernel family this CPU runs.</summary>
     internal static GemmIsa BestIsa { get; } =
@@ -139,8 +144,12 @@ internal static unsafe class Sgemm
     /// <summary>Computes the product described by <paramref name="g"/> on <paramref name="pool"/> with the best kernels.</summary>
     internal static void Run(WorkerPool pool, in GemmOperands g) => Run(pool, in g, BestIsa);
 
-    /// <summary>Computes the product described by <paramref name="g"/> on <paramref name="pool"/> with <paramref name="isa"/>.</summary>
-    internal static void Run(WorkerPool pool, in GemmOperands g, GemmIsa isa)
+    /// <summary>
+    /// Computes the product described by <paramref name="g"/> on <paramref name="pool"/> with <paramref name="isa"/>, holding
+    /// at most <paramref name="packCapacity"/> floats of the shared packed operand at once (tests shrink it to reach the
+    /// chunked paths with small matrices).
+    /// </summary>
+    internal static void Run(WorkerPool pool, in GemmOperands g, GemmIsa isa, long packCapacity = PackCapacity)
     {
         if (!IsSupported(isa))
         {
@@ -158,51 +167,36 @@ internal static unsafe class Sgemm
             return;
         }
 
-        var s = new State { G = g, Isa = isa, Mr = Mr(isa), Nr = Nr(isa) };
+        var s = new State { G = g, Isa = isa, Mr = Mr(isa), Nr = Nr(isa), SharedIsA = g.M <= g.N };
         s.KBlocks = (g.K + KcMax - 1) / KcMax;
-        int panelsM = (g.M + s.Mr - 1) / s.Mr;
-        int panelsN = (g.N + s.Nr - 1) / s.Nr;
+        s.PanelsM = (g.M + s.Mr - 1) / s.Mr;
+        s.PanelsN = (g.N + s.Nr - 1) / s.Nr;
+        int sharedWidth = s.SharedIsA ? s.Mr : s.Nr;
+        int sharedPanels = s.SharedIsA ? s.PanelsM : s.PanelsN;
 
-        // Chunks: as many whole K blocks as both packed operands hold; when one K block of all rows (a vocabulary-sized
-        // M) or all columns does not fit, rows or columns are chunked too.
-        int panelsPerChunkM = (int)Math.Clamp(PackCapacity / ((long)s.Mr * KcMax), 1, panelsM);
-        int panelsPerChunkN = (int)Math.Clamp(PackCapacity / ((long)s.Nr * KcMax), 1, panelsN);
-        long widest = Math.Max((long)panelsPerChunkM * s.Mr, (long)panelsPerChunkN * s.Nr);
-        int blocksPerChunk = (int)Math.Clamp(PackCapacity / (widest * KcMax), 1, s.KBlocks);
-        long kSpan = Math.Min(g.K, (long)blocksPerChunk * KcMax);
+        // Chunks of the shared operand: as many whole K blocks as the scratch holds for all its panels, and when not even
+        // one K block fits (a vocabulary-sized dimension), fewer panels per chunk.
+        int panelsPerChunk = (int)Math.Clamp(packCapacity / ((long)sharedWidth * KcMax), 1, sharedPanels);
+        int blocksPerChunk = (int)Math.Clamp(packCapacity / ((long)panelsPerChunk * sharedWidth * KcMax), 1, s.KBlocks);
 
-        var scratch = Interlocked.Exchange(ref sharedScratch, null) ?? new PackScratch();
+        var scratch = Interlocked.Exchange(ref sharedScratch, null) ?? new AlignedScratch();
         try
         {
-            scratch.A.Ensure((long)panelsPerChunkM * s.Mr * kSpan);
-            scratch.B.Ensure((long)panelsPerChunkN * s.Nr * kSpan);
-            s.PackedA = scratch.A.Pointer;
-            s.PackedB = scratch.B.Pointer;
+            scratch.Ensure((long)panelsPerChunk * sharedWidth * Math.Min(g.K, (long)blocksPerChunk * KcMax));
+            s.Shared = scratch.Pointer;
             for (int kb0 = 0; kb0 < s.KBlocks; kb0 += blocksPerChunk)
             {
                 s.Kb0 = kb0;
                 s.Kb1 = Math.Min(s.KBlocks, kb0 + blocksPerChunk);
                 s.KStart = BlockStart(s.Kb0, g.K, s.KBlocks);
-                s.KLength = BlockStart(s.Kb1, g.K, s.KBlocks) - s.KStart;
-                for (int pm = 0; pm < panelsM; pm += panelsPerChunkM)
+                for (int p = 0; p < sharedPanels; p += panelsPerChunk)
                 {
-                    s.PanelM0 = pm;
-                    s.PanelCountM = Math.Min(panelsPerChunkM, panelsM - pm);
-                    for (int pn = 0; pn < panelsN; pn += panelsPerChunkN)
-                    {
-                        s.PanelN0 = pn;
-                        s.PanelCountN = Math.Min(panelsPerChunkN, panelsN - pn);
-
-                        // A is packed with the first column chunk and reused by the others.
-                        int blocks = s.Kb1 - s.Kb0;
-                        s.PackGroupsA = PackGroups(s.PanelCountM, s.Mr, out s.PackPanelsPerItemA);
-                        s.PackGroupsB = PackGroups(s.PanelCountN, s.Nr, out s.PackPanelsPerItemB);
-                        s.PackItemsA = pn == 0 ? blocks * s.PackGroupsA : 0;
-                        pool.For(s.PackItemsA + (blocks * s.PackGroupsB), ref s, &PackItem);
-
-                        PlanTiles(ref s, pool.ThreadCount);
-                        pool.For(s.TilesM * s.TilesN, ref s, &ComputeItem);
-                    }
+                    s.SharedFirst = p;
+                    s.SharedCount = Math.Min(panelsPerChunk, sharedPanels - p);
+                    s.PackGroups = Ceil(s.SharedCount, s.PackPanelsPerItem = PackPanelsPerItem(sharedWidth, s.SharedCount));
+                    pool.For((s.Kb1 - s.Kb0) * s.PackGroups, ref s, &PackSharedItem);
+                    PlanStrips(ref s, pool.ThreadCount);
+                    pool.For(s.Strips, ref s, &StripItem);
                 }
             }
         }
@@ -215,115 +209,112 @@ internal static unsafe class Sgemm
     /// <summary>Start of K block <paramref name="b"/> of <paramref name="blocks"/> near-equal blocks of [0, K).</summary>
     private static int BlockStart(int b, int k, int blocks) => (int)((long)b * k / blocks);
 
-    private static int PackGroups(int panels, int width, out int panelsPerItem)
-    {
-        panelsPerItem = (int)Math.Clamp(PackItemFloats / ((long)width * KcMax), 1, panels);
-        return (panels + panelsPerItem - 1) / panelsPerItem;
-    }
-
-    /// <summary>
-    /// Cuts the chunk's C into tiles of at most <see cref="TileRows"/>×<see cref="TileCols"/>, then halves the longer side
-    /// until there are about four tiles per thread (never below <see cref="MinItemFlops"/> of work), so a small M is split
-    /// along N and a small N along M. Tiles never change a result, only who computes it.
-    /// </summary>
-    private static void PlanTiles(ref State s, int threads)
-    {
-        long flops = 2L * Math.Min(s.G.M, s.PanelCountM * s.Mr) * Math.Min(s.G.N, s.PanelCountN * s.Nr) * s.KLength;
-        int target = (int)Math.Clamp(flops / MinItemFlops, 1, threads == 1 ? 1 : 4 * threads);
-        int rows = Math.Min(s.PanelCountM, Math.Max(1, TileRows / s.Mr));
-        int cols = Math.Min(s.PanelCountN, TileCols / s.Nr);
-        while (Ceil(s.PanelCountM, rows) * Ceil(s.PanelCountN, cols) < target && (rows > 1 || cols > 1))
-        {
-            if ((long)rows * s.Mr >= (long)cols * s.Nr && rows > 1)
-            {
-                rows = Ceil(rows, 2);
-            }
-            else if (cols > 1)
-            {
-                cols = Ceil(cols, 2);
-            }
-            else
-            {
-                rows = Ceil(rows, 2);
-            }
-        }
-
-        // Same count, even sizes: 22 panels in two tiles are 11 + 11, not 20 + 2.
-        s.TilesM = Ceil(s.PanelCountM, rows);
-        s.TilesN = Ceil(s.PanelCountN, cols);
-        s.TilePanelsM = Ceil(s.PanelCountM, s.TilesM);
-        s.TilePanelsN = Ceil(s.PanelCountN, s.TilesN);
-        s.TilesM = Ceil(s.PanelCountM, s.TilePanelsM);
-        s.TilesN = Ceil(s.PanelCountN, s.TilePanelsN);
-    }
-
     private static int Ceil(int a, int b) => (a + b - 1) / b;
 
+    private static int PackPanelsPerItem(int width, int panels) => (int)Math.Clamp(PackItemFloats / ((long)width * KcMax), 1, panels);
+
     /// <summary>
-    /// Packs one K block of one group of panels of A or B. Within a chunk, packed operands are K-block-major: block kb
-    /// starts at (k0 − KStart)·panels·width, so the panels a tile needs for one K block lie side by side.
+    /// Cuts the other dimension into strips: as wide as <see cref="StripCols"/> (or tall as <see cref="StripRows"/>), then
+    /// narrower until there are about four per thread but not below <see cref="MinItemFlops"/> of work each, in even sizes.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackItem(ref State s, int item)
+    private static void PlanStrips(ref State s, int threads)
     {
-        ref readonly var g = ref s.G;
-        bool isA = item < s.PackItemsA;
-        int local = isA ? item : item - s.PackItemsA;
-        int groups = isA ? s.PackGroupsA : s.PackGroupsB;
-        int perItem = isA ? s.PackPanelsPerItemA : s.PackPanelsPerItemB;
-        int kb = s.Kb0 + (local / groups);
-        int first = (local % groups) * perItem;
-        int k0 = BlockStart(kb, g.K, s.KBlocks);
-        int kc = BlockStart(kb + 1, g.K, s.KBlocks) - k0;
+        int width = s.SharedIsA ? s.Nr : s.Mr;
+        int panels = s.SharedIsA ? s.PanelsN : s.PanelsM;
+        int sharedRows = Math.Min(s.SharedIsA ? s.G.M : s.G.N, s.SharedCount * (s.SharedIsA ? s.Mr : s.Nr));
+        long flops = 2L * sharedRows * (s.SharedIsA ? s.G.N : s.G.M) * (BlockStart(s.Kb1, s.G.K, s.KBlocks) - s.KStart);
+        int target = (int)Math.Clamp(flops / MinItemFlops, 1, threads == 1 ? 1 : 4 * threads);
+        int per = Math.Clamp((s.SharedIsA ? StripCols : StripRows) / width, 1, panels);
+        while (Ceil(panels, per) < target && per > 1)
+        {
+            per = Ceil(per, 2);
+        }
+
+        s.Strips = Ceil(panels, per);
+        s.StripPanels = Ceil(panels, s.Strips);
+        s.Strips = Ceil(panels, s.StripPanels);
+    }
+
+    /// <summary>Packs one K block of one group of the shared operand's panels.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackSharedItem(ref State s, int item)
+    {
+        int kb = s.Kb0 + (item / s.PackGroups);
+        int first = (item % s.PackGroups) * s.PackPanelsPerItem;
+        int count = Math.Min(s.PackPanelsPerItem, s.SharedCount - first);
+        int k0 = BlockStart(kb, s.G.K, s.KBlocks);
+        int kc = BlockStart(kb + 1, s.G.K, s.KBlocks) - k0;
+        int width = s.SharedIsA ? s.Mr : s.Nr;
+        float* dst = SharedBlock(ref s, k0) + ((long)first * width * kc);
+        PackPanels(in s.G, s.SharedIsA, s.SharedFirst + first, count, width, k0, kc, dst);
+    }
+
+    /// <summary>
+    /// The shared operand's K block starting at <paramref name="k0"/>: packed K-block-major, so the chunk's panels for one
+    /// block lie side by side (panel i at i·width·kc).
+    /// </summary>
+    private static float* SharedBlock(ref State s, int k0) =>
+        s.Shared + ((long)(k0 - s.KStart) * s.SharedCount * (s.SharedIsA ? s.Mr : s.Nr));
+
+    /// <summary>Packs panels [first, first+count) of op(A) (MR rows each) or op(B) (NR columns each) for K block [k0, k0+kc).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackPanels(in GemmOperands g, bool isA, int first, int count, int width, int k0, int kc, float* dst)
+    {
+        int start = first * width;
         if (isA)
         {
-            int count = Math.Min(perItem, s.PanelCountM - first);
-            int row = (s.PanelM0 + first) * s.Mr;
-            int lanes = Math.Min(g.M - row, count * s.Mr);
-            float* dst = s.PackedA + ((long)(k0 - s.KStart) * s.PanelCountM * s.Mr) + ((long)first * s.Mr * kc);
+            int lanes = Math.Min(g.M - start, count * width);
             if (g.TransposeA)
             {
-                Packing.PackContiguousLanes(g.A + (k0 * g.Lda) + row, g.Lda, lanes, s.Mr, count, kc, dst);
+                Packing.PackContiguousLanes(g.A + (k0 * g.Lda) + start, g.Lda, lanes, width, count, kc, dst);
             }
             else
             {
-                Packing.PackStridedLanes(g.A + (row * g.Lda) + k0, g.Lda, lanes, s.Mr, count, kc, dst);
+                Packing.PackStridedLanes(g.A + (start * g.Lda) + k0, g.Lda, lanes, width, count, kc, dst);
             }
         }
         else
         {
-            int count = Math.Min(perItem, s.PanelCountN - first);
-            int col = (s.PanelN0 + first) * s.Nr;
-            int lanes = Math.Min(g.N - col, count * s.Nr);
-            float* dst = s.PackedB + ((long)(k0 - s.KStart) * s.PanelCountN * s.Nr) + ((long)first * s.Nr * kc);
+            int lanes = Math.Min(g.N - start, count * width);
             if (g.TransposeB)
             {
-                Packing.PackStridedLanes(g.B + (col * g.Ldb) + k0, g.Ldb, lanes, s.Nr, count, kc, dst);
+                Packing.PackStridedLanes(g.B + (start * g.Ldb) + k0, g.Ldb, lanes, width, count, kc, dst);
             }
             else
             {
-                Packing.PackContiguousLanes(g.B + (k0 * g.Ldb) + col, g.Ldb, lanes, s.Nr, count, kc, dst);
+                Packing.PackContiguousLanes(g.B + (k0 * g.Ldb) + start, g.Ldb, lanes, width, count, kc, dst);
             }
         }
     }
 
+    /// <summary>One strip of C against the current chunk of the shared operand, every K block of the chunk in order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ComputeItem(ref State s, int item)
+    private static void StripItem(ref State s, int item)
     {
         ref readonly var g = ref s.G;
-        int tm = item / s.TilesN, tn = item % s.TilesN;
-        int p0 = tm * s.TilePanelsM, p1 = Math.Min(s.PanelCountM, p0 + s.TilePanelsM);
-        int q0 = tn * s.TilePanelsN, q1 = Math.Min(s.PanelCountN, q0 + s.TilePanelsN);
         int mr = s.Mr, nr = s.Nr;
+        int ownWidth = s.SharedIsA ? nr : mr;
+        int ownPanels = s.SharedIsA ? s.PanelsN : s.PanelsM;
+        int own0 = item * s.StripPanels;
+        int ownCount = Math.Min(s.StripPanels, ownPanels - own0);
+
+        // Panel ranges in matrix terms: rows [p0, p1) of A panels and columns [q0, q1) of B panels.
+        int p0 = s.SharedIsA ? s.SharedFirst : own0, p1 = s.SharedIsA ? s.SharedFirst + s.SharedCount : own0 + ownCount;
+        int q0 = s.SharedIsA ? own0 : s.SharedFirst, q1 = s.SharedIsA ? own0 + ownCount : s.SharedFirst + s.SharedCount;
+
+        var scratch = threadScratch ??= new AlignedScratch();
+        scratch.Ensure((long)KcMax * Math.Max(StripCols, StripRows + mr));
+        float* own = scratch.Pointer;
         float* edge = stackalloc float[12 * 32];
 
         for (int kb = s.Kb0; kb < s.Kb1; kb++)
         {
             int k0 = BlockStart(kb, g.K, s.KBlocks);
             int kc = BlockStart(kb + 1, g.K, s.KBlocks) - k0;
-            long kOffset = k0 - s.KStart;
-            float* packedA = s.PackedA + (kOffset * s.PanelCountM * mr);
-            float* packedB = s.PackedB + (kOffset * s.PanelCountN * nr);
+            PackPanels(in g, !s.SharedIsA, own0, ownCount, ownWidth, k0, kc, own);
+            float* shared = SharedBlock(ref s, k0);
+            float* packedA = s.SharedIsA ? shared : own;
+            float* packedB = s.SharedIsA ? own : shared;
 
             // The first K block applies the caller's β (or bias); later blocks add onto the partial sums already in C.
             bool firstBlock = kb == 0;
@@ -333,19 +324,19 @@ internal static unsafe class Sgemm
                 : EpilogueMode.Accumulate;
             float beta = firstBlock ? g.Beta : 1f;
 
-            // B panel outer, so its kc×NR block (32 KiB at most) stays in L1 while the tile's A panels stream from L2.
+            // B panel outer, so its kc×NR block stays in L1 while the A panels stream from L2.
             for (int q = q0; q < q1; q++)
             {
-                int col = (s.PanelN0 + q) * nr;
+                int col = q * nr;
                 int cols = Math.Min(nr, g.N - col);
-                float* b = packedB + ((long)q * nr * kc);
+                float* b = packedB + ((long)(q - q0) * nr * kc);
                 float* bias = mode == EpilogueMode.Bias ? g.Bias + col : null;
                 var epilogue = new Epilogue(mode, g.Alpha, beta, bias);
                 for (int p = p0; p < p1; p++)
                 {
-                    int row = (s.PanelM0 + p) * mr;
+                    int row = p * mr;
                     int rows = Math.Min(mr, g.M - row);
-                    float* a = packedA + ((long)p * mr * kc);
+                    float* a = packedA + ((long)(p - p0) * mr * kc);
                     float* c = g.C + (row * g.Ldc) + col;
                     if (cols == nr)
                     {
@@ -380,6 +371,7 @@ internal static unsafe class Sgemm
     }
 
     /// <summary>Writes the valid part of an edge tile computed into scratch, with the same epilogue arithmetic as the kernels.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MergeEdge(GemmIsa isa, float* tile, int ldt, float* c, nint ldc, int rows, int cols, in Epilogue e)
     {
         bool fused = isa != GemmIsa.Portable;
@@ -427,34 +419,20 @@ internal static unsafe class Sgemm
         public GemmIsa Isa;
         public int Mr;
         public int Nr;
+        public bool SharedIsA;
         public int KBlocks;
-        public float* PackedA;
-        public float* PackedB;
+        public int PanelsM;
+        public int PanelsN;
+        public float* Shared;
         public int Kb0;
         public int Kb1;
         public int KStart;
-        public int KLength;
-        public int PanelM0;
-        public int PanelCountM;
-        public int PanelN0;
-        public int PanelCountN;
-        public int PackItemsA;
-        public int PackGroupsA;
-        public int PackGroupsB;
-        public int PackPanelsPerItemA;
-        public int PackPanelsPerItemB;
-        public int TilePanelsM;
-        public int TilePanelsN;
-        public int TilesM;
-        public int TilesN;
-    }
-
-    /// <summary>The packed-operand buffers one GEMM call uses; one set is cached for the next call.</summary>
-    private sealed class PackScratch
-    {
-        public AlignedScratch A { get; } = new();
-
-        public AlignedScratch B { get; } = new();
+        public int SharedFirst;
+        public int SharedCount;
+        public int PackGroups;
+        public int PackPanelsPerItem;
+        public int Strips;
+        public int StripPanels;
     }
 }
 
