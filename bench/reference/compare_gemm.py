@@ -17,12 +17,15 @@ BLAS = ["/usr/bin/python3", os.path.join(ROOT, "bench/reference/sgemm_openblas.p
 
 
 def parse(text):
+    """Rows of either table: name, M, N, K, op, ms, GFLOP/s[, GFLOP per CPU-second]."""
     rows = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) >= 8 and parts[-3] in ("NN", "NT", "TN", "TT"):
-            name = " ".join(parts[:-6])
-            rows[name] = (int(parts[-6]), int(parts[-5]), int(parts[-4]), parts[-3], float(parts[-1]))
+        ops = [i for i, p in enumerate(parts) if p in ("NN", "NT", "TN", "TT")]
+        if ops and ops[0] >= 4 and len(parts) >= ops[0] + 3:
+            i = ops[0]
+            name = " ".join(parts[: i - 3])
+            rows[name] = (int(parts[i - 3]), int(parts[i - 2]), int(parts[i - 1]), parts[i], float(parts[i + 2]))
     return rows
 
 

@@ -214,8 +214,9 @@ internal static unsafe class Sgemm
     private static int PackPanelsPerItem(int width, int panels) => (int)Math.Clamp(PackItemFloats / ((long)width * KcMax), 1, panels);
 
     /// <summary>
-    /// Cuts the other dimension into strips: as wide as <see cref="StripCols"/> (or tall as <see cref="StripRows"/>), then
-    /// narrower until there are about four per thread but not below <see cref="MinItemFlops"/> of work each, in even sizes.
+    /// Cuts the other dimension into strips no wider than <see cref="StripCols"/> (or taller than <see cref="StripRows"/>),
+    /// as few as give every thread two of them (so a stalled thread's work can be taken over) in a multiple of the thread
+    /// count, but never below <see cref="MinItemFlops"/> of work each. Fewer, wider strips reuse each shared panel more.
     /// </summary>
     private static void PlanStrips(ref State s, int threads)
     {
@@ -223,15 +224,15 @@ internal static unsafe class Sgemm
         int panels = s.SharedIsA ? s.PanelsN : s.PanelsM;
         int sharedRows = Math.Min(s.SharedIsA ? s.G.M : s.G.N, s.SharedCount * (s.SharedIsA ? s.Mr : s.Nr));
         long flops = 2L * sharedRows * (s.SharedIsA ? s.G.N : s.G.M) * (BlockStart(s.Kb1, s.G.K, s.KBlocks) - s.KStart);
-        int target = (int)Math.Clamp(flops / MinItemFlops, 1, threads == 1 ? 1 : 4 * threads);
-        int per = Math.Clamp((s.SharedIsA ? StripCols : StripRows) / width, 1, panels);
-        while (Ceil(panels, per) < target && per > 1)
+        int maxPanels = Math.Max(1, (s.SharedIsA ? StripCols : StripRows) / width);
+        int strips = Ceil(panels, maxPanels);
+        if (threads > 1)
         {
-            per = Ceil(per, 2);
+            strips = Ceil(Math.Max(strips, 2 * threads), threads) * threads;
         }
 
-        s.Strips = Ceil(panels, per);
-        s.StripPanels = Ceil(panels, s.Strips);
+        strips = (int)Math.Clamp(Math.Min(strips, flops / MinItemFlops), 1, panels);
+        s.StripPanels = Ceil(panels, strips);
         s.Strips = Ceil(panels, s.StripPanels);
     }
 
