@@ -95,7 +95,8 @@ internal unsafe struct GemmOperands
 /// Our SGEMM, blocked the BLIS way. K is cut into near-equal blocks of at most <see cref="KcMax"/> that depend only on K,
 /// and every C element sums its blocks in increasing order, each block once by one FMA chain in a microkernel; so the
 /// result is the same bits whatever the thread count or the tiling of C into work items.
-/// <para>The smaller operand (A when M ≤ N, else B) is packed once per call into shared scratch, in parallel. The C is cut
+/// <para>The smaller operand (A when M ≤ N, else B) is packed once per call into shared scratch, by whichever strip needs
+/// a K block of it first (see <see cref="EnsureSharedBlock"/>). The C is cut
 /// into strips along the larger operand: full-height column strips when B is the larger, full-width row strips when A
 /// is. A work item owns one strip: per K block it packs its slice of the larger operand into per-thread scratch, which
 /// stays in L2, and runs the microkernel over it with B panel outer (one kc×NR panel stays in L1) and A panel inner. So
@@ -123,7 +124,7 @@ internal static unsafe class Sgemm
     /// <summary>Floats packed per packing work item.</summary>
     private const long PackItemFloats = 64L << 10;
 
-    private static AlignedScratch? sharedScratch;
+    private static SharedScratch? sharedScratch;
 
     [ThreadStatic]
     private static AlignedScratch? threadScratch;
@@ -179,11 +180,11 @@ internal static unsafe class Sgemm
         int panelsPerChunk = (int)Math.Clamp(packCapacity / ((long)sharedWidth * KcMax), 1, sharedPanels);
         int blocksPerChunk = (int)Math.Clamp(packCapacity / ((long)panelsPerChunk * sharedWidth * KcMax), 1, s.KBlocks);
 
-        var scratch = Interlocked.Exchange(ref sharedScratch, null) ?? new AlignedScratch();
+        var scratch = Interlocked.Exchange(ref sharedScratch, null) ?? new SharedScratch();
         try
         {
-            scratch.Ensure((long)panelsPerChunk * sharedWidth * Math.Min(g.K, (long)blocksPerChunk * KcMax));
-            s.Shared = scratch.Pointer;
+            scratch.Packed.Ensure((long)panelsPerChunk * sharedWidth * Math.Min(g.K, (long)blocksPerChunk * KcMax));
+            s.Shared = scratch.Packed.Pointer;
             for (int kb0 = 0; kb0 < s.KBlocks; kb0 += blocksPerChunk)
             {
                 s.Kb0 = kb0;
@@ -194,7 +195,7 @@ internal static unsafe class Sgemm
                     s.SharedFirst = p;
                     s.SharedCount = Math.Min(panelsPerChunk, sharedPanels - p);
                     s.PackGroups = Ceil(s.SharedCount, s.PackPanelsPerItem = PackPanelsPerItem(sharedWidth, s.SharedCount));
-                    pool.For((s.Kb1 - s.Kb0) * s.PackGroups, ref s, &PackSharedItem);
+                    s.PackState = scratch.ClearedFlags((s.Kb1 - s.Kb0) * s.PackGroups);
                     PlanStrips(ref s, pool.ThreadCount);
                     pool.For(s.Strips, ref s, &StripItem);
                 }
@@ -236,18 +237,36 @@ internal static unsafe class Sgemm
         s.Strips = Ceil(panels, s.StripPanels);
     }
 
-    /// <summary>Packs one K block of one group of the shared operand's panels.</summary>
+    /// <summary>
+    /// Makes sure K block <paramref name="kb"/> of the shared operand is packed, without a separate packing phase: the
+    /// strips that reach a block first claim its panel groups one by one and pack them (flag 0 → 1 → 2), then every strip
+    /// waits until all groups of the block are done. Packing thus overlaps other strips' compute and costs no barrier.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackSharedItem(ref State s, int item)
+    private static void EnsureSharedBlock(ref State s, int kb, int k0, int kc)
     {
-        int kb = s.Kb0 + (item / s.PackGroups);
-        int first = (item % s.PackGroups) * s.PackPanelsPerItem;
-        int count = Math.Min(s.PackPanelsPerItem, s.SharedCount - first);
-        int k0 = BlockStart(kb, s.G.K, s.KBlocks);
-        int kc = BlockStart(kb + 1, s.G.K, s.KBlocks) - k0;
+        int* flags = s.PackState + ((kb - s.Kb0) * s.PackGroups);
         int width = s.SharedIsA ? s.Mr : s.Nr;
-        float* dst = SharedBlock(ref s, k0) + ((long)first * width * kc);
-        PackPanels(in s.G, s.SharedIsA, s.SharedFirst + first, count, width, k0, kc, dst);
+        for (int group = 0; group < s.PackGroups; group++)
+        {
+            if (Volatile.Read(ref flags[group]) == 0 && Interlocked.CompareExchange(ref flags[group], 1, 0) == 0)
+            {
+                int first = group * s.PackPanelsPerItem;
+                int count = Math.Min(s.PackPanelsPerItem, s.SharedCount - first);
+                float* dst = SharedBlock(ref s, k0) + ((long)first * width * kc);
+                PackPanels(in s.G, s.SharedIsA, s.SharedFirst + first, count, width, k0, kc, dst);
+                Volatile.Write(ref flags[group], 2);
+            }
+        }
+
+        for (int group = 0; group < s.PackGroups; group++)
+        {
+            var spin = default(SpinWait);
+            while (Volatile.Read(ref flags[group]) != 2)
+            {
+                spin.SpinOnce();
+            }
+        }
     }
 
     /// <summary>
@@ -313,6 +332,7 @@ internal static unsafe class Sgemm
             int k0 = BlockStart(kb, g.K, s.KBlocks);
             int kc = BlockStart(kb + 1, g.K, s.KBlocks) - k0;
             PackPanels(in g, !s.SharedIsA, own0, ownCount, ownWidth, k0, kc, own);
+            EnsureSharedBlock(ref s, kb, k0, kc);
             float* shared = SharedBlock(ref s, k0);
             float* packedA = s.SharedIsA ? shared : own;
             float* packedB = s.SharedIsA ? own : shared;
@@ -432,8 +452,30 @@ internal static unsafe class Sgemm
         public int SharedCount;
         public int PackGroups;
         public int PackPanelsPerItem;
+        public int* PackState;
         public int Strips;
         public int StripPanels;
+    }
+}
+
+/// <summary>The shared packed operand of one GEMM call and the pack flags of its panel groups; one is cached for the next call.</summary>
+internal sealed unsafe class SharedScratch
+{
+    private int[]? flags;
+
+    /// <summary>The packed operand.</summary>
+    public AlignedScratch Packed { get; } = new();
+
+    /// <summary><paramref name="count"/> zeroed flags on the pinned heap.</summary>
+    public int* ClearedFlags(int count)
+    {
+        if (flags is null || flags.Length < count)
+        {
+            flags = GC.AllocateArray<int>(Math.Max(count, 64), pinned: true);
+        }
+
+        Array.Clear(flags, 0, count);
+        return (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(flags));
     }
 }
 
