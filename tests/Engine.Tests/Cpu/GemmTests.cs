@@ -123,6 +123,10 @@ public sealed unsafe class GemmTests : IDisposable
         // Several K blocks (K > 256), more than one 512-column strip, several row panels and ragged edges everywhere.
         Check(isa, 70, 530, 600, ta, tb, 1f, 1f, 11);
         Check(isa, 129, 7, 1000, ta, tb, 0.75f, -1f, 12);
+
+        // Long thin products with little work: still cut into strips the per-thread scratch can hold.
+        Check(isa, 1, 2000, 300, ta, tb, 1f, 0f, 13);
+        Check(isa, 2000, 2, 300, ta, tb, 1f, 0f, 14);
     }
 
     [Fact]

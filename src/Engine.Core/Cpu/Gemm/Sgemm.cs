@@ -226,13 +226,11 @@ internal static unsafe class Sgemm
         int sharedRows = Math.Min(s.SharedIsA ? s.G.M : s.G.N, s.SharedCount * (s.SharedIsA ? s.Mr : s.Nr));
         long flops = 2L * sharedRows * (s.SharedIsA ? s.G.N : s.G.M) * (BlockStart(s.Kb1, s.G.K, s.KBlocks) - s.KStart);
         int maxPanels = Math.Max(1, (s.SharedIsA ? StripCols : StripRows) / width);
-        int strips = Ceil(panels, maxPanels);
-        if (threads > 1)
-        {
-            strips = Ceil(Math.Max(strips, 2 * threads), threads) * threads;
-        }
+        int fewest = Ceil(panels, maxPanels);
+        int strips = threads > 1 ? Ceil(Math.Max(fewest, 2 * threads), threads) * threads : fewest;
 
-        strips = (int)Math.Clamp(Math.Min(strips, flops / MinItemFlops), 1, panels);
+        // Small work gives up the extra strips, never the bound on a strip's size (the per-thread scratch holds one).
+        strips = (int)Math.Clamp(Math.Min(strips, flops / MinItemFlops), fewest, panels);
         s.StripPanels = Ceil(panels, strips);
         s.Strips = Ceil(panels, s.StripPanels);
     }
