@@ -1,11 +1,12 @@
 #!/usr/bin/python3
-"""Runs our gemm-probe and the OpenBLAS reference alternately and prints a markdown table of the best of each.
+"""Times our GEMM (gemm-probe) and OpenBLAS shape by shape, alternately, and prints a markdown table of the best of each.
 
     /usr/bin/python3 bench/reference/compare_gemm.py [rounds] [seconds per shape] [threads]
 
-The machine is shared, so both sides are run in alternation `rounds` times and each shape keeps its best GFLOP/s;
-OpenBLAS is measured twice per round: as it configures itself (OPENBLAS_CORETYPE unset) and forced onto its AVX-512
-SkylakeX kernels. Build first: dotnet build bench/Engine.Benchmarks -c Release.
+The machine is shared with other work, so for every shape the three measurements (ours; OpenBLAS as it configures
+itself, OPENBLAS_CORETYPE unset; OpenBLAS forced onto its AVX-512 SkylakeX kernels) run back to back, `rounds` times,
+and each keeps its best GFLOP/s: all three see the same load at nearly the same moment.
+Build first: dotnet build bench/Engine.Benchmarks -c Release.
 """
 import os
 import subprocess
@@ -44,17 +45,21 @@ def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     seconds = sys.argv[2] if len(sys.argv) > 2 else "0.5"
     threads = sys.argv[3] if len(sys.argv) > 3 else "2"
+    names = list(parse(run(OURS + [threads, "0"], {})).keys())
     ours, blas, blas512 = {}, {}, {}
-    for _ in range(rounds):
-        merge(ours, parse(run(OURS + [threads, seconds], {})))
-        merge(blas, parse(run(BLAS + [seconds], {"OPENBLAS_NUM_THREADS": threads})))
-        merge(blas512, parse(run(BLAS + [seconds], {"OPENBLAS_NUM_THREADS": threads, "OPENBLAS_CORETYPE": "SkylakeX"})))
-    print(f"| shape | M | N | K | op | ours GFLOP/s | OpenBLAS (auto: Haswell) | ratio | OpenBLAS (SkylakeX) | ratio |")
+    for name in names:
+        for _ in range(rounds):
+            merge(ours, {k: v for k, v in parse(run(OURS + [threads, seconds, name], {})).items() if k == name})
+            merge(blas, {k: v for k, v in parse(run(BLAS + [seconds, name], {"OPENBLAS_NUM_THREADS": threads})).items() if k == name})
+            env512 = {"OPENBLAS_NUM_THREADS": threads, "OPENBLAS_CORETYPE": "SkylakeX"}
+            merge(blas512, {k: v for k, v in parse(run(BLAS + [seconds, name], env512)).items() if k == name})
+    print("| shape | M | N | K | op | ours GFLOP/s | OpenBLAS (auto: Haswell) | ratio | OpenBLAS (SkylakeX) | ratio |")
     print("|---|---:|---:|---:|:-:|---:|---:|---:|---:|---:|")
-    for name, (m, n, k, op, g) in ours.items():
+    for name in names:
+        m, n, k, op, g = ours[name]
         b = blas.get(name, (0, 0, 0, "", float("nan")))[4]
         b5 = blas512.get(name, (0, 0, 0, "", float("nan")))[4]
-        print(f"| {name} | {m} | {n} | {k} | {op} | {g:.1f} | {b:.1f} | {g / b:.2f} | {b5:.1f} | {g / b5:.2f} |")
+        print(f"| {name} | {m} | {n} | {k} | {op} | {g:.1f} | {b:.1f} | {g / b:.2f} | {b5:.1f} | {g / b5:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
