@@ -72,6 +72,12 @@ public sealed class DpoObjective : ITrainingObjective<PreferenceBatch>, IDisposa
             throw new ArgumentException("DPO trains a language model: the policy has a scalar head", nameof(policy));
         }
 
+        if (reference is ReferenceModel same && ReferenceEquals(same.Model, policy))
+        {
+            throw new ArgumentException(
+                "the reference must be a separate frozen model (or cached log-probs), not the policy itself", nameof(reference));
+        }
+
         if (reference is ReferenceModel r && r.Model.Config.VocabSize != policy.Config.VocabSize)
         {
             throw new ArgumentException(

@@ -160,6 +160,7 @@ public sealed class ObjectiveBehaviourTests : IDisposable
         Assert.Contains("scalar head", Assert.Throws<ArgumentException>(() => new RewardModelObjective(lm)).Message, StringComparison.Ordinal);
         Assert.Contains("scalar head", Assert.Throws<ArgumentException>(() => new DpoObjective(rm, reference)).Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentException>(() => new DpoObjective(lm, rm));
+        Assert.Contains("separate", Assert.Throws<ArgumentException>(() => new DpoObjective(lm, lm)).Message, StringComparison.Ordinal);
         using var otherVocab = new Transformer(SyntheticPreferences.Gpt2Config with { VocabSize = 40 }, backend, trainable: false);
         Assert.Contains("vocabulary", Assert.Throws<ArgumentException>(() => new DpoObjective(lm, otherVocab)).Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentOutOfRangeException>(() => new DpoObjective(lm, reference, new DpoOptions { Beta = 0f }));

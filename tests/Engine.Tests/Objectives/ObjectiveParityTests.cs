@@ -27,8 +27,13 @@ public class ObjectiveParityTests(ITestOutputHelper output)
     [MemberData(nameof(DpoCases))]
     public void Dpo_loss_metrics_and_every_gradient_match(string name)
     {
-        var f = ObjectiveFixture.Instance;
         using var backend = new CpuBackend(2);
+        Dpo(name, backend, output);
+    }
+
+    internal static void Dpo(string name, Backend backend, ITestOutputHelper output)
+    {
+        var f = ObjectiveFixture.Instance;
         using var policy = f.Model(backend, "policy_config", "policy");
         using var reference = f.Model(backend, "policy_config", "reference", trainable: false);
         var options = DpoOptions(f, name);
@@ -37,11 +42,11 @@ public class ObjectiveParityTests(ITestOutputHelper output)
 
         policy.ZeroGradients();
         var result = objective.Step(batch, 1f);
-        CheckMetrics(f.Floats[$"dpo.{name}.metrics"], result, DpoMetricNames, $"dpo.{name}");
+        CheckMetrics(output, f.Floats[$"dpo.{name}.metrics"], result, DpoMetricNames, $"dpo.{name}");
         CheckGradients(f, policy, $"dpo.{name}");
 
         var evaluated = objective.Evaluate(batch);
-        CheckMetrics(f.Floats[$"dpo.{name}.metrics"], evaluated, DpoMetricNames, $"dpo.{name} evaluate");
+        CheckMetrics(output, f.Floats[$"dpo.{name}.metrics"], evaluated, DpoMetricNames, $"dpo.{name} evaluate");
     }
 
     [Fact]
@@ -60,7 +65,7 @@ public class ObjectiveParityTests(ITestOutputHelper output)
         using var objective = new DpoObjective(policy, cache, DpoOptions(f, "sigmoid"));
         policy.ZeroGradients();
         var result = objective.Step(batch, 1f);
-        CheckMetrics(f.Floats["dpo.sigmoid.metrics"], result, DpoMetricNames, "dpo.sigmoid (cached reference)");
+        CheckMetrics(output, f.Floats["dpo.sigmoid.metrics"], result, DpoMetricNames, "dpo.sigmoid (cached reference)");
         CheckGradients(f, policy, "dpo.sigmoid");
     }
 
@@ -68,8 +73,13 @@ public class ObjectiveParityTests(ITestOutputHelper output)
     [MemberData(nameof(RewardCases))]
     public void Reward_model_loss_metrics_and_every_gradient_match(string name)
     {
-        var f = ObjectiveFixture.Instance;
         using var backend = new CpuBackend(2);
+        RewardModel(name, backend, output);
+    }
+
+    internal static void RewardModel(string name, Backend backend, ITestOutputHelper output)
+    {
+        var f = ObjectiveFixture.Instance;
         using var model = f.Model(backend, "rm_config", "rm");
         Assert.True(model.HasScalarHead);
         var cfg = f.Cases.GetProperty("rm").GetProperty(name);
@@ -80,7 +90,7 @@ public class ObjectiveParityTests(ITestOutputHelper output)
         Approx.Equal(f.Floats[$"rm.{name}.rewards"], objective.Rewards(batch), atol: 2e-5f, rtol: 1e-4f, what: $"rm.{name} rewards");
         model.ZeroGradients();
         var result = objective.Step(batch, 1f);
-        CheckMetrics(f.Floats[$"rm.{name}.metrics"], result, DpoMetricNames[..5], $"rm.{name}");
+        CheckMetrics(output, f.Floats[$"rm.{name}.metrics"], result, DpoMetricNames[..5], $"rm.{name}");
         CheckGradients(f, model, $"rm.{name}");
 
         var bias = new float[1];
@@ -122,7 +132,7 @@ public class ObjectiveParityTests(ITestOutputHelper output)
         };
     }
 
-    private void CheckMetrics(float[] expected, ObjectiveResult result, string[] names, string what)
+    private static void CheckMetrics(ITestOutputHelper output, float[] expected, ObjectiveResult result, string[] names, string what)
     {
         Assert.Equal(expected[0], result.Loss, 1e-5 * Math.Max(1, Math.Abs(expected[0])));
         for (int i = 0; i < names.Length; i++)
