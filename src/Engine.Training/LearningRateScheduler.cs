@@ -3,9 +3,10 @@ using Engine.Training.Options;
 namespace Engine.Training;
 
 /// <summary>
-/// The learning rate of each optimizer step (1-based s of S): linear warmup peak·s/W for s ≤ W, then with
-/// p = (s − W)/(S − W) and floor m = ratio·peak: constant peak; linear peak − (peak − m)·p; cosine
-/// m + (peak − m)·½(1 + cos πp). Step S therefore runs at m.
+/// The learning rate of each optimizer step (1-based s of S), as llm.c computes it: linear warmup peak·s/W for s ≤ W,
+/// then with p = (s − 1 − W)/(S − W) and floor m = ratio·peak: constant peak; linear peak − (peak − m)·p; cosine
+/// m + (peak − m)·½(1 + cos πp). The first step after warmup runs at the peak (so does a one-step run), the last one just
+/// above m.
 /// </summary>
 public static class LearningRateScheduler
 {
@@ -31,7 +32,7 @@ public static class LearningRateScheduler
             return peak;
         }
 
-        double progress = Math.Min(1.0, (double)(step - warmupSteps) / (totalSteps - warmupSteps));
+        double progress = Math.Min(1.0, (double)(step - 1 - warmupSteps) / (totalSteps - warmupSteps));
         double floor = minRatio * peak;
         return schedule switch
         {
