@@ -2,7 +2,7 @@
 """Times OpenBLAS SGEMM (through numpy) on the model shapes of bench/Engine.Benchmarks/GemmBenchmarks.cs.
 
 Run with Debian's python so numpy picks up libopenblas0-pthread, with the same thread count as our side:
-    OPENBLAS_NUM_THREADS=2 /usr/bin/python3 bench/reference/sgemm_openblas.py
+    OPENBLAS_NUM_THREADS=2 /usr/bin/python3 bench/reference/sgemm_openblas.py [seconds per shape] [name filter]
 Each shape is timed as the best of several repeats of a batch of calls into a preallocated output, so Python
 overhead and allocation stay out of the number; GFLOP/s = 2·M·N·K / seconds.
 """
@@ -64,11 +64,15 @@ def time_case(m, n, k, kind, rng, min_seconds):
 
 def main():
     min_seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 0.5
+    name_filter = sys.argv[2].lower() if len(sys.argv) > 2 else ""
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "(unset)")
     rng = np.random.default_rng(1)
-    print(f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={threads}")
+    core = os.environ.get("OPENBLAS_CORETYPE", "(auto)")
+    print(f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={threads}, OPENBLAS_CORETYPE={core}")
     print(f"{'shape':<22} {'M':>6} {'N':>6} {'K':>6} {'op':>3} {'ms':>9} {'GFLOP/s':>9}")
     for label, m, n, k, kind in gemm_cases():
+        if name_filter not in label.lower():
+            continue
         gflops, seconds = time_case(m, n, k, kind, rng, min_seconds)
         print(f"{label:<22} {m:>6} {n:>6} {k:>6} {kind:>3} {seconds * 1e3:>9.3f} {gflops:>9.1f}", flush=True)
 

@@ -123,6 +123,10 @@ public sealed unsafe class GemmTests : IDisposable
         // Several K blocks (K > 256), more than one 512-column strip, several row panels and ragged edges everywhere.
         Check(isa, 70, 530, 600, ta, tb, 1f, 1f, 11);
         Check(isa, 129, 7, 1000, ta, tb, 0.75f, -1f, 12);
+
+        // Long thin products with little work: still cut into strips the per-thread scratch can hold.
+        Check(isa, 1, 2000, 300, ta, tb, 1f, 0f, 13);
+        Check(isa, 2000, 2, 300, ta, tb, 1f, 0f, 14);
     }
 
     [Fact]
@@ -156,15 +160,36 @@ public sealed unsafe class GemmTests : IDisposable
         }
     }
 
-    [Fact]
-    public void Packed_A_larger_than_its_scratch_is_done_in_chunks()
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    public void Operands_larger_than_the_pack_scratch_are_done_in_chunks(bool ta, bool tb)
     {
-        // K chunks: one row panel but more K than the packed-A capacity holds; row chunks: more rows than fit one K block.
-        int mr = Sgemm.Mr(Sgemm.BestIsa);
-        int longK = (int)(Sgemm.PackedACapacity / mr) + 1000;
-        Check(Sgemm.BestIsa, 3, 5, longK, false, false, 1f, 0.5f, 31);
-        int tallM = (int)(Sgemm.PackedACapacity / Sgemm.KcMax) + 100;
-        Check(Sgemm.BestIsa, tallM, 3, 300, true, false, 1f, 0f, 32);
+        // A scratch of three 32-wide panels of one K block: the shared operand is chunked by panels (A when M ≤ N, B
+        // otherwise) and by K blocks, with ragged edges in every direction.
+        long capacity = 3L * 32 * Sgemm.KcMax;
+        foreach (var (m, n, k) in new[] { (130, 200, 600), (200, 130, 600), (5, 100, 5000), (100, 7, 3000) })
+        {
+            var a = TestData.Uniform(m + k, m * k);
+            var b = TestData.Uniform(n + k, k * n);
+            var c0 = TestData.Uniform(m + n, m * n);
+            var c = (float[])c0.Clone();
+            fixed (float* pa = a, pb = b, pc = c)
+            {
+                var g = new GemmOperands
+                {
+                    A = pa, Lda = ta ? m : k, TransposeA = ta,
+                    B = pb, Ldb = tb ? k : n, TransposeB = tb,
+                    C = pc, Ldc = n, M = m, N = n, K = k, Alpha = 1f, Beta = 0.5f,
+                };
+                Sgemm.Run(backend.Pool, in g, Sgemm.BestIsa, capacity);
+            }
+
+            Approx.Equal(Reference(a, b, c0, m, n, k, ta, tb, 1f, 0.5f), c, atol: 2e-6f * (k + 4), rtol: 1e-5f, what: $"{m}x{n}x{k} chunked");
+        }
+
+        // The default capacity's K chunking, reached with a thin A.
+        Check(Sgemm.BestIsa, 3, 5, (int)(Sgemm.PackCapacity / Sgemm.Mr(Sgemm.BestIsa)) + 1000, ta, tb, 1f, 0.5f, 31);
     }
 
     [Theory]

@@ -5,38 +5,61 @@ using System.Runtime.Intrinsics.X86;
 namespace Engine.Core.Cpu.Gemm;
 
 /// <summary>
-/// Copies operand blocks into the k-major panel layout the microkernels read: for a panel of <c>width</c> lanes
-/// (MR rows of A or NR columns of B), element (k, lane) lands at <c>dst[k·width + lane]</c>, and lanes past the edge
-/// of the matrix are zero so edge tiles run the full kernel on padding instead of a scalar loop.
+/// Copies one K block of an operand into the k-major panel layout the microkernels read: panel p of <c>width</c> lanes
+/// (MR rows of A or NR columns of B) starts at <c>dst + p·width·kc</c> and holds element (k, lane) at <c>k·width + lane</c>;
+/// lanes past the edge of the matrix are zero, so edge tiles run the full kernel on padding instead of a scalar loop.
 /// </summary>
 internal static unsafe class Packing
 {
     /// <summary>
-    /// Lanes are contiguous in the source (A transposed, B plain): dst[k·width + l] = src[k·ld + l] for l &lt; lanes, zero
-    /// for lanes ≤ l &lt; width.
+    /// Lanes contiguous in the source (A transposed, B plain): lane l of panel p at row k is src[k·ld + p·width + l].
+    /// Rows are read front to back across all the panels, so the source streams sequentially.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void PackContiguousLanes(float* src, nint ld, int lanes, int width, int kc, float* dst)
+    internal static void PackContiguousLanes(float* src, nint ld, int lanes, int width, int panels, int kc, float* dst)
     {
-        uint bytes = (uint)lanes * sizeof(float);
-        uint padBytes = (uint)(width - lanes) * sizeof(float);
+        nint panelStride = (nint)width * kc;
+        int fullPanels = Math.Min(panels, lanes / width);
+        int tailLanes = panels > fullPanels ? lanes - (fullPanels * width) : 0;
         for (int k = 0; k < kc; k++)
         {
+            float* s = src + (k * ld);
             float* d = dst + ((nint)k * width);
-            Unsafe.CopyBlockUnaligned(d, src + (k * ld), bytes);
-            if (padBytes != 0)
+            for (int p = 0; p < fullPanels; p++)
             {
-                Unsafe.InitBlockUnaligned(d + lanes, 0, padBytes);
+                CopyLanes(s + (p * width), d + (p * panelStride), width);
+            }
+
+            if (panels > fullPanels)
+            {
+                float* dt = d + (fullPanels * panelStride);
+                float* st = s + (fullPanels * width);
+                for (int l = 0; l < width; l++)
+                {
+                    dt[l] = l < tailLanes ? st[l] : 0f;
+                }
             }
         }
     }
 
     /// <summary>
-    /// Lanes are strided in the source (A plain, B transposed): dst[k·width + l] = src[l·ld + k]. Transposes 8×8 blocks
-    /// (AVX) or 4×4 blocks (SSE) in registers; the ragged rest is copied element by element.
+    /// Lanes strided in the source (A plain, B transposed): lane l of panel p at row k is src[(p·width + l)·ld + k].
+    /// Transposes 8×8 (AVX) and 4×4 (SSE) blocks in registers, eight lanes at a time along all of k, so the source is
+    /// read as eight sequential streams (the destination is small and cache-resident); the ragged rest is copied one by
+    /// one.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void PackStridedLanes(float* src, nint ld, int lanes, int width, int kc, float* dst)
+    internal static void PackStridedLanes(float* src, nint ld, int lanes, int width, int panels, int kc, float* dst)
+    {
+        for (int p = 0; p < panels; p++)
+        {
+            int valid = Math.Min(width, lanes - (p * width));
+            PackStridedPanel(src + (p * width * ld), ld, valid, width, kc, dst + ((nint)p * width * kc));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackStridedPanel(float* src, nint ld, int lanes, int width, int kc, float* dst)
     {
         int l = 0;
         if (Avx.IsSupported)
@@ -49,7 +72,7 @@ internal static unsafe class Packing
                     Transpose8x8(src + (l * ld) + k, ld, dst + ((nint)k * width) + l, width);
                 }
 
-                CopyStridedTail(src + (l * ld), ld, 8, k, kc, dst + l, width);
+                CopyStrided(src, ld, l, l + 8, width, k, kc, dst);
             }
         }
 
@@ -63,29 +86,62 @@ internal static unsafe class Packing
                     Transpose4x4(src + (l * ld) + k, ld, dst + ((nint)k * width) + l, width);
                 }
 
-                CopyStridedTail(src + (l * ld), ld, 4, k, kc, dst + l, width);
+                CopyStrided(src, ld, l, l + 4, width, k, kc, dst);
             }
         }
 
-        CopyStridedTail(src + (l * ld), ld, lanes - l, 0, kc, dst + l, width);
-        if (lanes < width)
+        CopyStrided(src, ld, l, lanes, width, 0, kc, dst);
+        for (int k = 0; k < kc; k++)
         {
-            uint padBytes = (uint)(width - lanes) * sizeof(float);
-            for (int k = 0; k < kc; k++)
+            for (int pad = lanes; pad < width; pad++)
             {
-                Unsafe.InitBlockUnaligned(dst + ((nint)k * width) + lanes, 0, padBytes);
+                dst[((nint)k * width) + pad] = 0f;
             }
         }
     }
 
-    private static void CopyStridedTail(float* src, nint ld, int lanes, int k0, int kc, float* dst, int width)
+    /// <summary>Lanes [l0, l1) of rows [k0, k1) one element at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void CopyStrided(float* src, nint ld, int l0, int l1, int width, int k0, int k1, float* dst)
     {
-        for (int k = k0; k < kc; k++)
+        for (int k = k0; k < k1; k++)
         {
-            for (int l = 0; l < lanes; l++)
+            float* d = dst + ((nint)k * width);
+            for (int l = l0; l < l1; l++)
             {
-                dst[((nint)k * width) + l] = src[(l * ld) + k];
+                d[l] = src[(l * ld) + k];
             }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CopyLanes(float* s, float* d, int width)
+    {
+        int l = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; l + 16 <= width; l += 16)
+            {
+                Vector512.Store(Vector512.Load(s + l), d + l);
+            }
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; l + 8 <= width; l += 8)
+            {
+                Vector256.Store(Vector256.Load(s + l), d + l);
+            }
+        }
+
+        for (; l + 4 <= width; l += 4)
+        {
+            Vector128.Store(Vector128.Load(s + l), d + l);
+        }
+
+        for (; l < width; l++)
+        {
+            d[l] = s[l];
         }
     }
 

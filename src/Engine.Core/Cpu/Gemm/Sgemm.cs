@@ -95,29 +95,43 @@ internal unsafe struct GemmOperands
 /// Our SGEMM, blocked the BLIS way. K is cut into near-equal blocks of at most <see cref="KcMax"/> that depend only on K,
 /// and every C element sums its blocks in increasing order, each block once by one FMA chain in a microkernel; so the
 /// result is the same bits whatever the thread count or the tiling of C into work items.
-/// <para>Per call: op(A) is packed once into MR-row panels (shared scratch, in parallel), then work items, each a block
-/// of MR-row panels × a strip of at most <see cref="NcMax"/> columns, pack their K×strip slice of op(B) into per-thread
-/// scratch (L2-sized) and run the microkernel over it, A panel outer (it stays in L1) and B panel inner (streamed from L2).
-/// Scratch is kept between calls: no allocation in steady state.</para>
+/// <para>The smaller operand (A when M ≤ N, else B) is packed once per call into shared scratch, by whichever strip needs
+/// a K block of it first (see <see cref="EnsureSharedBlock"/>). The C is cut
+/// into strips along the larger operand: full-height column strips when B is the larger, full-width row strips when A
+/// is. A work item owns one strip: per K block it packs its slice of the larger operand into per-thread scratch, which
+/// stays in L2, and runs the microkernel over it with B panel outer (reused from L1/L2) and A panel inner. So
+/// the big operand (the weights, usually) is read from memory once and never written back packed. Shared operands too
+/// big for the scratch are done in K and row/column chunks. Scratch is kept between calls: no allocation in steady
+/// state.</para>
 /// </summary>
 internal static unsafe class Sgemm
 {
-    /// <summary>Largest K block: a 12×256 A panel (12 KiB) stays in L1 while 32-column B panels (32 KiB) stream past.</summary>
-    internal const int KcMax = 256;
+    /// <summary>
+    /// Largest K block. C is read and written once per block, so fewer, longer blocks save C traffic; a 512×32 B panel
+    /// (64 KiB) outgrows the 48 KiB L1, but the kernel reads it at ~11 bytes a cycle, far below what L2 delivers (measured:
+    /// 512 beat 384 and 256 on the model shapes).
+    /// </summary>
+    internal const int KcMax = 512;
 
-    /// <summary>Widest column strip: a 256×512 packed B block is 512 KiB, half of the 1 MiB L2.</summary>
-    internal const int NcMax = 512;
+    /// <summary>Widest column strip: its 512×256 slice of packed B (512 KiB) sits in the 1 MiB L2 beside A's panels.</summary>
+    internal const int StripCols = 256;
 
-    /// <summary>Floats of packed A held at once (32 MiB); bigger A is done in row/K chunks of this size.</summary>
-    internal const long PackedACapacity = 8L << 20;
+    /// <summary>Tallest row strip: its 240×512 slice of packed A is 480 KiB of L2.</summary>
+    internal const int StripRows = 240;
+
+    /// <summary>Floats of the shared packed operand held at once (16 MiB); a bigger one is done in chunks.</summary>
+    internal const long PackCapacity = 4L << 20;
 
     /// <summary>Work below this many flops per item is not worth a hand-off to another thread.</summary>
-    private const long MinItemFlops = 4L << 20;
+    private const long MinItemFlops = 2L << 20;
 
-    private static AlignedScratch? sharedPackedA;
+    /// <summary>Floats packed per packing work item.</summary>
+    private const long PackItemFloats = 64L << 10;
+
+    private static SharedScratch? sharedScratch;
 
     [ThreadStatic]
-    private static AlignedScratch? threadPackedB;
+    private static AlignedScratch? threadScratch;
 
     /// <summary>The best kernel family this CPU runs.</summary>
     internal static GemmIsa BestIsa { get; } =
@@ -135,8 +149,12 @@ internal static unsafe class Sgemm
     /// <summary>Computes the product described by <paramref name="g"/> on <paramref name="pool"/> with the best kernels.</summary>
     internal static void Run(WorkerPool pool, in GemmOperands g) => Run(pool, in g, BestIsa);
 
-    /// <summary>Computes the product described by <paramref name="g"/> on <paramref name="pool"/> with <paramref name="isa"/>.</summary>
-    internal static void Run(WorkerPool pool, in GemmOperands g, GemmIsa isa)
+    /// <summary>
+    /// Computes the product described by <paramref name="g"/> on <paramref name="pool"/> with <paramref name="isa"/>, holding
+    /// at most <paramref name="packCapacity"/> floats of the shared packed operand at once (tests shrink it to reach the
+    /// chunked paths with small matrices).
+    /// </summary>
+    internal static void Run(WorkerPool pool, in GemmOperands g, GemmIsa isa, long packCapacity = PackCapacity)
     {
         if (!IsSupported(isa))
         {
@@ -154,125 +172,172 @@ internal static unsafe class Sgemm
             return;
         }
 
-        var s = new State { G = g, Isa = isa, Mr = Mr(isa), Nr = Nr(isa) };
+        var s = new State { G = g, Isa = isa, Mr = Mr(isa), Nr = Nr(isa), SharedIsA = g.M <= g.N };
         s.KBlocks = (g.K + KcMax - 1) / KcMax;
-        int panelsM = (g.M + s.Mr - 1) / s.Mr;
-        int panelsN = (g.N + s.Nr - 1) / s.Nr;
-        s.PanelsN = panelsN;
+        s.PanelsM = (g.M + s.Mr - 1) / s.Mr;
+        s.PanelsN = (g.N + s.Nr - 1) / s.Nr;
+        int sharedWidth = s.SharedIsA ? s.Mr : s.Nr;
+        int sharedPanels = s.SharedIsA ? s.PanelsM : s.PanelsN;
 
-        // Chunking keeps packed A under its capacity: whole K blocks per chunk, and row chunks only when even one
-        // K block of all rows is too big (a vocabulary-sized M).
-        long panelFloatsPerBlock = (long)s.Mr * KcMax;
-        int panelsPerChunk = (int)Math.Clamp(PackedACapacity / panelFloatsPerBlock, 1, panelsM);
-        int blocksPerChunk = (int)Math.Clamp(PackedACapacity / (panelFloatsPerBlock * panelsPerChunk), 1, s.KBlocks);
+        // Chunks of the shared operand: as many whole K blocks as the scratch holds for all its panels, and when not even
+        // one K block fits (a vocabulary-sized dimension), fewer panels per chunk.
+        int panelsPerChunk = (int)Math.Clamp(packCapacity / ((long)sharedWidth * KcMax), 1, sharedPanels);
+        int blocksPerChunk = (int)Math.Clamp(packCapacity / ((long)panelsPerChunk * sharedWidth * KcMax), 1, s.KBlocks);
 
-        var scratch = Interlocked.Exchange(ref sharedPackedA, null) ?? new AlignedScratch();
+        var scratch = Interlocked.Exchange(ref sharedScratch, null) ?? new SharedScratch();
         try
         {
-            scratch.Ensure((long)Math.Min(panelsPerChunk, panelsM) * s.Mr * Math.Min(g.K, (long)blocksPerChunk * KcMax));
-            s.PackedA = scratch.Pointer;
-            for (int p0 = 0; p0 < panelsM; p0 += panelsPerChunk)
+            scratch.Packed.Ensure((long)panelsPerChunk * sharedWidth * Math.Min(g.K, (long)blocksPerChunk * KcMax));
+            s.Shared = scratch.Packed.Pointer;
+            for (int kb0 = 0; kb0 < s.KBlocks; kb0 += blocksPerChunk)
             {
-                s.Panel0 = p0;
-                s.PanelCount = Math.Min(panelsPerChunk, panelsM - p0);
-                PlanItems(ref s, pool.ThreadCount);
-                for (int kb0 = 0; kb0 < s.KBlocks; kb0 += blocksPerChunk)
+                s.Kb0 = kb0;
+                s.Kb1 = Math.Min(s.KBlocks, kb0 + blocksPerChunk);
+                s.KStart = BlockStart(s.Kb0, g.K, s.KBlocks);
+                for (int p = 0; p < sharedPanels; p += panelsPerChunk)
                 {
-                    s.Kb0 = kb0;
-                    s.Kb1 = Math.Min(s.KBlocks, kb0 + blocksPerChunk);
-                    s.KStart = BlockStart(s.Kb0, g.K, s.KBlocks);
-                    s.KLength = BlockStart(s.Kb1, g.K, s.KBlocks) - s.KStart;
-                    s.PackPanelsPerItem = Math.Max(1, (int)Math.Min(s.PanelCount, (64L << 10) / ((long)s.Mr * s.KLength)));
-                    pool.For((s.PanelCount + s.PackPanelsPerItem - 1) / s.PackPanelsPerItem, ref s, &PackAItem);
-                    pool.For(s.RowGroups * s.Strips, ref s, &ComputeItem);
+                    s.SharedFirst = p;
+                    s.SharedCount = Math.Min(panelsPerChunk, sharedPanels - p);
+                    s.PackGroups = Ceil(s.SharedCount, s.PackPanelsPerItem = PackPanelsPerItem(sharedWidth, s.SharedCount));
+                    s.PackState = scratch.ClearedFlags((s.Kb1 - s.Kb0) * s.PackGroups);
+                    PlanStrips(ref s, pool.ThreadCount);
+                    pool.For(s.Strips, ref s, &StripItem);
                 }
             }
         }
         finally
         {
-            Volatile.Write(ref sharedPackedA, scratch);
+            Volatile.Write(ref sharedScratch, scratch);
         }
     }
 
     /// <summary>Start of K block <paramref name="b"/> of <paramref name="blocks"/> near-equal blocks of [0, K).</summary>
     private static int BlockStart(int b, int k, int blocks) => (int)((long)b * k / blocks);
 
-    /// <summary>
-    /// Cuts the chunk's C into items: strips as wide as <see cref="NcMax"/>, halved (then row groups added) until there are
-    /// about four items per thread, but never items below <see cref="MinItemFlops"/>. Small M therefore splits along N.
-    /// </summary>
-    private static void PlanItems(ref State s, int threads)
-    {
-        long flops = 2L * Math.Min(s.G.M, s.PanelCount * s.Mr) * s.G.N * s.G.K;
-        int target = (int)Math.Clamp(flops / MinItemFlops, 1, threads == 1 ? 1 : 4 * threads);
-        int stripPanels = Math.Min(s.PanelsN, NcMax / s.Nr);
-        int strips = (s.PanelsN + stripPanels - 1) / stripPanels;
-        while (strips < target && stripPanels > 1)
-        {
-            stripPanels = (stripPanels + 1) / 2;
-            strips = (s.PanelsN + stripPanels - 1) / stripPanels;
-        }
+    private static int Ceil(int a, int b) => (a + b - 1) / b;
 
-        int groups = Math.Clamp((target + strips - 1) / strips, 1, s.PanelCount);
-        s.StripPanels = stripPanels;
-        s.Strips = strips;
-        s.GroupPanels = (s.PanelCount + groups - 1) / groups;
-        s.RowGroups = (s.PanelCount + s.GroupPanels - 1) / s.GroupPanels;
+    private static int PackPanelsPerItem(int width, int panels) => (int)Math.Clamp(PackItemFloats / ((long)width * KcMax), 1, panels);
+
+    /// <summary>
+    /// Cuts the other dimension into strips no wider than <see cref="StripCols"/> (or taller than <see cref="StripRows"/>),
+    /// as few as give every thread two of them (so a stalled thread's work can be taken over) in a multiple of the thread
+    /// count, but never below <see cref="MinItemFlops"/> of work each. Fewer, wider strips reuse each shared panel more.
+    /// </summary>
+    private static void PlanStrips(ref State s, int threads)
+    {
+        int width = s.SharedIsA ? s.Nr : s.Mr;
+        int panels = s.SharedIsA ? s.PanelsN : s.PanelsM;
+        int sharedRows = Math.Min(s.SharedIsA ? s.G.M : s.G.N, s.SharedCount * (s.SharedIsA ? s.Mr : s.Nr));
+        long flops = 2L * sharedRows * (s.SharedIsA ? s.G.N : s.G.M) * (BlockStart(s.Kb1, s.G.K, s.KBlocks) - s.KStart);
+        int maxPanels = Math.Max(1, (s.SharedIsA ? StripCols : StripRows) / width);
+        int fewest = Ceil(panels, maxPanels);
+        int strips = threads > 1 ? Ceil(Math.Max(fewest, 2 * threads), threads) * threads : fewest;
+
+        // Small work gives up the extra strips, never the bound on a strip's size (the per-thread scratch holds one).
+        strips = (int)Math.Clamp(Math.Min(strips, flops / MinItemFlops), fewest, panels);
+        s.StripPanels = Ceil(panels, strips);
+        s.Strips = Ceil(panels, s.StripPanels);
     }
 
+    /// <summary>
+    /// Makes sure K block <paramref name="kb"/> of the shared operand is packed, without a separate packing phase: the
+    /// strips that reach a block first claim its panel groups one by one and pack them (flag 0 → 1 → 2), then every strip
+    /// waits until all groups of the block are done. Packing thus overlaps other strips' compute and costs no barrier.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackAItem(ref State s, int item)
+    private static void EnsureSharedBlock(ref State s, int kb, int k0, int kc)
     {
-        ref readonly var g = ref s.G;
-        int first = item * s.PackPanelsPerItem;
-        int last = Math.Min(s.PanelCount, first + s.PackPanelsPerItem);
-        for (int p = first; p < last; p++)
+        int* flags = s.PackState + ((kb - s.Kb0) * s.PackGroups);
+        int width = s.SharedIsA ? s.Mr : s.Nr;
+        for (int group = 0; group < s.PackGroups; group++)
         {
-            int row = (s.Panel0 + p) * s.Mr;
-            int rows = Math.Min(s.Mr, g.M - row);
-            float* dst = s.PackedA + ((long)p * s.Mr * s.KLength);
+            if (Volatile.Read(ref flags[group]) == 0 && Interlocked.CompareExchange(ref flags[group], 1, 0) == 0)
+            {
+                int first = group * s.PackPanelsPerItem;
+                int count = Math.Min(s.PackPanelsPerItem, s.SharedCount - first);
+                float* dst = SharedBlock(ref s, k0) + ((long)first * width * kc);
+                PackPanels(in s.G, s.SharedIsA, s.SharedFirst + first, count, width, k0, kc, dst);
+                Volatile.Write(ref flags[group], 2);
+            }
+        }
+
+        for (int group = 0; group < s.PackGroups; group++)
+        {
+            var spin = default(SpinWait);
+            while (Volatile.Read(ref flags[group]) != 2)
+            {
+                spin.SpinOnce();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The shared operand's K block starting at <paramref name="k0"/>: packed K-block-major, so the chunk's panels for one
+    /// block lie side by side (panel i at i·width·kc).
+    /// </summary>
+    private static float* SharedBlock(ref State s, int k0) =>
+        s.Shared + ((long)(k0 - s.KStart) * s.SharedCount * (s.SharedIsA ? s.Mr : s.Nr));
+
+    /// <summary>Packs panels [first, first+count) of op(A) (MR rows each) or op(B) (NR columns each) for K block [k0, k0+kc).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void PackPanels(in GemmOperands g, bool isA, int first, int count, int width, int k0, int kc, float* dst)
+    {
+        int start = first * width;
+        if (isA)
+        {
+            int lanes = Math.Min(g.M - start, count * width);
             if (g.TransposeA)
             {
-                Packing.PackContiguousLanes(g.A + (s.KStart * g.Lda) + row, g.Lda, rows, s.Mr, s.KLength, dst);
+                Packing.PackContiguousLanes(g.A + (k0 * g.Lda) + start, g.Lda, lanes, width, count, kc, dst);
             }
             else
             {
-                Packing.PackStridedLanes(g.A + (row * g.Lda) + s.KStart, g.Lda, rows, s.Mr, s.KLength, dst);
+                Packing.PackStridedLanes(g.A + (start * g.Lda) + k0, g.Lda, lanes, width, count, kc, dst);
+            }
+        }
+        else
+        {
+            int lanes = Math.Min(g.N - start, count * width);
+            if (g.TransposeB)
+            {
+                Packing.PackStridedLanes(g.B + (start * g.Ldb) + k0, g.Ldb, lanes, width, count, kc, dst);
+            }
+            else
+            {
+                Packing.PackContiguousLanes(g.B + (k0 * g.Ldb) + start, g.Ldb, lanes, width, count, kc, dst);
             }
         }
     }
 
+    /// <summary>One strip of C against the current chunk of the shared operand, every K block of the chunk in order.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ComputeItem(ref State s, int item)
+    private static void StripItem(ref State s, int item)
     {
         ref readonly var g = ref s.G;
-        int group = item / s.Strips, strip = item % s.Strips;
-        int p0 = group * s.GroupPanels, p1 = Math.Min(s.PanelCount, p0 + s.GroupPanels);
-        int q0 = strip * s.StripPanels, q1 = Math.Min(s.PanelsN, q0 + s.StripPanels);
         int mr = s.Mr, nr = s.Nr;
+        int ownWidth = s.SharedIsA ? nr : mr;
+        int ownPanels = s.SharedIsA ? s.PanelsN : s.PanelsM;
+        int own0 = item * s.StripPanels;
+        int ownCount = Math.Min(s.StripPanels, ownPanels - own0);
 
-        var scratch = threadPackedB ??= new AlignedScratch();
-        scratch.Ensure((long)KcMax * NcMax);
-        float* packedB = scratch.Pointer;
+        // Panel ranges in matrix terms: rows [p0, p1) of A panels and columns [q0, q1) of B panels.
+        int p0 = s.SharedIsA ? s.SharedFirst : own0, p1 = s.SharedIsA ? s.SharedFirst + s.SharedCount : own0 + ownCount;
+        int q0 = s.SharedIsA ? own0 : s.SharedFirst, q1 = s.SharedIsA ? own0 + ownCount : s.SharedFirst + s.SharedCount;
+
+        var scratch = threadScratch ??= new AlignedScratch();
+        scratch.Ensure((long)KcMax * Math.Max(StripCols, StripRows + mr));
+        float* own = scratch.Pointer;
         float* edge = stackalloc float[12 * 32];
 
         for (int kb = s.Kb0; kb < s.Kb1; kb++)
         {
             int k0 = BlockStart(kb, g.K, s.KBlocks);
             int kc = BlockStart(kb + 1, g.K, s.KBlocks) - k0;
-            for (int q = q0; q < q1; q++)
-            {
-                int col = q * nr;
-                float* dst = packedB + ((long)(q - q0) * nr * kc);
-                if (g.TransposeB)
-                {
-                    Packing.PackStridedLanes(g.B + (col * g.Ldb) + k0, g.Ldb, Math.Min(nr, g.N - col), nr, kc, dst);
-                }
-                else
-                {
-                    Packing.PackContiguousLanes(g.B + (k0 * g.Ldb) + col, g.Ldb, Math.Min(nr, g.N - col), nr, kc, dst);
-                }
-            }
+            PackPanels(in g, !s.SharedIsA, own0, ownCount, ownWidth, k0, kc, own);
+            EnsureSharedBlock(ref s, kb, k0, kc);
+            float* shared = SharedBlock(ref s, k0);
+            float* packedA = s.SharedIsA ? shared : own;
+            float* packedB = s.SharedIsA ? own : shared;
 
             // The first K block applies the caller's β (or bias); later blocks add onto the partial sums already in C.
             bool firstBlock = kb == 0;
@@ -282,28 +347,29 @@ internal static unsafe class Sgemm
                 : EpilogueMode.Accumulate;
             float beta = firstBlock ? g.Beta : 1f;
 
-            for (int p = p0; p < p1; p++)
+            // B panel outer: its kc×NR block is reused by every A panel of the strip straight from L1/L2.
+            for (int q = q0; q < q1; q++)
             {
-                int row = (s.Panel0 + p) * mr;
-                int rows = Math.Min(mr, g.M - row);
-                float* a = s.PackedA + ((long)p * mr * s.KLength) + ((long)(k0 - s.KStart) * mr);
-                float* c = g.C + (row * g.Ldc);
-                for (int q = q0; q < q1; q++)
+                int col = q * nr;
+                int cols = Math.Min(nr, g.N - col);
+                float* b = packedB + ((long)(q - q0) * nr * kc);
+                float* bias = mode == EpilogueMode.Bias ? g.Bias + col : null;
+                var epilogue = new Epilogue(mode, g.Alpha, beta, bias);
+                for (int p = p0; p < p1; p++)
                 {
-                    int col = q * nr;
-                    int cols = Math.Min(nr, g.N - col);
-                    float* b = packedB + ((long)(q - q0) * nr * kc);
-                    float* bias = mode == EpilogueMode.Bias ? g.Bias + col : null;
-                    var epilogue = new Epilogue(mode, g.Alpha, beta, bias);
+                    int row = p * mr;
+                    int rows = Math.Min(mr, g.M - row);
+                    float* a = packedA + ((long)(p - p0) * mr * kc);
+                    float* c = g.C + (row * g.Ldc) + col;
                     if (cols == nr)
                     {
-                        Kernel(s.Isa, rows, kc, a, b, c + col, g.Ldc, in epilogue);
+                        Kernel(s.Isa, rows, kc, a, b, c, g.Ldc, in epilogue);
                     }
                     else
                     {
                         var plain = new Epilogue(EpilogueMode.Overwrite, 1f, 0f, null);
                         Kernel(s.Isa, rows, kc, a, b, edge, nr, in plain);
-                        MergeEdge(s.Isa, edge, nr, c + col, g.Ldc, rows, cols, in epilogue);
+                        MergeEdge(s.Isa, edge, nr, c, g.Ldc, rows, cols, in epilogue);
                     }
                 }
             }
@@ -328,6 +394,7 @@ internal static unsafe class Sgemm
     }
 
     /// <summary>Writes the valid part of an edge tile computed into scratch, with the same epilogue arithmetic as the kernels.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MergeEdge(GemmIsa isa, float* tile, int ldt, float* c, nint ldc, int rows, int cols, in Epilogue e)
     {
         bool fused = isa != GemmIsa.Portable;
@@ -375,20 +442,42 @@ internal static unsafe class Sgemm
         public GemmIsa Isa;
         public int Mr;
         public int Nr;
+        public bool SharedIsA;
         public int KBlocks;
+        public int PanelsM;
         public int PanelsN;
-        public float* PackedA;
-        public int Panel0;
-        public int PanelCount;
+        public float* Shared;
         public int Kb0;
         public int Kb1;
         public int KStart;
-        public int KLength;
+        public int SharedFirst;
+        public int SharedCount;
+        public int PackGroups;
         public int PackPanelsPerItem;
-        public int RowGroups;
-        public int GroupPanels;
+        public int* PackState;
         public int Strips;
         public int StripPanels;
+    }
+}
+
+/// <summary>The shared packed operand of one GEMM call and the pack flags of its panel groups; one is cached for the next call.</summary>
+internal sealed unsafe class SharedScratch
+{
+    private int[]? flags;
+
+    /// <summary>The packed operand.</summary>
+    public AlignedScratch Packed { get; } = new();
+
+    /// <summary><paramref name="count"/> zeroed flags on the pinned heap.</summary>
+    public int* ClearedFlags(int count)
+    {
+        if (flags is null || flags.Length < count)
+        {
+            flags = GC.AllocateArray<int>(Math.Max(count, 64), pinned: true);
+        }
+
+        Array.Clear(flags, 0, count);
+        return (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(flags));
     }
 }
 
