@@ -17,6 +17,8 @@ typedef unsigned short u16;
 // error[0] = code, error[1] = position (low 32 bits), error[2] = offending value.
 #define ENGINE_ERROR_TOKEN_RANGE 1
 #define ENGINE_ERROR_TARGET_RANGE 2
+#define ENGINE_ERROR_LOGPROB_TARGET 3
+#define ENGINE_ERROR_PAIR_INDEX 4
 
 __device__ __forceinline__ void engine_report(int* error, int code, i64 position, int value)
 {

@@ -32,29 +32,17 @@ Console.WriteLine($"conformance seed: {seed}");
 int failed = 0;
 foreach (var test in ConformanceSuite.Cases)
 {
-    IReadOnlyList<ConformanceResult> results;
-    try
-    {
-        using var pair = new BackendPair(cpu, cuda);
-        results = test.Run(pair, seed);
-    }
-    catch (Exception e)
-    {
-        Console.WriteLine($"[{test.Name}] threw {e.GetType().Name}: {e.Message}");
-        summary.Add((test.Name, "exception", "FAIL"));
-        failed++;
-        continue;
-    }
+    RunCase(test, cuda, test.Name);
+}
 
-    foreach (var r in results)
+// The log-prob cases again with chunks of 16 rows and 96 vocabulary columns, so every row and vocabulary chunk edge of
+// the CUDA head path is crossed (the default chunks hold these small problems whole).
+using (var chunked = CudaBackend.Create(new CudaBackendOptions { AllowTf32 = tf32, LogProbRowChunk = 16, LogProbVocabChunk = 96 }))
+{
+    foreach (string name in new[] { "token_logprobs", "token_logprobs_from_logits" })
     {
-        Console.WriteLine($"[{test.Name}] {r}");
+        RunCase(ConformanceSuite.Get(name), chunked, name + " (small chunks)");
     }
-
-    int bad = results.Count(r => !r.Passed);
-    failed += bad;
-    double worst = results.Max(r => r.Tolerance > 0 ? r.RelativeError / r.Tolerance : r.RelativeError);
-    summary.Add((test.Name, $"{results.Count} outputs, worst {worst:F3} of tolerance", bad == 0 ? "ok" : $"FAIL ({bad})"));
 }
 
 if (!skipBench)
@@ -76,6 +64,33 @@ foreach (var (what, value, status) in summary)
 Console.WriteLine(failed == 0 ? "conformance: all passed" : $"conformance: {failed} FAILED");
 return failed == 0 ? 0 : 1;
 
+void RunCase(ConformanceCase test, CudaBackend candidate, string label)
+{
+    IReadOnlyList<ConformanceResult> results;
+    try
+    {
+        using var pair = new BackendPair(cpu, candidate);
+        results = test.Run(pair, seed);
+    }
+    catch (Exception e)
+    {
+        Console.WriteLine($"[{label}] threw {e.GetType().Name}: {e.Message}");
+        summary.Add((label, "exception", "FAIL"));
+        failed++;
+        return;
+    }
+
+    foreach (var r in results)
+    {
+        Console.WriteLine($"[{label}] {r}");
+    }
+
+    int bad = results.Count(r => !r.Passed);
+    failed += bad;
+    double worst = results.Max(r => r.Tolerance > 0 ? r.RelativeError / r.Tolerance : r.RelativeError);
+    summary.Add((label, $"{results.Count} outputs, worst {worst:F3} of tolerance", bad == 0 ? "ok" : $"FAIL ({bad})"));
+}
+
 static string? ArgValue(string[] args, string name)
 {
     int i = Array.IndexOf(args, name);
@@ -94,6 +109,7 @@ internal static class Benchmarks
 
         yield return Attention(cuda, 4, 1024, new AttentionShape(12, 12, 64));
         yield return Attention(cuda, 2, 2048, new AttentionShape(14, 2, 64));
+        yield return LogProbs(cuda, 2048, 50257, 768);
         yield return TrainStep(cuda);
     }
 
@@ -142,6 +158,53 @@ internal static class Benchmarks
         finally
         {
             foreach (var tensor in new[] { qkv, output, lse, dout, dqkv })
+            {
+                tensor.Buffer!.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The fused token log-prob path through a GPT-2-sized head: forward, backward, and the fused forward-backward, each
+    /// beside the time of its GEMMs alone (the logits GEMM h·Wᵀ, and dz·W plus dzᵀ·h), so the row kernels' share shows.
+    /// </summary>
+    private static (string, string, string) LogProbs(CudaBackend cuda, int n, int v, int c)
+    {
+        var hidden = cuda.AllocateTensor(DType.F32, n, c);
+        var weight = cuda.AllocateTensor(DType.F32, v, c);
+        var logits = cuda.AllocateTensor(DType.F32, n, v);
+        var dh = cuda.AllocateTensor(DType.F32, n, c);
+        var dw = cuda.AllocateTensor(DType.F32, v, c);
+        var targets = cuda.AllocateTensor(DType.I32, n);
+        var logp = cuda.AllocateTensor(DType.F32, n);
+        var rowStats = cuda.AllocateTensor(DType.F32, n, 2);
+        var entropy = cuda.AllocateTensor(DType.F32, n);
+        var grad = cuda.AllocateTensor(DType.F32, n);
+        try
+        {
+            var rng = new Random(1);
+            cuda.CopyFromHost<float>(hidden, [.. Enumerable.Range(0, n * c).Select(_ => (float)(rng.NextDouble() - 0.5))]);
+            cuda.CopyFromHost<float>(weight, [.. Enumerable.Range(0, v * c).Select(_ => (float)((rng.NextDouble() - 0.5) * 0.1))]);
+            cuda.CopyFromHost<int>(targets, [.. Enumerable.Range(0, n).Select(_ => rng.Next(v))]);
+            cuda.Fill(grad, 1f / n);
+            var inputs = new TokenLogProbInputs(targets);
+            var outputs = new TokenLogProbOutputs(logp, rowStats, entropy);
+            var grads = new TokenLogProbGrads(grad);
+            double forward = Time(cuda, 5, () => cuda.TokenLogProbsForward(outputs, hidden, weight, inputs));
+            double backward = Time(cuda, 5, () => cuda.TokenLogProbsBackward(dh, dw, grads, hidden, weight, rowStats, inputs));
+            double fused = Time(cuda, 5, () => cuda.TokenLogProbsForwardBackward(outputs, dh, dw, grads, hidden, weight, inputs));
+            double logitsGemm = Time(cuda, 5, () => cuda.Gemm(logits, hidden, weight, transposeA: false, transposeB: true));
+            double gradGemms = Time(cuda, 5, () =>
+            {
+                cuda.Gemm(dh, logits, weight, transposeA: false, transposeB: false, beta: 1f);
+                cuda.Gemm(dw, logits, hidden, transposeA: true, transposeB: false, beta: 1f);
+            });
+            return ($"log-probs N={n} V={v} C={c}",
+                    $"fwd {forward:F2} ms, bwd {backward:F2}, fused {fused:F2} (GEMMs: h·Wᵀ {logitsGemm:F2}, dz·W + dzᵀ·h {gradGemms:F2})", "bench");
+        }
+        finally
+        {
+            foreach (var tensor in new[] { hidden, weight, logits, dh, dw, targets, logp, rowStats, entropy, grad })
             {
                 tensor.Buffer!.Dispose();
             }

@@ -45,6 +45,11 @@ public sealed unsafe partial class CudaBackend : Backend
 
     private CudaBackend(CudaBackendOptions options)
     {
+        if (options.LogProbWorkspaceBytes <= 0 || options.LogProbRowChunk < 0 || options.LogProbVocabChunk < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), $"the log-prob workspace and chunk sizes must be positive, got {options}");
+        }
+
         this.options = options;
         var report = CudaAvailability.Probe();
         if (!report.IsAvailable)
@@ -172,7 +177,6 @@ public sealed unsafe partial class CudaBackend : Backend
             // Freed while the backend is still live, so the memory goes back to a primary context other backends may share.
             scratch?.Dispose();
             errorWord?.Dispose();
-            hostRoundTrip?.Dispose();
         }
 
         Volatile.Write(ref disposed, 1);
@@ -300,6 +304,8 @@ public sealed unsafe partial class CudaBackend : Backend
         {
             1 => new ArgumentOutOfRangeException("tokens", word[2], $"EmbeddingForward: token id {word[2]} at position {word[1]} is outside the vocabulary (its row was written as zeros)"),
             2 => new ArgumentOutOfRangeException("targets", word[2], $"CrossEntropy: target {word[2]} of row {word[1]} is outside the vocabulary (the row was left untouched)"),
+            3 => new ArgumentOutOfRangeException("targets", word[2], $"TokenLogProbs: target {word[2]} of row {word[1]} is outside the vocabulary (the row was treated as masked out)"),
+            4 => new ArgumentOutOfRangeException("chosen", word[2], $"PairwiseLoss: pair {word[1]} indexes response {word[2]}, outside the scores (no gradient was added)"),
             _ => new CudaException($"a kernel reported input error {word[0]} at {word[1]} (value {word[2]})"),
         };
     }

@@ -23,4 +23,17 @@ public sealed record CudaBackendOptions
     /// crashes (segmentation fault) compiling attention.cu for sm_90 with it, so use it with NVRTC 12 or newer.
     /// </summary>
     public bool LineInfo { get; init; }
+
+    /// <summary>
+    /// Device memory the token log-prob kernels may use for one chunk of logits (default 256 MiB). Rows are processed a
+    /// chunk at a time and, when even a few hundred rows of the whole vocabulary would not fit, the vocabulary is split
+    /// into chunks too; a smaller budget costs speed, never correctness.
+    /// </summary>
+    public long LogProbWorkspaceBytes { get; init; } = 256L << 20;
+
+    /// <summary>Rows per log-prob chunk (0 = from <see cref="LogProbWorkspaceBytes"/>); tests set it to cross chunk edges.</summary>
+    internal int LogProbRowChunk { get; init; }
+
+    /// <summary>Vocabulary columns per log-prob chunk (0 = from <see cref="LogProbWorkspaceBytes"/>); tests set it to cross chunk edges.</summary>
+    internal int LogProbVocabChunk { get; init; }
 }

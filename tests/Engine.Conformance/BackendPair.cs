@@ -66,6 +66,10 @@ public sealed class BackendPair : IDisposable
         op(Candidate, t => t.Candidate);
     }
 
+    /// <summary>Runs <paramref name="op"/> on the reference, then on the candidate, and returns what each returned (statistics).</summary>
+    public (T Reference, T Candidate) Run<T>(Func<Backend, Func<Both, Tensor>, T> op) =>
+        (op(Reference, t => t.Reference), op(Candidate, t => t.Candidate));
+
     /// <summary>Both sides of a tensor as host arrays.</summary>
     public (float[] Reference, float[] Candidate) Download(Both t)
     {
@@ -101,9 +105,14 @@ public sealed class BackendPair : IDisposable
         return new ConformanceResult(what + " (bits)", r.Length == 0 ? 0 : differ / (double)r.Length, 0);
     }
 
-    /// <summary>The relative error of two scalars.</summary>
-    public static ConformanceResult CompareScalar(string what, double reference, double candidate, double tolerance) =>
-        new(what, double.IsFinite(candidate) ? Math.Abs(candidate - reference) / Math.Max(Math.Abs(reference), 1e-30) : double.PositiveInfinity, tolerance);
+    /// <summary>
+    /// The relative error of two scalars, |c − r| / max(|r|, <paramref name="floor"/>): the floor keeps a statistic whose
+    /// true value is 0 (a clip fraction, an empty mean) from turning rounding noise into an unbounded relative error.
+    /// </summary>
+    public static ConformanceResult CompareScalar(string what, double reference, double candidate, double tolerance, double floor = 1e-30) =>
+        new(what, double.IsFinite(candidate) || !double.IsFinite(reference)
+            ? (candidate == reference ? 0 : Math.Abs(candidate - reference) / Math.Max(Math.Abs(reference), floor))
+            : double.PositiveInfinity, tolerance);
 
     /// <summary>‖c − r‖ / ‖r‖ in double; 0 when both are zero; ∞ for a non-finite candidate element where the reference is finite.</summary>
     public static double RelativeError(ReadOnlySpan<float> reference, ReadOnlySpan<float> candidate)

@@ -17,7 +17,7 @@ public sealed record ConformanceCase(string Name, Func<BackendPair, int, IReadOn
 /// values on both sides, so "backward adds into gradients" is checked too. Tolerances are relative (‖Δ‖/‖ref‖) and
 /// sized for fp32 with a different summation order.
 /// </summary>
-public static class ConformanceSuite
+public static partial class ConformanceSuite
 {
     private const double Exact = 1e-6;
     private const double Reduction = 1e-5;
@@ -40,6 +40,14 @@ public static class ConformanceSuite
         new("cross_entropy", CrossEntropy),
         new("adamw", AdamW),
         new("squared_norm", SquaredNorm),
+        new("token_logprobs", TokenLogProbs),
+        new("token_logprobs_from_logits", TokenLogProbsFromLogits),
+        new("sequence_sum", SequenceSum),
+        new("gae", Gae),
+        new("masked_whiten", MaskedWhiten),
+        new("pairwise_loss", PairwiseLoss),
+        new("ppo_losses", PpoLosses),
+        new("kl_rewards", KlRewards),
     ];
 
     /// <summary>A case by name.</summary>

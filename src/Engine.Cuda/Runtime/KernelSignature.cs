@@ -62,6 +62,37 @@ internal static class Kernels
 
     public static readonly KernelSignature AttentionDelta = new("attention.cu", "attention_backward_delta", "pppliii");
 
+    /// <summary>(state, z, ld, row0, v0, vc, V, targets, mask, invT, error): one vocabulary chunk folded into the row state.</summary>
+    public static readonly KernelSignature LogProbChunkStats = new("logprob.cu", "logprob_chunk_stats", "ppiliiippfp");
+
+    /// <summary>(logProbs, rowStats, entropy, kl, coef, state, row0, rows, V, targets, mask, reference, gLogp, gEntropy, gKl, invT).</summary>
+    public static readonly KernelSignature LogProbFinish = new("logprob.cu", "logprob_finish", "ppppppliippppppf");
+
+    /// <summary>(coef, rowStats, hidden, weight, logits, row0, rows, C, V, targets, mask, reference, gLogp, gEntropy, gKl, invT, error).</summary>
+    public static readonly KernelSignature LogProbBackwardRows = new("logprob.cu", "logprob_backward_rows", "pppppliiippppppfp");
+
+    /// <summary>(dz, z, ld, coef, row0, v0, vc, V, targets, mask, invT, add).</summary>
+    public static readonly KernelSignature LogProbChunkGrad = new("logprob.cu", "logprob_chunk_grad", "ppipliiippfi");
+
+    public static readonly KernelSignature SequenceSum = new("sequence.cu", "sequence_sum", "pppiii");
+    public static readonly KernelSignature SequenceSumBackward = new("sequence.cu", "sequence_sum_backward", "pppiii");
+
+    public static readonly KernelSignature Gae = new("rl.cu", "gae", "pppppiiff");
+    public static readonly KernelSignature MaskedMomentsPartials = new("rl.cu", "masked_moments_partials", "pppll");
+    public static readonly KernelSignature MaskedWhitenFold = new("rl.cu", "masked_whiten_fold", "ppifi");
+    public static readonly KernelSignature MaskedWhitenApply = new("rl.cu", "masked_whiten_apply", "pppl");
+    public static readonly KernelSignature PpoCountPartials = new("rl.cu", "ppo_count_partials", "ppll");
+
+    /// <summary>(partials, countPartials, 10 token arrays, n, perBlock, clipLow, clipHigh, valueClip, policyScale, valueScale).</summary>
+    public static readonly KernelSignature PpoPartials = new("rl.cu", "ppo_partials", "ppppppppppppllfffff");
+    public static readonly KernelSignature PpoFold = new("rl.cu", "ppo_fold", "ppiii");
+    public static readonly KernelSignature KlRewardsRows = new("rl.cu", "kl_rewards_rows", "ppppppiiff");
+    public static readonly KernelSignature KlRewardsFold = new("rl.cu", "kl_rewards_fold", "ppi");
+
+    /// <summary>(pairGrad, result, scores, chosen, rejected, weights, margins, P, R, type, ε, β, c, gradScale, wantGrad, error).</summary>
+    public static readonly KernelSignature PairwisePairs = new("rl.cu", "pairwise_pairs", "pppppppiiiffffip");
+    public static readonly KernelSignature PairwiseScatter = new("rl.cu", "pairwise_scatter", "pppppii");
+
     /// <summary>Head-size classes of the attention kernels: the entry points for HS ≤ 64, ≤ 128 and ≤ 256.</summary>
     public static readonly int[] AttentionHeadClasses = [64, 128, 256];
 
@@ -87,6 +118,9 @@ internal static class Kernels
         BiasAdd, ColumnPartials, ColumnFold,
         GeluForward, GeluBackward, SwiGluForward, SwiGluBackward, Dropout,
         Rope, CrossEntropy, AdamW, SquaredNormPartials, SquaredNormFold, AttentionDelta,
+        LogProbChunkStats, LogProbFinish, LogProbBackwardRows, LogProbChunkGrad, SequenceSum, SequenceSumBackward,
+        Gae, MaskedMomentsPartials, MaskedWhitenFold, MaskedWhitenApply, PpoCountPartials, PpoPartials, PpoFold,
+        KlRewardsRows, KlRewardsFold, PairwisePairs, PairwiseScatter,
         .. AttentionForward, .. AttentionBackwardDq, .. AttentionBackwardDkDv,
     ];
 }

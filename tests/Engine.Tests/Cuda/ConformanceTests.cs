@@ -28,6 +28,18 @@ public class ConformanceTests(ITestOutputHelper output)
         Check(name, cpu, cuda);
     }
 
+    /// <summary>The log-prob cases again with chunks of 16 rows and 96 vocabulary columns, so every chunk edge is crossed.</summary>
+    [CudaTheory]
+    [Trait("Category", "CudaConformance")]
+    [InlineData("token_logprobs")]
+    [InlineData("token_logprobs_from_logits")]
+    public void Cuda_with_small_log_prob_chunks_matches_the_cpu(string name)
+    {
+        using var cpu = new CpuBackend(2);
+        using var cuda = CudaBackend.Create(new CudaBackendOptions { LogProbRowChunk = 16, LogProbVocabChunk = 96 });
+        Check(name, cpu, cuda);
+    }
+
     [Theory]
     [Trait("Category", "Conformance")]
     [MemberData(nameof(CaseNames))]
