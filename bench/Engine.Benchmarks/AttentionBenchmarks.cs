@@ -90,44 +90,11 @@ public class AttentionBenchmarks : IDisposable
 
     private sealed class AttentionConfig : ManualConfig
     {
-        public AttentionConfig() => AddColumn(new GflopsColumn());
-    }
-
-    /// <summary>FLOPs of the case (forward or backward by method name) over the mean time.</summary>
-    private sealed class GflopsColumn : IColumn
-    {
-        public string Id => nameof(GflopsColumn);
-
-        public string ColumnName => "GFLOP/s";
-
-        public bool AlwaysShow => true;
-
-        public ColumnCategory Category => ColumnCategory.Custom;
-
-        public int PriorityInCategory => 0;
-
-        public bool IsNumeric => true;
-
-        public UnitType UnitType => UnitType.Dimensionless;
-
-        public string Legend => "Useful floating-point operations per second (causal pairs only)";
-
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
-
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
-        {
-            var stats = summary[benchmarkCase]?.ResultStatistics;
-            if (stats is null || benchmarkCase.Parameters["Case"] is not AttentionCase c)
-            {
-                return "-";
-            }
-
-            double flops = benchmarkCase.Descriptor.WorkloadMethod.Name == nameof(Forward) ? c.ForwardFlops : c.BackwardFlops;
-            return (flops / stats.Mean).ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
-        }
-
-        public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
-
-        public bool IsAvailable(Summary summary) => true;
+        public AttentionConfig() => AddColumn(new RateColumn(
+            "GFLOP/s",
+            "Useful floating-point operations per second (causal pairs only)",
+            b => b.Parameters["Case"] is AttentionCase c
+                ? (b.Descriptor.WorkloadMethod.Name == nameof(Forward) ? c.ForwardFlops : c.BackwardFlops)
+                : null));
     }
 }

@@ -159,44 +159,7 @@ public sealed class BytesMovedAttribute(long bytes) : Attribute
 /// <summary>Adds the GB/s column.</summary>
 public sealed class BandwidthConfig : ManualConfig
 {
-    public BandwidthConfig() => AddColumn(new BandwidthColumn());
-}
-
-/// <summary>Bytes moved (from <see cref="BytesMovedAttribute"/>) divided by the mean time, in GB/s.</summary>
-public sealed class BandwidthColumn : IColumn
-{
-    public string Id => nameof(BandwidthColumn);
-
-    public string ColumnName => "GB/s";
-
-    public bool AlwaysShow => true;
-
-    public ColumnCategory Category => ColumnCategory.Custom;
-
-    public int PriorityInCategory => 0;
-
-    public bool IsNumeric => true;
-
-    public UnitType UnitType => UnitType.Dimensionless;
-
-    public string Legend => "Nominal bytes read and written per call / mean time (1 GB = 1e9 bytes)";
-
-    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
-
-    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
-    {
-        var bytes = benchmarkCase.Descriptor.WorkloadMethod.GetCustomAttribute<BytesMovedAttribute>()?.Bytes;
-        var stats = summary[benchmarkCase]?.ResultStatistics;
-        if (bytes is null || stats is null || stats.Mean <= 0)
-        {
-            return "-";
-        }
-
-        // Mean is in nanoseconds, so bytes per nanosecond is GB/s.
-        return (bytes.Value / stats.Mean).ToString("F1", CultureInfo.InvariantCulture);
-    }
-
-    public bool IsAvailable(Summary summary) => true;
-
-    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
+    public BandwidthConfig() => AddColumn(new RateColumn(
+        "GB/s", "Bytes read and written per second ([BytesMoved] over the mean time)",
+        b => b.Descriptor.WorkloadMethod.GetCustomAttribute<BytesMovedAttribute>()?.Bytes));
 }

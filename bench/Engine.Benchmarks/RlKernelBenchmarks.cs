@@ -140,47 +140,10 @@ public class RlKernelBenchmarks
     /// <summary>Adds the GB/s column.</summary>
     public sealed class BandwidthConfig : ManualConfig
     {
-        public BandwidthConfig() => AddColumn(new BandwidthColumn());
-    }
-
-    /// <summary>Traffic (from <see cref="TrafficAttribute"/> and the B parameter) over the mean time, in GB/s.</summary>
-    public sealed class BandwidthColumn : IColumn
-    {
-        public string Id => nameof(RlKernelBenchmarks) + nameof(BandwidthColumn);
-
-        public string ColumnName => "GB/s";
-
-        public bool AlwaysShow => true;
-
-        public ColumnCategory Category => ColumnCategory.Custom;
-
-        public int PriorityInCategory => 0;
-
-        public bool IsNumeric => true;
-
-        public UnitType UnitType => UnitType.Dimensionless;
-
-        public string Legend => "Nominal bytes read and written per call / mean time (1 GB = 1e9 bytes)";
-
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
-
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
-        {
-            var traffic = benchmarkCase.Descriptor.WorkloadMethod.GetCustomAttribute<TrafficAttribute>();
-            var stats = summary[benchmarkCase]?.ResultStatistics;
-            if (traffic is null || stats is null || stats.Mean <= 0 || benchmarkCase.Parameters["B"] is not int b)
-            {
-                return "-";
-            }
-
-            double bytes = ((double)traffic.PerToken * b * T) + ((double)traffic.PerPrompt * b);
-
-            // Mean is in nanoseconds, so bytes per nanosecond is GB/s.
-            return (bytes / stats.Mean).ToString("F1", CultureInfo.InvariantCulture);
-        }
-
-        public bool IsAvailable(Summary summary) => true;
-
-        public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
+        public BandwidthConfig() => AddColumn(new RateColumn(
+            "GB/s", "Bytes read and written per second (per-token and per-prompt traffic over the mean time)",
+            b => b.Descriptor.WorkloadMethod.GetCustomAttribute<TrafficAttribute>() is { } traffic && b.Parameters["B"] is int batch
+                ? ((double)traffic.PerToken * batch * T) + ((double)traffic.PerPrompt * batch)
+                : null));
     }
 }

@@ -13,7 +13,7 @@ public sealed partial class Transformer
     {
         var p = Plan(batch, time, training: false);
         Upload(p, tokens);
-        ForwardTrunk(p);
+        ForwardTrunk(p, training: false);
         return p.Final;
     }
 
@@ -28,7 +28,7 @@ public sealed partial class Transformer
 
         var p = Plan(batch, time, training: false);
         Upload(p, tokens);
-        ForwardTrunk(p);
+        ForwardTrunk(p, training: false);
         int n = batch * time, chunk = (int)p.Logits.Shape[0], v = Config.VocabSize;
         for (int start = 0; start < n; start += chunk)
         {
@@ -51,7 +51,7 @@ public sealed partial class Transformer
         var p = Plan(batch, time, training: true);
         Upload(p, tokens);
         int counted = UploadTargets(p, targets);
-        ForwardTrunk(p);
+        ForwardTrunk(p, training: true);
         var b = Backend;
         b.Zero(p.DNorm);
 
@@ -95,7 +95,7 @@ public sealed partial class Transformer
     {
         var p = Plan(batch, time, training: true);
         Upload(p, tokens);
-        ForwardTrunk(p);
+        ForwardTrunk(p, training: true);
         Backend.Zero(p.DNorm);
         return p.Final;
     }
@@ -144,10 +144,11 @@ public sealed partial class Transformer
         }
 
         long te = Profiler.Begin();
-        b.EmbeddingBackward(Parameters.Gradient(Names.Embedding), p.DResidual, p.Tokens);
+        var dEmbedding = DropoutGradient(p, p.DResidual, 0);
+        b.EmbeddingBackward(Parameters.Gradient(Names.Embedding), dEmbedding, p.Tokens);
         if (!IsLlama)
         {
-            b.PositionEmbeddingBackward(Parameters.Gradient(Names.PositionEmbedding), p.DResidual);
+            b.PositionEmbeddingBackward(Parameters.Gradient(Names.PositionEmbedding), dEmbedding);
         }
 
         Profiler.End(te, OpKind.Embedding, backward: true);
@@ -238,9 +239,12 @@ public sealed partial class Transformer
         return counted;
     }
 
-    private void ForwardTrunk(ActivationPlan p)
+    // Residual dropout is active only in training passes; backward reuses the probability and seed recorded here.
+    private void ForwardTrunk(ActivationPlan p, bool training)
     {
         var b = Backend;
+        activeDropout = training ? residualDropout : 0f;
+        activeDropoutSeed = DropoutSeed;
         long t0 = Profiler.Begin();
         var x0 = p.Residual[0];
         b.EmbeddingForward(x0.Reshape(p.Batch * p.Time, Config.Channels), p.Tokens.Reshape(p.Batch * p.Time), Parameters.Value(Names.Embedding));
@@ -249,6 +253,7 @@ public sealed partial class Transformer
             b.PositionEmbeddingForward(x0, Parameters.Value(Names.PositionEmbedding));
         }
 
+        DropBranch(p, x0, 0);
         Profiler.End(t0, OpKind.Embedding, backward: false);
         for (int l = 0; l < Config.Layers; l++)
         {
@@ -297,6 +302,7 @@ public sealed partial class Transformer
         b.MatmulForward(p.Branch, a.Attention, w.OutWeight, w.OutBias, WeightLayout.OutIn);
         Profiler.End(t, OpKind.Matmul, backward: false);
         t = Profiler.Begin();
+        DropBranch(p, p.Branch, 1 + (2 * l));
         b.Add(a.Mid, x, p.Branch);
         Profiler.End(t, OpKind.Residual, backward: false);
 
@@ -321,6 +327,7 @@ public sealed partial class Transformer
         b.MatmulForward(p.Branch, a.Activated, w.DownWeight, w.DownBias, WeightLayout.OutIn);
         Profiler.End(t, OpKind.Matmul, backward: false);
         t = Profiler.Begin();
+        DropBranch(p, p.Branch, 2 + (2 * l));
         b.Add(p.Residual[l + 1], a.Mid, p.Branch);
         Profiler.End(t, OpKind.Residual, backward: false);
     }
@@ -344,7 +351,7 @@ public sealed partial class Transformer
         Profiler.End(t, OpKind.Residual, backward: true);
 
         t = Profiler.Begin();
-        b.MatmulBackward(p.DAct, g.DownWeight, g.DownBias, dres, a.Activated, w.DownWeight, WeightLayout.OutIn);
+        b.MatmulBackward(p.DAct, g.DownWeight, g.DownBias, DropoutGradient(p, dres, 2 + (2 * l)), a.Activated, w.DownWeight, WeightLayout.OutIn);
         Profiler.End(t, OpKind.Matmul, backward: true);
         t = Profiler.Begin();
         if (IsLlama)
@@ -368,7 +375,7 @@ public sealed partial class Transformer
         b.Zero(p.DNorm);
         Profiler.End(t, OpKind.Residual, backward: true);
         t = Profiler.Begin();
-        b.MatmulBackward(p.DAtt, g.OutWeight, g.OutBias, dres, a.Attention, w.OutWeight, WeightLayout.OutIn);
+        b.MatmulBackward(p.DAtt, g.OutWeight, g.OutBias, DropoutGradient(p, dres, 1 + (2 * l)), a.Attention, w.OutWeight, WeightLayout.OutIn);
         Profiler.End(t, OpKind.Matmul, backward: true);
         t = Profiler.Begin();
         b.AttentionBackward(p.DQkv, p.DAtt, a.Qkv, a.Attention, a.LogSumExp, Attention);

@@ -17,6 +17,13 @@ public interface ITrainingObjective<in TBatch>
 
     /// <summary>Forward only, for evaluation on a validation split; gradients are untouched.</summary>
     ObjectiveResult Evaluate(TBatch batch);
+
+    /// <summary>
+    /// How much <paramref name="batch"/> counts in a step of several accumulated micro-batches (e.g. its target tokens):
+    /// the trainer gives micro-batch i the loss scale wᵢ/Σw, so 2 micro-batches of B/2 give the gradient of one of B even
+    /// when they hold different numbers of tokens. Known before the forward pass. Equal weights by default.
+    /// </summary>
+    double Weight(TBatch batch) => 1.0;
 }
 
 /// <summary>The outcome of one micro-batch.</summary>

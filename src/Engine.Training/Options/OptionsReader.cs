@@ -1,0 +1,458 @@
+using System.Globalization;
+using System.Reflection;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Engine.Training.Options;
+
+/// <summary>The syntax of a configuration file.</summary>
+public enum OptionsFormat
+{
+    /// <summary>A JSON object.</summary>
+    Json,
+    /// <summary>A YAML mapping.</summary>
+    Yaml,
+}
+
+/// <summary>
+/// Reads option records (<see cref="TrainerOptions"/> and its kind) from JSON or YAML files and <c>key=value</c>
+/// overrides onto the record's own defaults. Keys are the snake_case property names; nested records are mappings (or
+/// dotted keys: <c>optimizer.beta2=0.99</c>). An unknown key, a duplicate or a value of the wrong type is an
+/// <see cref="OptionsException"/> naming the file, the line and the key.
+/// </summary>
+public static class OptionsReader
+{
+    /// <summary>The source name of <c>key=value</c> overrides in error messages.</summary>
+    public const string OverrideSource = "override";
+
+    // TRL / Hugging Face spellings accepted for the same settings.
+    private static readonly Dictionary<string, string> Aliases = new(StringComparer.Ordinal)
+    {
+        ["lr_scheduler_type"] = "schedule",
+        ["num_train_epochs"] = "epochs",
+        ["per_device_train_batch_size"] = "batch_size",
+        ["max_grad_norm"] = "optimizer.max_grad_norm",
+        ["weight_decay"] = "optimizer.weight_decay",
+        ["adam_beta1"] = "optimizer.beta1",
+        ["adam_beta2"] = "optimizer.beta2",
+        ["adam_epsilon"] = "optimizer.epsilon",
+        ["eval_steps"] = "eval_interval",
+        ["logging_steps"] = "log_interval",
+        ["save_steps"] = "checkpoint_interval",
+        ["save_total_limit"] = "keep_last",
+        ["output_dir"] = "output_directory",
+        ["max_seq_length"] = "max_length",
+    };
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+        WriteIndented = false,
+    };
+
+    /// <summary>Reads a JSON (<c>.json</c>) or YAML (<c>.yaml</c>, <c>.yml</c>) file onto the defaults of <typeparamref name="T"/>, then applies <paramref name="overrides"/>.</summary>
+    public static T ReadFile<T>(string path, IEnumerable<string>? overrides = null)
+        where T : class, new()
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path))
+        {
+            throw new OptionsException(path, 0, null, "no such file");
+        }
+
+        string extension = Path.GetExtension(path).ToLowerInvariant();
+        var format = extension switch
+        {
+            ".json" => OptionsFormat.Json,
+            ".yaml" or ".yml" => OptionsFormat.Yaml,
+            _ => throw new OptionsException(path, 0, null, $"cannot tell the format from '{extension}'; use .json, .yaml or .yml"),
+        };
+        var options = Parse<T>(File.ReadAllText(path, Encoding.UTF8), path, format);
+        return overrides is null ? options : Apply(options, overrides);
+    }
+
+    /// <summary>Parses configuration text onto the defaults of <typeparamref name="T"/>; <paramref name="sourceName"/> names it in errors.</summary>
+    public static T Parse<T>(string text, string sourceName, OptionsFormat format)
+        where T : class, new()
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(sourceName);
+        var root = format == OptionsFormat.Json ? ParseJson(text, sourceName) : ParseYaml(text, sourceName);
+        var options = new T();
+        Bind(options, root, sourceName, prefix: "");
+        return options;
+    }
+
+    /// <summary>
+    /// A copy of <paramref name="options"/> with <c>key=value</c> pairs applied in order (dotted keys reach nested
+    /// records; values are parsed as YAML scalars would be: numbers, true/false, enum names, text).
+    /// </summary>
+    public static T Apply<T>(T options, IEnumerable<string> overrides)
+        where T : class
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(overrides);
+        var copy = Clone(options);
+        var entries = new List<Entry>();
+        foreach (string pair in overrides)
+        {
+            int eq = pair.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                throw new OptionsException(OverrideSource, 0, null, $"'{pair}' is not of the form key=value");
+            }
+
+            entries.Add(new Entry(pair[..eq].Trim(), 0, new Node.Scalar(pair[(eq + 1)..].Trim(), Quoted: false, 0)));
+        }
+
+        // Each override replaces the same key set earlier, so they are bound one at a time.
+        foreach (var entry in entries)
+        {
+            Bind(copy, new Node.Mapping([entry], 0), OverrideSource, prefix: "");
+        }
+
+        return copy;
+    }
+
+    /// <summary>The options as one JSON object with the same keys the reader accepts (enums as snake_case names).</summary>
+    public static string ToJson(object options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return JsonSerializer.Serialize(options, options.GetType(), JsonOptions);
+    }
+
+    /// <summary>Every key <typeparamref name="T"/> accepts (dotted for nested records), in declaration order.</summary>
+    public static IReadOnlyList<string> Keys<T>() => [.. KeysOf(typeof(T), "")];
+
+    /// <summary>snake_case of a PascalCase name: <c>MinLearningRateRatio</c> → <c>min_learning_rate_ratio</c>.</summary>
+    public static string SnakeCase(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var sb = new StringBuilder(name.Length + 8);
+        for (int i = 0; i < name.Length; i++)
+        {
+            char c = name[i];
+            if (char.IsUpper(c))
+            {
+                bool boundary = i > 0 && (char.IsLower(name[i - 1]) || char.IsDigit(name[i - 1]) || (i + 1 < name.Length && char.IsLower(name[i + 1]) && char.IsUpper(name[i - 1])));
+                if (boundary)
+                {
+                    sb.Append('_');
+                }
+
+                sb.Append(char.ToLowerInvariant(c));
+            }
+            else
+            {
+                sb.Append(c);
+            }
+        }
+
+        return sb.ToString();
+    }
+
+    private static IEnumerable<string> KeysOf(Type type, string prefix)
+    {
+        foreach (var p in Settable(type))
+        {
+            string key = prefix + SnakeCase(p.Name);
+            if (IsNested(p.PropertyType))
+            {
+                foreach (string nested in KeysOf(p.PropertyType, key + "."))
+                {
+                    yield return nested;
+                }
+            }
+            else
+            {
+                yield return key;
+            }
+        }
+    }
+
+    private static IEnumerable<PropertyInfo> Settable(Type type) =>
+        type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.CanRead && p.CanWrite && p.SetMethod!.IsPublic && p.GetIndexParameters().Length == 0 && p.Name != "EqualityContract")
+            .OrderBy(p => p.DeclaringType == type ? 1 : 0)
+            .ThenBy(p => p.MetadataToken);
+
+    // Records with settable properties of their own (AdamWSettings) are mappings; strings and scalars are not.
+    private static bool IsNested(Type type) =>
+        type.IsClass && type != typeof(string) && type.GetConstructor(Type.EmptyTypes) is not null && Settable(type).Any();
+
+    // Records are copied through their compiler-generated clone so defaults set in constructors survive.
+    private static T Clone<T>(T value)
+        where T : class
+    {
+        var clone = value.GetType().GetMethod("<Clone>$", BindingFlags.Public | BindingFlags.Instance)
+            ?? throw new ArgumentException($"{value.GetType().Name} is not a record; options must be records", nameof(value));
+        return (T)clone.Invoke(value, null)!;
+    }
+
+    private static void Bind(object target, Node.Mapping mapping, string source, string prefix)
+    {
+        var type = target.GetType();
+        var properties = Settable(type).ToDictionary(p => SnakeCase(p.Name), StringComparer.Ordinal);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (rawKey, line, value) in mapping.Entries)
+        {
+            string key = prefix.Length == 0 && Aliases.TryGetValue(rawKey, out string? canonical) ? canonical : rawKey;
+            string fullKey = prefix + key;
+            int dot = key.IndexOf('.', StringComparison.Ordinal);
+            string head = dot < 0 ? key : key[..dot];
+            if (!properties.TryGetValue(head, out var property))
+            {
+                throw new OptionsException(source, line, prefix + rawKey, UnknownKey(head, properties.Keys));
+            }
+
+            if (!seen.Add(key))
+            {
+                throw new OptionsException(source, line, prefix + rawKey, "given twice");
+            }
+
+            if (dot >= 0 || IsNested(property.PropertyType))
+            {
+                if (!IsNested(property.PropertyType))
+                {
+                    throw new OptionsException(source, line, prefix + head, $"is a {Describe(property.PropertyType)}, it has no '{key[(dot + 1)..]}'");
+                }
+
+                var nested = Clone(property.GetValue(target) ?? Activator.CreateInstance(property.PropertyType)!);
+                var inner = dot >= 0
+                    ? new Node.Mapping([new Entry(key[(dot + 1)..], line, value)], line)
+                    : value as Node.Mapping ?? throw new OptionsException(source, value.Line > 0 ? value.Line : line, fullKey, "expected a mapping of its fields");
+                Bind(nested, inner, source, prefix + head + ".");
+                property.SetValue(target, nested);
+                continue;
+            }
+
+            if (value is not Node.Scalar scalar)
+            {
+                throw new OptionsException(source, value.Line > 0 ? value.Line : line, fullKey, $"expected a {Describe(property.PropertyType)}, got a {(value is Node.Mapping ? "mapping" : "list")}");
+            }
+
+            property.SetValue(target, Convert(scalar, property.PropertyType, source, line, fullKey));
+        }
+    }
+
+    private static string UnknownKey(string key, IEnumerable<string> known)
+    {
+        var candidates = known.Concat(Aliases.Keys).ToList();
+        string? near = candidates.OrderBy(k => Distance(k, key)).FirstOrDefault();
+        return near is not null && Distance(near, key) <= Math.Max(2, key.Length / 4)
+            ? $"unknown key; did you mean '{near}'?"
+            : $"unknown key; known keys: {string.Join(", ", known)}";
+    }
+
+    private static int Distance(string a, string b)
+    {
+        var row = new int[b.Length + 1];
+        for (int j = 0; j <= b.Length; j++)
+        {
+            row[j] = j;
+        }
+
+        for (int i = 1; i <= a.Length; i++)
+        {
+            int diagonal = row[0];
+            row[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int above = row[j];
+                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
+                diagonal = above;
+            }
+        }
+
+        return row[b.Length];
+    }
+
+    private static string Describe(Type type)
+    {
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        if (type.IsEnum)
+        {
+            return $"one of {string.Join(", ", Enum.GetNames(type).Select(SnakeCase))}";
+        }
+
+        return Type.GetTypeCode(type) switch
+        {
+            TypeCode.Boolean => "boolean (true or false)",
+            TypeCode.Int32 or TypeCode.Int64 => "integer",
+            TypeCode.UInt64 or TypeCode.UInt32 => "non-negative integer",
+            TypeCode.Single or TypeCode.Double => "number",
+            TypeCode.String => "string",
+            _ => IsNested(type) ? "mapping" : type.Name,
+        };
+    }
+
+    private static object? Convert(Node.Scalar scalar, Type type, string source, int line, string key)
+    {
+        int at = scalar.Line > 0 ? scalar.Line : line;
+        string? text = scalar.Value;
+        var underlying = Nullable.GetUnderlyingType(type);
+        if (text is null || (!scalar.Quoted && text is "null" or "~" && type != typeof(string)))
+        {
+            if (underlying is not null || !type.IsValueType)
+            {
+                return null;
+            }
+
+            throw new OptionsException(source, at, key, $"expected a {Describe(type)}, got null");
+        }
+
+        var target = underlying ?? type;
+        OptionsException Bad() => new(source, at, key, $"expected a {Describe(target)}, got '{text}'");
+        var inv = CultureInfo.InvariantCulture;
+        if (target == typeof(string))
+        {
+            return text;
+        }
+
+        if (target.IsEnum)
+        {
+            string name = text.Replace("_", "", StringComparison.Ordinal).Replace("-", "", StringComparison.Ordinal);
+            return !char.IsDigit(name.FirstOrDefault()) && Enum.TryParse(target, name, ignoreCase: true, out object? e) ? e : throw Bad();
+        }
+
+        return Type.GetTypeCode(target) switch
+        {
+            TypeCode.Boolean => text.ToLowerInvariant() switch
+            {
+                "true" => true,
+                "false" => false,
+                _ => throw Bad(),
+            },
+            TypeCode.Int32 => int.TryParse(text, NumberStyles.AllowLeadingSign, inv, out int i) ? i : throw Bad(),
+            TypeCode.Int64 => long.TryParse(text, NumberStyles.AllowLeadingSign, inv, out long l) ? l : throw Bad(),
+            TypeCode.UInt64 => ulong.TryParse(text, NumberStyles.None, inv, out ulong u) ? u : throw Bad(),
+            TypeCode.Single => float.TryParse(text, NumberStyles.Float, inv, out float f) && float.IsFinite(f) ? f : throw Bad(),
+            TypeCode.Double => double.TryParse(text, NumberStyles.Float, inv, out double d) && double.IsFinite(d) ? d : throw Bad(),
+            _ => throw new OptionsException(source, at, key, $"options of type {target.Name} cannot be read from configuration"),
+        };
+    }
+
+    private static Node.Mapping ParseJson(string text, string source)
+    {
+        byte[] bytes = Encoding.UTF8.GetBytes(text);
+        var lineStarts = new List<int> { 0 };
+        for (int i = 0; i < bytes.Length; i++)
+        {
+            if (bytes[i] == '\n')
+            {
+                lineStarts.Add(i + 1);
+            }
+        }
+
+        int LineOf(long offset)
+        {
+            int index = lineStarts.BinarySearch((int)offset);
+            return (index >= 0 ? index : ~index - 1) + 1;
+        }
+
+        var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        try
+        {
+            if (!reader.Read())
+            {
+                return new Node.Mapping([], 1);
+            }
+
+            var root = ReadJson(ref reader, LineOf);
+            return root as Node.Mapping ?? throw new OptionsException(source, root.Line, null, "expected a JSON object of options");
+        }
+        catch (JsonException e)
+        {
+            throw new OptionsException(source, (int)(e.LineNumber ?? 0) + 1, null, $"not valid JSON: {e.Message.Split(" LineNumber:")[0]}", e);
+        }
+    }
+
+    private static Node ReadJson(ref Utf8JsonReader reader, Func<long, int> lineOf)
+    {
+        int line = lineOf(reader.TokenStartIndex);
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.StartObject:
+                var entries = new List<Entry>();
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+                {
+                    string key = reader.GetString()!;
+                    int keyLine = lineOf(reader.TokenStartIndex);
+                    reader.Read();
+                    entries.Add(new Entry(key, keyLine, ReadJson(ref reader, lineOf)));
+                }
+
+                return new Node.Mapping(entries, line);
+            case JsonTokenType.StartArray:
+                var items = new List<Node>();
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                {
+                    items.Add(ReadJson(ref reader, lineOf));
+                }
+
+                return new Node.Sequence(items, line);
+            case JsonTokenType.String:
+                return new Node.Scalar(reader.GetString(), Quoted: true, line);
+            case JsonTokenType.Null:
+                return new Node.Scalar(null, Quoted: false, line);
+            default:
+                return new Node.Scalar(Encoding.UTF8.GetString(reader.ValueSpan), Quoted: false, line);
+        }
+    }
+
+    private static Node.Mapping ParseYaml(string text, string source)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(text));
+        }
+        catch (YamlException e)
+        {
+            throw new OptionsException(source, (int)e.Start.Line, null, $"not valid YAML: {e.Message}", e);
+        }
+
+        if (stream.Documents.Count == 0)
+        {
+            return new Node.Mapping([], 1);
+        }
+
+        var root = FromYaml(stream.Documents[0].RootNode);
+        return root switch
+        {
+            Node.Mapping m => m,
+            Node.Scalar { Value: null or "" } => new Node.Mapping([], 1),
+            _ => throw new OptionsException(source, root.Line, null, "expected a YAML mapping of options"),
+        };
+    }
+
+    private static Node FromYaml(YamlNode node)
+    {
+        int line = (int)node.Start.Line;
+        return node switch
+        {
+            YamlMappingNode m => new Node.Mapping(
+                [.. m.Children.Select(kv => new Entry(kv.Key is YamlScalarNode k ? k.Value ?? "" : kv.Key.ToString(), (int)kv.Key.Start.Line, FromYaml(kv.Value)))], line),
+            YamlSequenceNode s => new Node.Sequence([.. s.Children.Select(FromYaml)], line),
+            YamlScalarNode { Style: ScalarStyle.Plain, Value: "" or "~" or "null" } => new Node.Scalar(null, Quoted: false, line),
+            YamlScalarNode sc => new Node.Scalar(sc.Value, sc.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted, line),
+            _ => new Node.Scalar(null, Quoted: false, line),
+        };
+    }
+
+    private readonly record struct Entry(string Key, int Line, Node Value);
+
+    // The parsed configuration: JSON and YAML both become this tree, with the line of every key and value.
+    private abstract record Node(int Line)
+    {
+        public sealed record Scalar(string? Value, bool Quoted, int Line) : Node(Line);
+
+        public sealed record Mapping(List<Entry> Entries, int Line) : Node(Line);
+
+        public sealed record Sequence(List<Node> Items, int Line) : Node(Line);
+    }
+}
