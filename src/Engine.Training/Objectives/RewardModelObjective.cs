@@ -161,6 +161,16 @@ public sealed class RewardModelObjective : ITrainingObjective<PreferenceBatch>, 
         return statistics;
     }
 
+    /// <summary>
+    /// The micro-batch's pair weight Σ_p w_p (its number of prompts: 1 per plain pair, 1 per K-wise ranking), the
+    /// denominator of its loss, so accumulated micro-batches give the gradient of one batch holding them all.
+    /// </summary>
+    public double Weight(PreferenceBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        return batch.Weights.Sum(w => (double)w);
+    }
+
     /// <inheritdoc/>
     public void Dispose() => scratch.Dispose();
 
