@@ -54,7 +54,7 @@ Task("Pack")
     .IsDependentOn("Build")
     .Does(() =>
 {
-    foreach (var project in new[] { "Engine.Core", "Engine.Models", "Engine.Training", "Engine.Cli" })
+    foreach (var project in new[] { "Engine.Core", "Engine.Cuda", "Engine.Models", "Engine.Training", "Engine.Cli" })
     {
         DotNetPack($"./src/{project}/{project}.csproj", new DotNetPackSettings
         {
