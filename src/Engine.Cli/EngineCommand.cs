@@ -16,6 +16,7 @@ internal static class EngineCommand
         root.Add(InfoCommand.Create());
         TokenizeCommand.AddTo(root);
         TrainCommands.AddTo(root);
+        ScoreCommands.AddTo(root);
         return root;
     }
 

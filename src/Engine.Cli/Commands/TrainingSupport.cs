@@ -62,8 +62,6 @@ internal sealed class TrainingFlags
 internal sealed class TrainingSession<TOptions> : IDisposable
     where TOptions : TrainerOptions, new()
 {
-    private static readonly string[] EosCandidates = ["<|endoftext|>", "</s>", "<|end_of_text|>", "<|im_end|>", "<eos>"];
-
     private readonly TrainingFlags flags;
     private readonly ParseResult parse;
 
@@ -105,25 +103,9 @@ internal sealed class TrainingSession<TOptions> : IDisposable
             throw new CommandException($"--model: directory '{modelDir}' does not exist");
         }
 
-        string? tokenizerDir = modelDir ?? defaultTokenizerDirectory;
-        string tokenizerPath = parse.GetValue(flags.Tokenizer)
-            ?? (tokenizerDir is null
-                ? throw new CommandException("--tokenizer is required when there is no --model directory")
-                : Path.Combine(tokenizerDir, "tokenizer.json"));
-        if (!File.Exists(tokenizerPath))
-        {
-            throw new CommandException($"--tokenizer: file '{tokenizerPath}' does not exist");
-        }
+        string tokenizerPath = ModelInputs.TokenizerPath(parse.GetValue(flags.Tokenizer), modelDir ?? defaultTokenizerDirectory);
 
-        Tokenizer tokenizer;
-        try
-        {
-            tokenizer = Tokenizer.FromFile(tokenizerPath);
-        }
-        catch (TokenizerFormatException e)
-        {
-            throw new CommandException(e.Message, e);
-        }
+        var tokenizer = ModelInputs.LoadTokenizer(tokenizerPath);
 
         var backend = DeviceOption.CreateBackend(parse.GetValue(flags.Device), parse.GetValue(flags.Threads));
         var session = new TrainingSession<TOptions>(flags, parse, options, backend, tokenizer, tokenizerPath);
@@ -147,41 +129,16 @@ internal sealed class TrainingSession<TOptions> : IDisposable
         HfCheckpoint.Load(directory ?? ModelDirectory ?? throw new CommandException("--model is required"), Backend, trainable, load);
 
     /// <summary>The end-of-sequence token: config.json's eos_token_id, else a conventional special token of the tokenizer.</summary>
-    public int? EosTokenId => ModelConfig?.EosTokenIds is { Count: > 0 } eos
-        ? eos[0]
-        : EosCandidates.Select(Tokenizer.TokenToId).FirstOrDefault(id => id is not null);
+    public int? EosTokenId => ModelInputs.EosTokenId(ModelConfig, Tokenizer);
 
     /// <summary>The tokenizer without added special tokens; BOS is the token its post-processor puts first, if any.</summary>
-    public ITextEncoder Encoder
-    {
-        get
-        {
-            int[] with = Tokenizer.Encode("a", addSpecialTokens: true);
-            int[] without = Tokenizer.Encode("a", addSpecialTokens: false);
-            int? bos = with.Length > without.Length && (without.Length == 0 || with[0] != without[0]) ? with[0] : null;
-            var tokenizer = Tokenizer;
-            return new FuncTextEncoder(text => tokenizer.Encode(text, addSpecialTokens: false), bos, EosTokenId);
-        }
-    }
+    public ITextEncoder Encoder => ModelInputs.Encoder(Tokenizer, EosTokenId);
 
     /// <summary>Padding: the EOS token when there is one (padding is never trained), else 0.</summary>
     public int PadTokenId => EosTokenId ?? 0;
 
     /// <summary>The chat template named by --chat-template, else the one in the tokenizer's directory, else none.</summary>
-    public ChatTemplate? Template
-    {
-        get
-        {
-            string? name = parse.GetValue(flags.ChatTemplate);
-            if (!string.IsNullOrWhiteSpace(name))
-            {
-                return ChatTemplate.FromName(name);
-            }
-
-            string? dir = Path.GetDirectoryName(Path.GetFullPath(TokenizerPath));
-            return dir is null ? null : ChatTemplate.FromTokenizerDirectory(dir);
-        }
-    }
+    public ChatTemplate? Template => ModelInputs.Template(parse.GetValue(flags.ChatTemplate), TokenizerPath);
 
     /// <summary>The collator for <see cref="TrainerOptions.MaxLength"/>, the pad token and the template.</summary>
     public SequenceCollator Collator(CollatorOptions? options = null) =>
@@ -201,23 +158,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
             return null;
         }
 
-        if (!File.Exists(path))
-        {
-            throw new CommandException($"{flag}: file '{path}' does not exist");
-        }
-
-        var options = new DatasetOptions
-        {
-            SkipBadLines = parse.GetValue(flags.SkipBadLines),
-            OnSkippedLine = e => Console.Error.WriteLine($"engine: warning: skipped {e.Message}"),
-        };
-        var examples = JsonlReader.ReadAll(path, options).ToList();
-        if (examples.Count == 0)
-        {
-            throw new CommandException($"{flag}: '{path}' holds no examples");
-        }
-
-        return examples;
+        return ModelInputs.ReadExamples(path, flag, parse.GetValue(flags.SkipBadLines));
     }
 
     /// <summary>Checkpoint format: the model's config.json fields (with the model's current head) and the tokenizer files.</summary>
@@ -322,5 +263,76 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     private sealed class InlineProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value) => report(value);
+    }
+}
+
+/// <summary>What every command that feeds text to a model resolves the same way: tokenizer, encoder, EOS, template, datasets.</summary>
+internal static class ModelInputs
+{
+    private static readonly string[] EosCandidates = ["<|endoftext|>", "</s>", "<|end_of_text|>", "<|im_end|>", "<eos>"];
+
+    /// <summary>--tokenizer, else tokenizer.json in <paramref name="directory"/>; it must exist.</summary>
+    public static string TokenizerPath(string? tokenizer, string? directory)
+    {
+        string path = tokenizer
+            ?? (directory is null
+                ? throw new CommandException("--tokenizer is required when there is no --model directory")
+                : Path.Combine(directory, "tokenizer.json"));
+        return File.Exists(path) ? path : throw new CommandException($"--tokenizer: file '{path}' does not exist");
+    }
+
+    public static Tokenizer LoadTokenizer(string path)
+    {
+        try
+        {
+            return Tokenizer.FromFile(path);
+        }
+        catch (TokenizerFormatException e)
+        {
+            throw new CommandException(e.Message, e);
+        }
+    }
+
+    /// <summary>The end-of-sequence token: config.json's eos_token_id, else a conventional special token of the tokenizer.</summary>
+    public static int? EosTokenId(HfModelConfig? config, Tokenizer tokenizer) => config?.EosTokenIds is { Count: > 0 } eos
+        ? eos[0]
+        : EosCandidates.Select(tokenizer.TokenToId).FirstOrDefault(id => id is not null);
+
+    /// <summary>The tokenizer without added special tokens; BOS is the token its post-processor puts first, if any.</summary>
+    public static ITextEncoder Encoder(Tokenizer tokenizer, int? eos)
+    {
+        int[] with = tokenizer.Encode("a", addSpecialTokens: true);
+        int[] without = tokenizer.Encode("a", addSpecialTokens: false);
+        int? bos = with.Length > without.Length && (without.Length == 0 || with[0] != without[0]) ? with[0] : null;
+        return new FuncTextEncoder(text => tokenizer.Encode(text, addSpecialTokens: false), bos, eos);
+    }
+
+    /// <summary>The chat template named by --chat-template, else the one in the tokenizer's directory, else none.</summary>
+    public static ChatTemplate? Template(string? name, string tokenizerPath)
+    {
+        if (!string.IsNullOrWhiteSpace(name))
+        {
+            return ChatTemplate.FromName(name);
+        }
+
+        string? dir = Path.GetDirectoryName(Path.GetFullPath(tokenizerPath));
+        return dir is null ? null : ChatTemplate.FromTokenizerDirectory(dir);
+    }
+
+    /// <summary>Reads a JSONL file whole (so a bad line stops the command before any work starts).</summary>
+    public static List<Example> ReadExamples(string path, string flag, bool skipBadLines)
+    {
+        if (!File.Exists(path))
+        {
+            throw new CommandException($"{flag}: file '{path}' does not exist");
+        }
+
+        var options = new DatasetOptions
+        {
+            SkipBadLines = skipBadLines,
+            OnSkippedLine = e => Console.Error.WriteLine($"engine: warning: skipped {e.Message}"),
+        };
+        var examples = JsonlReader.ReadAll(path, options).ToList();
+        return examples.Count > 0 ? examples : throw new CommandException($"{flag}: '{path}' holds no examples");
     }
 }

@@ -131,6 +131,30 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Contains("lerning_rate", error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Logprobs_and_score_print_one_json_line_per_example()
+    {
+        var (code, stdout, error) = Run(["logprobs", Model, "--data", dir.Sub("pairs.jsonl"), "--batch-size", "3", "--threads", "2"]);
+        Assert.True(code == 0, error);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(8, lines.Count);
+        Assert.All(lines, l => Assert.True(l.GetProperty("chosen").GetDouble() < 0 && l.GetProperty("rejected").GetDouble() < 0));
+        Assert.Equal(6, lines[0].GetProperty("chosen_tokens").GetInt32());
+
+        string output = dir.Sub("rm-score");
+        (code, _, error) = Run(["rm", "--model", Model, "--data", dir.Sub("pairs.jsonl"), "--out", output, .. Fast]);
+        Assert.True(code == 0, error);
+        (code, stdout, error) = Run(["score", Path.Combine(output, "final"), "--data", dir.Sub("sft.jsonl"), "--threads", "2"]);
+        Assert.True(code == 0, error);
+        lines = [.. stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement)];
+        Assert.Equal(8, lines.Count);
+        Assert.All(lines, l => Assert.True(double.IsFinite(l.GetProperty("reward").GetDouble())));
+
+        (code, _, error) = Run(["score", Model, "--data", dir.Sub("sft.jsonl")]);
+        Assert.Equal(1, code);
+        Assert.Contains("no scalar (reward) head", error, StringComparison.Ordinal);
+    }
+
     private static List<JsonElement> MetricsLines(string output) =>
         [.. File.ReadAllLines(Path.Combine(output, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)];
 
