@@ -1,5 +1,8 @@
 using System.CommandLine;
 using Engine.Cli.Commands;
+using Engine.Models.Formats;
+using Engine.Models.Tokenizers;
+using Engine.Training;
 
 namespace Engine.Cli;
 
@@ -12,10 +15,12 @@ internal static class EngineCommand
         root.Add(BenchCommand.Create());
         root.Add(InfoCommand.Create());
         TokenizeCommand.AddTo(root);
+        TrainCommands.AddTo(root);
+        ScoreCommands.AddTo(root);
         return root;
     }
 
-    /// <summary>Parses and runs; user errors become one line on stderr and exit code 1.</summary>
+    /// <summary>Parses and runs; user errors (bad flags, options, datasets, tokenizers, checkpoints) become one line on stderr and exit code 1.</summary>
     public static int Run(string[] args)
     {
         var parse = Create().Parse(args);
@@ -23,7 +28,8 @@ internal static class EngineCommand
         {
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (e is CommandException or ArgumentException or InvalidOperationException or IOException)
+        catch (Exception e) when (e is CommandException or ArgumentException or InvalidOperationException or IOException or FormatException
+            or TokenizerFormatException or SafetensorsException or TrainingDivergedException)
         {
             Console.Error.WriteLine($"engine: error: {e.Message}");
             return 1;

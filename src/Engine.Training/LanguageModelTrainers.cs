@@ -1,5 +1,6 @@
 using Engine.Models;
 using Engine.Models.Chat;
+using Engine.Models.HuggingFace;
 using Engine.Training.Data;
 using Engine.Training.Objectives;
 using Engine.Training.Options;
@@ -12,9 +13,11 @@ public static class LanguageModelTrainers
     /// <summary>
     /// Pretraining on <c>text</c> examples: documents joined by EOS and cut into rows of <see cref="TrainerOptions.MaxLength"/>
     /// positions (see <see cref="PretrainBatches"/>), every token trained.
+    /// <paramref name="checkpointFormat"/> becomes <see cref="Trainer{TBatch}.CheckpointFormat"/>.
     /// </summary>
     public static Trainer<SequenceBatch> Pretrain(
-        Transformer model, ITextEncoder encoder, IEnumerable<Example> train, IEnumerable<Example>? validation, PretrainOptions options)
+        Transformer model, ITextEncoder encoder, IEnumerable<Example> train, IEnumerable<Example>? validation, PretrainOptions options,
+        HfSaveOptions? checkpointFormat = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
@@ -22,17 +25,18 @@ public static class LanguageModelTrainers
         CheckLength(model, options.MaxLength);
         var trainBatches = new PretrainBatches(encoder, train, options.MaxLength, options.BatchSize);
         var validationBatches = validation is null ? null : new PretrainBatches(encoder, validation, options.MaxLength, options.BatchSize);
-        return new Trainer<SequenceBatch>(model, new LanguageModelObjective(model), trainBatches, validationBatches, options);
+        return new Trainer<SequenceBatch>(model, new LanguageModelObjective(model), trainBatches, validationBatches, options) { CheckpointFormat = checkpointFormat };
     }
 
     /// <summary>
     /// Supervised fine-tuning on text, prompt/completion, Alpaca or messages examples: the loss covers completions and
     /// every assistant turn (prompts and user turns masked), one example per row or packed (<see cref="SftOptions.Packing"/>).
-    /// <paramref name="template"/> renders conversations; <paramref name="padTokenId"/> fills padding (never trained).
+    /// <paramref name="template"/> renders conversations; <paramref name="padTokenId"/> fills padding (never trained);
+    /// <paramref name="checkpointFormat"/> becomes <see cref="Trainer{TBatch}.CheckpointFormat"/>.
     /// </summary>
     public static Trainer<SequenceBatch> Sft(
         Transformer model, ITextEncoder encoder, IEnumerable<Example> train, IEnumerable<Example>? validation, SftOptions options,
-        ChatTemplate? template = null, int padTokenId = 0)
+        ChatTemplate? template = null, int padTokenId = 0, HfSaveOptions? checkpointFormat = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
@@ -41,7 +45,7 @@ public static class LanguageModelTrainers
         var collator = new SequenceCollator(encoder, options.CollatorOptions(padTokenId), template);
         var trainBatches = new SftBatches(collator, train, options.BatchSize);
         var validationBatches = validation is null ? null : new SftBatches(collator, validation, options.BatchSize);
-        return new Trainer<SequenceBatch>(model, new LanguageModelObjective(model), trainBatches, validationBatches, options);
+        return new Trainer<SequenceBatch>(model, new LanguageModelObjective(model), trainBatches, validationBatches, options) { CheckpointFormat = checkpointFormat };
     }
 
     private static void CheckLength(Transformer model, int maxLength)

@@ -1,0 +1,236 @@
+using System.CommandLine;
+using System.Globalization;
+using Engine.Core.Backends;
+using Engine.Models;
+using Engine.Models.HuggingFace;
+using Engine.Training;
+using Engine.Training.Data;
+using Engine.Training.Objectives;
+using Engine.Training.Options;
+
+namespace Engine.Cli.Commands;
+
+/// <summary><c>engine pretrain</c>, <c>engine sft</c>, <c>engine rm</c> and <c>engine dpo</c>: the trainers behind one set of flags.</summary>
+internal static class TrainCommands
+{
+    /// <summary>Exit code of a run stopped by Ctrl+C (128 + SIGINT), after its checkpoint was written.</summary>
+    public const int CancelledExitCode = 130;
+
+    public static void AddTo(RootCommand root)
+    {
+        root.Add(CreatePretrain());
+        root.Add(CreateSft());
+        root.Add(CreateRewardModel());
+        root.Add(CreateDpo());
+    }
+
+    private static Command CreatePretrain()
+    {
+        var flags = new TrainingFlags();
+        var configModel = new Option<string?>("--config-model") { Description = "a config.json: create the model from scratch with these dimensions (instead of --model)" };
+        var command = new Command("pretrain", "Pretrain a language model on text JSONL (documents joined by EOS, cut into max_length rows).");
+        flags.AddTo(command, requireModel: false);
+        command.Add(configModel);
+        command.SetAction(parse =>
+        {
+            string? fromConfig = parse.GetValue(configModel);
+            if ((fromConfig is null) == (parse.GetValue(flags.Model) is null))
+            {
+                throw new CommandException("give exactly one of --model and --config-model");
+            }
+
+            using var session = TrainingSession<PretrainOptions>.Open(flags, parse, fromConfig is null ? null : Path.GetDirectoryName(Path.GetFullPath(fromConfig)));
+            var train = session.TrainData();
+            var validation = session.EvalData();
+            Transformer model;
+            if (fromConfig is null)
+            {
+                model = session.LoadModel();
+            }
+            else
+            {
+                if (!File.Exists(fromConfig))
+                {
+                    throw new CommandException($"--config-model: file '{fromConfig}' does not exist");
+                }
+
+                var config = HfConfig.ReadFile(fromConfig);
+                session.ModelConfig = config;
+                model = new Transformer(config.Model, session.Backend);
+                model.InitializeWeights(session.Options.Seed);
+            }
+
+            using (model)
+            {
+                CheckVocabulary(model, session.Tokenizer.VocabSize);
+                var trainer = LanguageModelTrainers.Pretrain(model, session.Encoder, train, validation, session.Options, session.SaveOptions(model));
+                return Finish(session, model, session.Run(trainer, "pretrain"));
+            }
+        });
+        return command;
+    }
+
+    private static Command CreateSft()
+    {
+        var flags = new TrainingFlags();
+        var command = new Command("sft", "Supervised fine-tuning on text, prompt/completion, Alpaca or messages JSONL (loss on responses only).");
+        flags.AddTo(command);
+        command.SetAction(parse =>
+        {
+            using var session = TrainingSession<SftOptions>.Open(flags, parse);
+            var train = session.TrainData();
+            var validation = session.EvalData();
+            using var model = session.LoadModel();
+            CheckVocabulary(model, session.Tokenizer.VocabSize);
+            var trainer = LanguageModelTrainers.Sft(model, session.Encoder, train, validation, session.Options, session.Template, session.PadTokenId, session.SaveOptions(model));
+            return Finish(session, model, session.Run(trainer, "sft"));
+        });
+        return command;
+    }
+
+    private static Command CreateRewardModel()
+    {
+        var flags = new TrainingFlags();
+        var demos = new Option<string?>("--demos") { Description = "SFT demonstrations (JSONL): after training, shift the reward bias so their mean reward is 0" };
+        var center = new Option<float>("--center-rewards") { Description = "center_rewards_coefficient: penalty on (r_chosen + r_rejected)²", DefaultValueFactory = _ => 0f };
+        var command = new Command("rm", "Train a reward model (scalar head) on preference pairs or rankings, starting from an SFT checkpoint.");
+        flags.AddTo(command);
+        command.Add(demos);
+        command.Add(center);
+        command.SetAction(parse =>
+        {
+            using var session = TrainingSession<TrainerOptions>.Open(flags, parse);
+            var train = session.TrainData();
+            var validation = session.EvalData();
+            var demonstrations = session.Read(parse.GetValue(demos), "--demos");
+            var rmOptions = new RewardModelOptions { CenterRewardsCoefficient = parse.GetValue(center) };
+            rmOptions.Validate();
+            using var model = session.LoadModel(load: new HfLoadOptions { Head = HeadKind.Scalar, HeadSeed = session.Options.Seed });
+            CheckVocabulary(model, session.Tokenizer.VocabSize);
+            var collator = session.Collator();
+            using var objective = new RewardModelObjective(model, rmOptions);
+            var trainer = new Trainer<PreferenceBatch>(
+                model, objective, Preferences(collator, train, session.Options), validation is null ? null : Preferences(collator, validation, session.Options), session.Options)
+            {
+                CheckpointFormat = session.SaveOptions(model),
+            };
+            var result = session.Run(trainer, "rm");
+            if (result is not null && demonstrations is not null)
+            {
+                var sft = new SftBatches(session.Collator(new CollatorOptions { Packing = false }), demonstrations, session.Options.BatchSize);
+                var stats = objective.Calibrate(sft.Batches(null));
+                Console.Out.WriteLine(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"calibrated on {stats.Count} demonstrations: bias {model.ScoreBias:F4}, reward std {stats.Std:F4}"));
+            }
+
+            return Finish(session, model, result);
+        });
+        return command;
+    }
+
+    private static Command CreateDpo()
+    {
+        var flags = new TrainingFlags();
+        var reference = new Option<string?>("--ref") { Description = "the frozen reference checkpoint (default: --model)" };
+        var precompute = new Option<bool>("--precompute-ref") { Description = "compute the reference log-probs once, cache them in --out, and release the reference" };
+        var defaults = new DpoOptions();
+        var loss = new Option<string>("--loss") { Description = "sigmoid, ipo, hinge or robust", DefaultValueFactory = _ => "sigmoid" };
+        loss.AcceptOnlyFromAmong("sigmoid", "ipo", "hinge", "robust");
+        var beta = new Option<float>("--beta") { Description = "β: strength of the KL penalty to the reference", DefaultValueFactory = _ => defaults.Beta };
+        var smoothing = new Option<float>("--label-smoothing") { Description = "label smoothing (sigmoid and robust losses)", DefaultValueFactory = _ => defaults.LabelSmoothing };
+        var command = new Command("dpo", "Direct preference optimisation of a policy against a frozen reference on preference pairs or rankings.");
+        flags.AddTo(command);
+        command.Add(reference);
+        command.Add(precompute);
+        command.Add(loss);
+        command.Add(beta);
+        command.Add(smoothing);
+        command.SetAction(parse =>
+        {
+            var dpoOptions = new DpoOptions
+            {
+                Loss = parse.GetValue(loss) switch
+                {
+                    "ipo" => PairwiseLossType.Ipo,
+                    "hinge" => PairwiseLossType.Hinge,
+                    "robust" => PairwiseLossType.Robust,
+                    _ => PairwiseLossType.Sigmoid,
+                },
+                Beta = parse.GetValue(beta),
+                LabelSmoothing = parse.GetValue(smoothing),
+            };
+            dpoOptions.Validate();
+            using var session = TrainingSession<TrainerOptions>.Open(flags, parse);
+            var train = session.TrainData();
+            var validation = session.EvalData();
+            string referenceDir = parse.GetValue(reference) ?? session.ModelDirectory!;
+            if (!Directory.Exists(referenceDir))
+            {
+                throw new CommandException($"--ref: directory '{referenceDir}' does not exist");
+            }
+
+            using var policy = session.LoadModel();
+            CheckVocabulary(policy, session.Tokenizer.VocabSize);
+            var collator = session.Collator();
+            var trainBatches = Preferences(collator, train, session.Options);
+            var validationBatches = validation is null ? null : Preferences(collator, validation, session.Options);
+            DpoObjective objective;
+            if (parse.GetValue(precompute))
+            {
+                Directory.CreateDirectory(session.OutputDirectory);
+                var all = trainBatches.All().Concat(validationBatches?.All() ?? []).ToList();
+                var cache = ReferenceLogProbCache.LoadOrCompute(
+                    Path.Combine(session.OutputDirectory, "reference_logprobs.safetensors"),
+                    all,
+                    ReferenceLogProbCache.CheckpointKey(referenceDir),
+                    () => session.LoadModel(referenceDir, trainable: false));
+                Console.Out.WriteLine($"reference log-probs: {cache.Count} sequences cached");
+                objective = new DpoObjective(policy, cache, dpoOptions);
+            }
+            else
+            {
+                objective = new DpoObjective(policy, session.LoadModel(referenceDir, trainable: false), dpoOptions);
+            }
+
+            using (objective)
+            {
+                var trainer = new Trainer<PreferenceBatch>(policy, objective, trainBatches, validationBatches, session.Options) { CheckpointFormat = session.SaveOptions(policy) };
+                int code = Finish(session, policy, session.Run(trainer, "dpo"));
+                (objective.Reference as ReferenceModel)?.Model.Dispose();
+                return code;
+            }
+        });
+        return command;
+    }
+
+    private static PreferenceBatches Preferences(SequenceCollator collator, List<Example> examples, TrainerOptions options)
+    {
+        if (examples.FirstOrDefault(e => e is not (PreferenceExample or RankingExample)) is { } other)
+        {
+            throw new CommandException($"{other.Source}:{other.Line}: expected a preference pair (chosen/rejected) or a ranking, got {other.GetType().Name.Replace("Example", "", StringComparison.Ordinal)} data");
+        }
+
+        return new PreferenceBatches(collator, examples, options.BatchSize);
+    }
+
+    private static int Finish<TOptions>(TrainingSession<TOptions> session, Transformer model, TrainingResult? result)
+        where TOptions : TrainerOptions, new()
+    {
+        if (result is null)
+        {
+            return CancelledExitCode;
+        }
+
+        session.SaveFinal(model);
+        return 0;
+    }
+
+    private static void CheckVocabulary(Transformer model, int tokenizerVocabulary)
+    {
+        if (tokenizerVocabulary > model.Config.VocabSize)
+        {
+            throw new CommandException($"the tokenizer has {tokenizerVocabulary} tokens but the model's vocabulary is {model.Config.VocabSize}");
+        }
+    }
+}

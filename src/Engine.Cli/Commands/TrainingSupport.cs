@@ -1,0 +1,338 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using Engine.Core.Backends;
+using Engine.Models;
+using Engine.Models.Chat;
+using Engine.Models.HuggingFace;
+using Engine.Models.Tokenizers;
+using Engine.Training;
+using Engine.Training.Data;
+using Engine.Training.Options;
+using Spectre.Console;
+
+namespace Engine.Cli.Commands;
+
+/// <summary>The flags every training command shares (<c>--config</c>, <c>--set</c>, <c>--model</c>, <c>--data</c>, ...).</summary>
+internal sealed class TrainingFlags
+{
+    public Option<string?> Config { get; } = new("--config") { Description = "the trainer's options as JSON or YAML (snake_case keys, e.g. learning_rate, max_steps)" };
+    public Option<string[]> Set { get; } = new("--set") { Description = "override an option: key=value (repeatable; dotted keys reach nested records)", DefaultValueFactory = _ => [] };
+    public Option<string?> Model { get; } = new("--model") { Description = "a Hugging Face checkpoint directory (config.json + safetensors)" };
+    public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "a tokenizer.json (default: tokenizer.json in the --model directory)" };
+    public Option<string> Data { get; } = new("--data") { Description = "the training data, JSONL", Required = true };
+    public Option<string?> EvalData { get; } = new("--eval-data") { Description = "validation data, JSONL" };
+    public Option<string> Out { get; } = new("--out") { Description = "where metrics.jsonl, checkpoints and final/ go", Required = true };
+    public Option<bool> Resume { get; } = new("--resume") { Description = "continue from the newest complete checkpoint in --out" };
+    public Option<string> Device { get; } = DeviceOption.Create();
+    public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
+    public Option<bool> SkipBadLines { get; } = new("--skip-bad-lines") { Description = "skip malformed dataset lines (each reported on stderr) instead of stopping" };
+    public Option<string?> ChatTemplate { get; } = new("--chat-template") { Description = "chatml, llama3 or alpaca (default: recognised from the tokenizer files, if any)" };
+
+    /// <summary>Adds the shared flags to <paramref name="command"/>; <paramref name="requireModel"/> makes --model required.</summary>
+    public void AddTo(Command command, bool requireModel = true)
+    {
+        Model.Required = requireModel;
+        Threads.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() < 1)
+            {
+                r.AddError("--threads must be at least 1");
+            }
+        });
+        command.Add(Config);
+        command.Add(Set);
+        command.Add(Model);
+        command.Add(Tokenizer);
+        command.Add(Data);
+        command.Add(EvalData);
+        command.Add(Out);
+        command.Add(Resume);
+        command.Add(Device);
+        command.Add(Threads);
+        command.Add(SkipBadLines);
+        command.Add(ChatTemplate);
+    }
+}
+
+/// <summary>
+/// What a training command resolved from its flags: the options record, the backend, the tokenizer as an
+/// <see cref="ITextEncoder"/>, the chat template and the datasets; and the run itself (progress, Ctrl+C, final model).
+/// </summary>
+internal sealed class TrainingSession<TOptions> : IDisposable
+    where TOptions : TrainerOptions, new()
+{
+    private readonly TrainingFlags flags;
+    private readonly ParseResult parse;
+
+    private TrainingSession(TrainingFlags flags, ParseResult parse, TOptions options, Backend backend, Tokenizer tokenizer, string tokenizerPath)
+    {
+        this.flags = flags;
+        this.parse = parse;
+        Options = options;
+        Backend = backend;
+        Tokenizer = tokenizer;
+        TokenizerPath = tokenizerPath;
+    }
+
+    public TOptions Options { get; }
+
+    public Backend Backend { get; }
+
+    public Tokenizer Tokenizer { get; }
+
+    public string TokenizerPath { get; }
+
+    public string? ModelDirectory => parse.GetValue(flags.Model);
+
+    public string OutputDirectory => Options.OutputDirectory;
+
+    /// <summary>The model's config.json fields (eos/bos ids, model type) when --model was given.</summary>
+    public HfModelConfig? ModelConfig { get; set; }
+
+    /// <summary>Reads the options (file, overrides, --out, --resume), the tokenizer, and creates the backend.</summary>
+    public static TrainingSession<TOptions> Open(TrainingFlags flags, ParseResult parse, string? defaultTokenizerDirectory = null)
+    {
+        var options = ReadOptions(parse.GetValue(flags.Config), parse.GetValue(flags.Set) ?? []);
+        options = options with { OutputDirectory = parse.GetValue(flags.Out)!, Resume = parse.GetValue(flags.Resume) || options.Resume };
+        options.Validate();
+
+        string? modelDir = parse.GetValue(flags.Model);
+        if (modelDir is not null && !Directory.Exists(modelDir))
+        {
+            throw new CommandException($"--model: directory '{modelDir}' does not exist");
+        }
+
+        string tokenizerPath = ModelInputs.TokenizerPath(parse.GetValue(flags.Tokenizer), modelDir ?? defaultTokenizerDirectory);
+
+        var tokenizer = ModelInputs.LoadTokenizer(tokenizerPath);
+
+        var backend = DeviceOption.CreateBackend(parse.GetValue(flags.Device), parse.GetValue(flags.Threads));
+        var session = new TrainingSession<TOptions>(flags, parse, options, backend, tokenizer, tokenizerPath);
+        if (modelDir is not null)
+        {
+            session.ModelConfig = HfCheckpoint.ReadConfig(modelDir);
+        }
+
+        return session;
+    }
+
+    /// <summary>The options record of <typeparamref name="TOptions"/>: its defaults, then --config, then each --set.</summary>
+    public static TOptions ReadOptions(string? config, IReadOnlyList<string> overrides)
+    {
+        var options = config is null ? new TOptions() : OptionsReader.ReadFile<TOptions>(config);
+        return overrides.Count == 0 ? options : OptionsReader.Apply(options, overrides);
+    }
+
+    /// <summary>Loads the --model checkpoint for training (or inference when <paramref name="trainable"/> is false).</summary>
+    public Transformer LoadModel(string? directory = null, bool trainable = true, HfLoadOptions? load = null) =>
+        HfCheckpoint.Load(directory ?? ModelDirectory ?? throw new CommandException("--model is required"), Backend, trainable, load);
+
+    /// <summary>The end-of-sequence token: config.json's eos_token_id, else a conventional special token of the tokenizer.</summary>
+    public int? EosTokenId => ModelInputs.EosTokenId(ModelConfig, Tokenizer);
+
+    /// <summary>The tokenizer without added special tokens; BOS is the token its post-processor puts first, if any.</summary>
+    public ITextEncoder Encoder => ModelInputs.Encoder(Tokenizer, EosTokenId);
+
+    /// <summary>Padding: the EOS token when there is one (padding is never trained), else 0.</summary>
+    public int PadTokenId => EosTokenId ?? 0;
+
+    /// <summary>The chat template named by --chat-template, else the one in the tokenizer's directory, else none.</summary>
+    public ChatTemplate? Template => ModelInputs.Template(parse.GetValue(flags.ChatTemplate), TokenizerPath);
+
+    /// <summary>The collator for <see cref="TrainerOptions.MaxLength"/>, the pad token and the template.</summary>
+    public SequenceCollator Collator(CollatorOptions? options = null) =>
+        new(Encoder, (options ?? new CollatorOptions()) with { MaxLength = Options.MaxLength, PadTokenId = PadTokenId }, Template);
+
+    /// <summary>The --data examples.</summary>
+    public List<Example> TrainData() => Read(parse.GetValue(flags.Data)!, "--data")!;
+
+    /// <summary>The --eval-data examples, if given.</summary>
+    public List<Example>? EvalData() => Read(parse.GetValue(flags.EvalData), "--eval-data");
+
+    /// <summary>Reads a JSONL file whole (so a bad line stops the command before training starts).</summary>
+    public List<Example>? Read(string? path, string flag)
+    {
+        if (path is null)
+        {
+            return null;
+        }
+
+        return ModelInputs.ReadExamples(path, flag, parse.GetValue(flags.SkipBadLines));
+    }
+
+    /// <summary>Checkpoint format: the model's config.json fields (with the model's current head) and the tokenizer files.</summary>
+    public HfSaveOptions SaveOptions(Transformer model) => new()
+    {
+        Config = ModelConfig is null ? null : ModelConfig with { Model = model.Config },
+        TokenizerDirectory = Path.GetDirectoryName(Path.GetFullPath(TokenizerPath)),
+    };
+
+    /// <summary>
+    /// Runs <paramref name="trainer"/> with progress on the console and Ctrl+C as cancellation. Returns the result, or
+    /// null when cancelled (a checkpoint was written and the reason printed; the command exits with 130).
+    /// </summary>
+    public TrainingResult? Run<TBatch>(Trainer<TBatch> trainer, string name)
+    {
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cts.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        TrainingResult result;
+        try
+        {
+            result = Console.IsOutputRedirected ? RunPlain(trainer, cts.Token) : RunFancy(trainer, name, cts.Token);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+
+        if (result.Status == TrainingStatus.Cancelled)
+        {
+            Console.Error.WriteLine($"engine: cancelled at step {result.Steps}; checkpoint {result.LastCheckpoint ?? "(none)"}; continue with --resume");
+            return null;
+        }
+
+        Console.Out.WriteLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"{name}: {result.Steps} steps, loss {result.TrainLoss:F4}{(result.EvalLoss is double ev ? $", eval loss {ev:F4}" : "")}, {result.TokensSeen} tokens in {result.Elapsed.TotalSeconds:F1} s{(result.ResumedFrom is null ? "" : $" (resumed from {result.ResumedFrom})")}"));
+        return result;
+    }
+
+    /// <summary>Saves <paramref name="model"/> to <c>--out/final</c> and says so.</summary>
+    public string SaveFinal(Transformer model)
+    {
+        string final = Path.Combine(OutputDirectory, "final");
+        HfCheckpoint.Save(model, final, SaveOptions(model));
+        Console.Out.WriteLine($"saved {final}");
+        return final;
+    }
+
+    public void Dispose() => Backend.Dispose();
+
+    private TrainingResult RunPlain<TBatch>(Trainer<TBatch> trainer, CancellationToken token)
+    {
+        int lastStep = 0;
+        double? lastEval = null;
+        var clock = Stopwatch.StartNew();
+        int interval = Options.LogInterval;
+        var progress = new InlineProgress(p =>
+        {
+            if (p.Step != lastStep && (p.Step % interval == 0 || p.Step == p.TotalSteps))
+            {
+                lastStep = p.Step;
+                Console.Out.WriteLine(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}  lr {p.LearningRate:E2}  grad_norm {p.GradNorm:F3}  tokens/s {p.TokensPerSecond:F0}  eta {Eta(clock.Elapsed, p):hh\\:mm\\:ss}"));
+            }
+
+            if (p.EvalLoss is double e && e != lastEval)
+            {
+                lastEval = e;
+                Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {p.Step}/{p.TotalSteps}  eval_loss {e:F4}"));
+            }
+        });
+        return trainer.Run(progress, token);
+    }
+
+    private static TrainingResult RunFancy<TBatch>(Trainer<TBatch> trainer, string name, CancellationToken token) =>
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask(name);
+                var progress = new InlineProgress(p =>
+                {
+                    task.MaxValue = p.TotalSteps;
+                    task.Value = p.Step;
+                    task.Description = string.Create(
+                        CultureInfo.InvariantCulture,
+                        $"{name} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}{(p.EvalLoss is double e ? $" eval {e:F4}" : "")} {p.TokensPerSecond:F0} tok/s");
+                });
+                return trainer.Run(progress, token);
+            });
+
+    private static TimeSpan Eta(TimeSpan elapsed, TrainingProgress p) =>
+        p.Step <= 0 ? TimeSpan.Zero : TimeSpan.FromSeconds(elapsed.TotalSeconds / p.Step * Math.Max(0, p.TotalSteps - p.Step));
+
+    private sealed class InlineProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+}
+
+/// <summary>What every command that feeds text to a model resolves the same way: tokenizer, encoder, EOS, template, datasets.</summary>
+internal static class ModelInputs
+{
+    private static readonly string[] EosCandidates = ["<|endoftext|>", "</s>", "<|end_of_text|>", "<|im_end|>", "<eos>"];
+
+    /// <summary>--tokenizer, else tokenizer.json in <paramref name="directory"/>; it must exist.</summary>
+    public static string TokenizerPath(string? tokenizer, string? directory)
+    {
+        string path = tokenizer
+            ?? (directory is null
+                ? throw new CommandException("--tokenizer is required when there is no --model directory")
+                : Path.Combine(directory, "tokenizer.json"));
+        return File.Exists(path) ? path : throw new CommandException($"--tokenizer: file '{path}' does not exist");
+    }
+
+    public static Tokenizer LoadTokenizer(string path)
+    {
+        try
+        {
+            return Tokenizer.FromFile(path);
+        }
+        catch (TokenizerFormatException e)
+        {
+            throw new CommandException(e.Message, e);
+        }
+    }
+
+    /// <summary>The end-of-sequence token: config.json's eos_token_id, else a conventional special token of the tokenizer.</summary>
+    public static int? EosTokenId(HfModelConfig? config, Tokenizer tokenizer) => config?.EosTokenIds is { Count: > 0 } eos
+        ? eos[0]
+        : EosCandidates.Select(tokenizer.TokenToId).FirstOrDefault(id => id is not null);
+
+    /// <summary>The tokenizer without added special tokens; BOS is the token its post-processor puts first, if any.</summary>
+    public static ITextEncoder Encoder(Tokenizer tokenizer, int? eos)
+    {
+        int[] with = tokenizer.Encode("a", addSpecialTokens: true);
+        int[] without = tokenizer.Encode("a", addSpecialTokens: false);
+        int? bos = with.Length > without.Length && (without.Length == 0 || with[0] != without[0]) ? with[0] : null;
+        return new FuncTextEncoder(text => tokenizer.Encode(text, addSpecialTokens: false), bos, eos);
+    }
+
+    /// <summary>The chat template named by --chat-template, else the one in the tokenizer's directory, else none.</summary>
+    public static ChatTemplate? Template(string? name, string tokenizerPath)
+    {
+        if (!string.IsNullOrWhiteSpace(name))
+        {
+            return ChatTemplate.FromName(name);
+        }
+
+        string? dir = Path.GetDirectoryName(Path.GetFullPath(tokenizerPath));
+        return dir is null ? null : ChatTemplate.FromTokenizerDirectory(dir);
+    }
+
+    /// <summary>Reads a JSONL file whole (so a bad line stops the command before any work starts).</summary>
+    public static List<Example> ReadExamples(string path, string flag, bool skipBadLines)
+    {
+        if (!File.Exists(path))
+        {
+            throw new CommandException($"{flag}: file '{path}' does not exist");
+        }
+
+        var options = new DatasetOptions
+        {
+            SkipBadLines = skipBadLines,
+            OnSkippedLine = e => Console.Error.WriteLine($"engine: warning: skipped {e.Message}"),
+        };
+        var examples = JsonlReader.ReadAll(path, options).ToList();
+        return examples.Count > 0 ? examples : throw new CommandException($"{flag}: '{path}' holds no examples");
+    }
+}
