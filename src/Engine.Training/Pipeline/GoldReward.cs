@@ -23,10 +23,10 @@ public readonly record struct GoldScore(double Reward, bool Correct, bool Empty,
 /// </summary>
 public sealed partial class GoldReward
 {
-    private readonly Dictionary<string, Fact> byPrompt;
+    private readonly Dictionary<string, SyntheticFact> byPrompt;
 
     /// <summary>A gold reward over <paramref name="facts"/>, found by their prompts.</summary>
-    public GoldReward(IEnumerable<Fact> facts, double extraWordPenalty = 0.1, double maxRamblePenalty = 1.0)
+    public GoldReward(IEnumerable<SyntheticFact> facts, double extraWordPenalty = 0.1, double maxRamblePenalty = 1.0)
     {
         ArgumentNullException.ThrowIfNull(facts);
         ArgumentOutOfRangeException.ThrowIfNegative(extraWordPenalty);
@@ -43,7 +43,7 @@ public sealed partial class GoldReward
     public double MaxRamblePenalty { get; }
 
     /// <summary>The fact asked by <paramref name="prompt"/> (surrounding white space ignored), or null.</summary>
-    public Fact? FactFor(string prompt) => byPrompt.GetValueOrDefault(prompt.Trim());
+    public SyntheticFact? FactFor(string prompt) => byPrompt.GetValueOrDefault(prompt.Trim());
 
     /// <summary>Scores <paramref name="response"/>, the text generated after <paramref name="prompt"/>.</summary>
     /// <exception cref="ArgumentException">The prompt is not one of the task's facts.</exception>
@@ -51,7 +51,7 @@ public sealed partial class GoldReward
         Score(FactFor(prompt) ?? throw new ArgumentException($"not a prompt of this task: \"{prompt}\"", nameof(prompt)), response);
 
     /// <summary>Scores <paramref name="response"/> as an answer to <paramref name="fact"/>.</summary>
-    public GoldScore Score(Fact fact, string response)
+    public GoldScore Score(SyntheticFact fact, string response)
     {
         ArgumentNullException.ThrowIfNull(fact);
         ArgumentNullException.ThrowIfNull(response);

@@ -107,13 +107,13 @@ public sealed class SyntheticTask
     public SyntheticTaskOptions Options { get; }
 
     /// <summary>Every fact of the world.</summary>
-    public IReadOnlyList<Fact> Facts { get; private set; } = [];
+    public IReadOnlyList<SyntheticFact> Facts { get; private set; } = [];
 
     /// <summary>Facts used for SFT, RM and DPO data.</summary>
-    public IReadOnlyList<Fact> TrainFacts { get; private set; } = [];
+    public IReadOnlyList<SyntheticFact> TrainFacts { get; private set; } = [];
 
     /// <summary>Facts kept for evaluation: in the pretraining corpus, never in SFT, RM or DPO data.</summary>
-    public IReadOnlyList<Fact> HeldOutFacts { get; private set; } = [];
+    public IReadOnlyList<SyntheticFact> HeldOutFacts { get; private set; } = [];
 
     /// <summary>Pretraining documents.</summary>
     public IReadOnlyList<TextExample> Pretrain { get; private set; } = [];
@@ -203,7 +203,7 @@ public sealed class SyntheticTask
     }
 
     /// <summary>The fact whose prompt is <paramref name="prompt"/> (surrounding white space ignored), or null.</summary>
-    public Fact? FactFor(string prompt) => Gold.FactFor(prompt);
+    public SyntheticFact? FactFor(string prompt) => Gold.FactFor(prompt);
 
     private void Build()
     {
@@ -212,8 +212,8 @@ public sealed class SyntheticTask
         Facts = BuildFacts(world);
         Gold = new GoldReward(Facts);
 
-        var held = new List<Fact>();
-        var train = new List<Fact>();
+        var held = new List<SyntheticFact>();
+        var train = new List<SyntheticFact>();
         foreach (var kind in Enum.GetValues<FactKind>())
         {
             var ofKind = Facts.Where(f => f.Kind == kind).ToList();
@@ -236,7 +236,7 @@ public sealed class SyntheticTask
         EvalPreferences = [.. HeldOutFacts.SelectMany(f => Pairs(f, Options.EvalPairsPerFact, evalRandom, noise: 0))];
     }
 
-    private List<Fact> BuildFacts(RandomStream random)
+    private List<SyntheticFact> BuildFacts(RandomStream random)
     {
         var used = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         string Name(int minSyllables, int maxSyllables)
@@ -259,12 +259,12 @@ public sealed class SyntheticTask
             }
         }
 
-        var facts = new List<Fact>();
+        var facts = new List<SyntheticFact>();
         for (int i = 0; i < Options.Countries; i++)
         {
-            string country = Fact.Capitalize(Name(2, 3));
-            string city = Fact.Capitalize(Name(1, 2));
-            facts.Add(new Fact(facts.Count, FactKind.Capital, country, $"the capital of {country} is", city));
+            string country = SyntheticFact.Capitalize(Name(2, 3));
+            string city = SyntheticFact.Capitalize(Name(1, 2));
+            facts.Add(new SyntheticFact(facts.Count, FactKind.Capital, country, $"the capital of {country} is", city));
         }
 
         // Few sounds shared by many animals, like real ones: the answer is learnt per animal, not guessed from its name.
@@ -272,12 +272,12 @@ public sealed class SyntheticTask
         var animals = Enumerable.Range(0, Options.Animals).Select(_ => Name(1, 2)).ToArray();
         foreach (string animal in animals)
         {
-            facts.Add(new Fact(facts.Count, FactKind.Sound, animal, $"the {animal} says", Pick(sounds, random)));
+            facts.Add(new SyntheticFact(facts.Count, FactKind.Sound, animal, $"the {animal} says", Pick(sounds, random)));
         }
 
         foreach (string animal in animals)
         {
-            facts.Add(new Fact(facts.Count, FactKind.Colour, animal, $"the colour of the {animal} is", Pick(Colours, random)));
+            facts.Add(new SyntheticFact(facts.Count, FactKind.Colour, animal, $"the colour of the {animal} is", Pick(Colours, random)));
         }
 
         var sums = new List<(int A, int B)>();
@@ -295,7 +295,7 @@ public sealed class SyntheticTask
         Shuffle(sums, random);
         foreach (var (a, b) in sums.Take(Options.Sums))
         {
-            facts.Add(new Fact(facts.Count, FactKind.Sum, $"{a} plus {b}", $"{a} plus {b} is", (a + b).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            facts.Add(new SyntheticFact(facts.Count, FactKind.Sum, $"{a} plus {b}", $"{a} plus {b} is", (a + b).ToString(System.Globalization.CultureInfo.InvariantCulture)));
         }
 
         return facts;
@@ -308,11 +308,11 @@ public sealed class SyntheticTask
         for (int d = 0; d < Options.CorpusDocuments; d++)
         {
             // The first pass puts every fact at the head of a document, so each prompt appears capitalised at least once.
-            Fact first = d < Facts.Count ? Facts[d] : Facts[random.NextInt(Facts.Count)];
+            SyntheticFact first = d < Facts.Count ? Facts[d] : Facts[random.NextInt(Facts.Count)];
             var pool = byKind[first.Kind].Where(f => f != first).ToList();
             Shuffle(pool, random);
             int n = Math.Min(pool.Count, 2 + random.NextInt(6));
-            var items = new List<Fact> { first };
+            var items = new List<SyntheticFact> { first };
             items.AddRange(pool.Take(n));
 
             var sb = new StringBuilder();
@@ -358,7 +358,7 @@ public sealed class SyntheticTask
     }
 
     /// <summary>The kinds of response a labeller compares: concise or rambling, right or wrong.</summary>
-    private List<string> Candidates(Fact fact, RandomStream random)
+    private List<string> Candidates(SyntheticFact fact, RandomStream random)
     {
         string wrong = WrongAnswer(fact, random);
         return
@@ -371,7 +371,7 @@ public sealed class SyntheticTask
         ];
     }
 
-    private IEnumerable<PreferenceExample> Pairs(Fact fact, int count, RandomStream random, double noise)
+    private IEnumerable<PreferenceExample> Pairs(SyntheticFact fact, int count, RandomStream random, double noise)
     {
         var candidates = Candidates(fact, random);
         var seen = new HashSet<(int, int)>();
@@ -393,7 +393,7 @@ public sealed class SyntheticTask
         }
     }
 
-    private RankingExample Ranking(Fact fact, RandomStream random)
+    private RankingExample Ranking(SyntheticFact fact, RandomStream random)
     {
         var candidates = Candidates(fact, random);
         Shuffle(candidates, random);
@@ -406,7 +406,7 @@ public sealed class SyntheticTask
     private static string Concise(string answer) => " " + answer + ".";
 
     /// <summary>The answer, then <paramref name="more"/> further facts of the same kind, as the corpus runs on.</summary>
-    private string Verbose(Fact fact, string answer, int more, RandomStream random)
+    private string Verbose(SyntheticFact fact, string answer, int more, RandomStream random)
     {
         var others = Facts.Where(f => f.Kind == fact.Kind && f != fact).ToList();
         Shuffle(others, random);
@@ -419,7 +419,7 @@ public sealed class SyntheticTask
         return sb.Append('.').ToString();
     }
 
-    private string WrongAnswer(Fact fact, RandomStream random)
+    private string WrongAnswer(SyntheticFact fact, RandomStream random)
     {
         var wrong = Facts.Where(f => f.Kind == fact.Kind).Select(f => f.Answer).Distinct().Where(a => a != fact.Answer).ToList();
         return wrong.Count > 0 ? Pick(wrong, random) : fact.Answer + "s";

@@ -22,7 +22,7 @@ public enum FactKind
 /// <param name="Subject">What the fact is about (a country, an animal, "3 plus 4").</param>
 /// <param name="Clause">The prefix as it runs on inside a list, lower-case, no trailing space ("the capital of Aldora is").</param>
 /// <param name="Answer">The single-word answer ("Veyn", "7").</param>
-public sealed record Fact(int Id, FactKind Kind, string Subject, string Clause, string Answer)
+public sealed record SyntheticFact(int Id, FactKind Kind, string Subject, string Clause, string Answer)
 {
     /// <summary>The prefix as a prompt: the clause with a capital first letter, no trailing space ("The capital of Aldora is").</summary>
     public string Prompt => Capitalize(Clause);
