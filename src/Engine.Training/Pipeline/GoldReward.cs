@@ -67,6 +67,26 @@ public sealed partial class GoldReward
         return new GoldScore(reward, correct, Empty: false, extra);
     }
 
+    /// <summary>
+    /// Scores every (prompt, response) pair and averages: the <c>gold_reward_mean</c> and <c>accuracy</c> of an
+    /// evaluation. Both are NaN when there is nothing to score.
+    /// </summary>
+    public (double GoldRewardMean, double Accuracy, int Count) Evaluate(IEnumerable<(string Prompt, string Response)> answers)
+    {
+        ArgumentNullException.ThrowIfNull(answers);
+        double reward = 0, correct = 0;
+        int n = 0;
+        foreach (var (prompt, response) in answers)
+        {
+            var score = Score(prompt, response);
+            reward += score.Reward;
+            correct += score.Correct ? 1 : 0;
+            n++;
+        }
+
+        return n == 0 ? (double.NaN, double.NaN, 0) : (reward / n, correct / n, n);
+    }
+
     [GeneratedRegex(@"[\p{L}\p{N}]+", RegexOptions.CultureInvariant)]
     private static partial Regex Word();
 }

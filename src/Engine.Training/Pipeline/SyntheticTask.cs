@@ -229,8 +229,13 @@ public sealed class SyntheticTask
         Pretrain = BuildCorpus(new RandomStream(seed ^ 0x5052455452414931UL));
         Sft = BuildSft(new RandomStream(seed ^ 0x5346545346545346UL));
         var labels = new RandomStream(seed ^ 0x5052454652454E43UL);
-        Preferences = [.. TrainFacts.SelectMany(f => Pairs(f, Options.PairsPerFact, labels, Options.LabelNoise))];
-        Rankings = [.. TrainFacts.SelectMany(f => Enumerable.Range(0, Options.RankingsPerFact).Select(_ => Ranking(f, labels)))];
+        // Shuffled so that a prefix of a file (or an unshuffled reader) sees many facts, not one fact many times.
+        var preferences = TrainFacts.SelectMany(f => Pairs(f, Options.PairsPerFact, labels, Options.LabelNoise)).ToList();
+        Shuffle(preferences, labels);
+        Preferences = preferences;
+        var rankings = TrainFacts.SelectMany(f => Enumerable.Range(0, Options.RankingsPerFact).Select(_ => Ranking(f, labels))).ToList();
+        Shuffle(rankings, labels);
+        Rankings = rankings;
         EvalPrompts = [.. HeldOutFacts.Select(f => new PromptExample(TextOrChat.FromText(f.Prompt)))];
         var evalRandom = new RandomStream(seed ^ 0x4556414C4556414CUL);
         EvalPreferences = [.. HeldOutFacts.SelectMany(f => Pairs(f, Options.EvalPairsPerFact, evalRandom, noise: 0))];
@@ -335,6 +340,8 @@ public sealed class SyntheticTask
             docs.Add(new TextExample(sb.ToString()));
         }
 
+        // The coverage pass above put documents in fact order; a web crawl has no such order.
+        Shuffle(docs, random);
         return docs;
     }
 

@@ -58,4 +58,14 @@ public sealed class GoldRewardTests
         string endless = " Veyn" + string.Concat(Enumerable.Repeat(", the capital of X is Y", 50));
         Assert.Equal(0.0, Gold.Score(Aldora, endless).Reward, 10);
     }
+
+    [Fact]
+    public void Evaluate_averages_reward_and_accuracy()
+    {
+        var (mean, accuracy, n) = Gold.Evaluate([("The capital of Aldora is", " Veyn."), ("3 plus 4 is", " 7, 1 plus 1 is 2."), ("3 plus 4 is", "")]);
+        Assert.Equal(3, n);
+        Assert.Equal((1.0 + 0.5 - 1.0) / 3, mean, 10);
+        Assert.Equal(2.0 / 3, accuracy, 10);
+        Assert.True(double.IsNaN(Gold.Evaluate([]).GoldRewardMean));
+    }
 }

@@ -132,6 +132,13 @@ public sealed class SyntheticTaskTests
         {
             Directory.Delete(dir, recursive: true);
         }
+
+        // For looking at the data by eye: ENGINE_SAMPLE_TASK_DIR=/tmp/task dotnet test --filter …
+        string? keep = Environment.GetEnvironmentVariable("ENGINE_SAMPLE_TASK_DIR");
+        if (!string.IsNullOrEmpty(keep))
+        {
+            Task.WriteAll(keep);
+        }
     }
 
     private static string Describe(Example e) => e switch
