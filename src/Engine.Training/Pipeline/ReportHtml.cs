@@ -58,7 +58,7 @@ internal static class ReportHtml
         Samples(sb, report);
         foreach (var stage in report.Stages)
         {
-            sb.Append("<h2 id=\"stage-").Append(SvgChart.Esc(stage.Stage)).Append("\">Stage: ").Append(SvgChart.Esc(stage.Stage)).Append("</h2>\n<div class=\"charts\">\n");
+            sb.Append("<h2 id=\"stage-").Append(Id(stage.Stage)).Append("\">Stage: ").Append(SvgChart.Esc(stage.Stage)).Append("</h2>\n<div class=\"charts\">\n");
             sb.Append(SvgChart.Line($"{stage.Stage}: loss", "step", "loss", stage.Loss, ChartWidth)).Append('\n');
             sb.Append(SvgChart.Line($"{stage.Stage}: reward", "step", "reward", stage.Reward, ChartWidth)).Append('\n');
             sb.Append("</div>\n");
@@ -67,6 +67,9 @@ internal static class ReportHtml
         sb.Append("</body>\n</html>\n");
         return sb.ToString();
     }
+
+    /// <summary>An HTML id from a stage name: letters, digits and '-' only, since ids may not hold spaces.</summary>
+    private static string Id(string name) => string.Concat(name.Select(c => char.IsAsciiLetterOrDigit(c) ? char.ToLowerInvariant(c) : '-'));
 
     private static void EvaluationTable(StringBuilder sb, PipelineReport report)
     {

@@ -185,4 +185,26 @@ public sealed class PipelineReportTests
         XDocument.Parse(svg);
         Assert.Contains("<circle", svg, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Odd_names_and_values_stay_well_formed()
+    {
+        var report = new PipelineReport(
+        [
+            new StageReport("ppo <ptx> & \"more\"")
+            {
+                Loss = [new Curve("loss", [new CurvePoint(0, double.NaN), new CurvePoint(1, -3e-5), new CurvePoint(2, -1e-4)])],
+                Reward = [new Curve("a very long legend name that needs its own row", [new CurvePoint(0, 1), new CurvePoint(1_000_000, 2)]),
+                          new Curve("another long legend entry, also wide", [new CurvePoint(0, 0)])],
+                Evaluation = new StageEvaluation { GoldRewardMean = -1.5, Accuracy = 0 },
+                Samples = [new SampledAnswer("p <b>", "r\n</td>", -1, false)],
+            },
+        ]);
+        using var reader = XmlReader.Create(new StringReader(report.ToHtml()), new XmlReaderSettings { DtdProcessing = DtdProcessing.Ignore });
+        var doc = XDocument.Load(reader);
+        Assert.Equal("stage-ppo--ptx-----more-", (string?)doc.Descendants("h2").Last().Attribute("id"));
+        Assert.Contains(doc.Descendants("td"), td => td.Value.StartsWith("r\n</td>", StringComparison.Ordinal));
+        Assert.DoesNotContain("NaN", report.ToHtml(), StringComparison.Ordinal);
+        Assert.Contains("\"stage\": \"ppo \\u003Cptx\\u003E", report.ToSummaryJson(), StringComparison.Ordinal);
+    }
 }
