@@ -202,6 +202,16 @@ public sealed class SyntheticTask
         return paths;
     }
 
+    /// <summary>One line on the task's size, for logs and the report's notes.</summary>
+    public string Describe()
+    {
+        long corpusBytes = Pretrain.Sum(d => (long)Encoding.UTF8.GetByteCount(d.Text) + 1);
+        return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"synthetic facts task, seed {seed}: {Facts.Count} facts ({HeldOutFacts.Count} held out), corpus {Pretrain.Count} documents ({corpusBytes / 1024.0:0} KB), "
+            + $"{Sft.Count} SFT demonstrations, {Preferences.Count} preference pairs, {Rankings.Count} rankings of {Options.RankingSize}, "
+            + $"{EvalPrompts.Count} held-out prompts, {EvalPreferences.Count} held-out pairs");
+    }
+
     /// <summary>The fact whose prompt is <paramref name="prompt"/> (surrounding white space ignored), or null.</summary>
     public SyntheticFact? FactFor(string prompt) => Gold.FactFor(prompt);
 

@@ -35,6 +35,14 @@ public sealed class SyntheticTaskTests
     }
 
     [Fact]
+    public void Describe_names_the_sizes()
+    {
+        string line = Task.Describe();
+        Assert.StartsWith("synthetic facts task, seed 1234: 64 facts (12 held out), corpus 2000 documents (", line, StringComparison.Ordinal);
+        Assert.Contains($"{Task.Sft.Count} SFT demonstrations, {Task.Preferences.Count} preference pairs", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Corpus_runs_facts_on_and_holds_every_fact_with_its_prompt_at_a_document_start()
     {
         var docs = Task.Pretrain.Select(d => d.Text).ToList();
