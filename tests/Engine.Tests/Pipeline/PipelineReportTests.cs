@@ -1,0 +1,210 @@
+using System.Text.Json;
+using System.Xml;
+using System.Xml.Linq;
+using Engine.Training.Pipeline;
+using Xunit;
+
+namespace Engine.Tests.Pipeline;
+
+public sealed class PipelineReportTests
+{
+    /// <summary>A report shaped like a real run: rambling pretrain, concise SFT, an RM, DPO that improves on SFT.</summary>
+    internal static PipelineReport Sample()
+    {
+        var task = SyntheticTask.Generate(7);
+        var held = task.HeldOutFacts.Take(5).ToList();
+        List<SampledAnswer> Answers(Func<SyntheticFact, int, string> respond) => [.. held.Select((f, i) =>
+        {
+            string response = respond(f, i);
+            var score = task.Gold.Score(f, response);
+            return new SampledAnswer(f.Prompt, response, score.Reward, score.Correct);
+        })];
+
+        var other = task.Facts[^1];
+        static Curve Decay(string name, int steps, double start, double end, double noise, int seed)
+        {
+            var rng = new Random(seed);
+            return new Curve(name, [.. Enumerable.Range(0, steps / 10 + 1).Select(i =>
+                new CurvePoint(i * 10, end + (start - end) * Math.Exp(-i * 10.0 / (steps / 5.0)) + noise * (rng.NextDouble() - 0.5)))]);
+        }
+
+        return new PipelineReport(
+        [
+            new StageReport("pretrain")
+            {
+                Loss = [Decay("train loss", 1500, 5.2, 1.1, 0.15, 1), Decay("eval loss", 1500, 5.2, 1.25, 0.05, 2)],
+                Evaluation = new StageEvaluation { GoldRewardMean = -0.21, Accuracy = 0.62, MeanResponseTokens = 31.5, KlToSft = 2.4 },
+                Samples = Answers((f, i) => i == 3 ? " " + other.Answer + ", " + other.Statement(false) + "." : " " + f.Answer + ", " + other.Statement(false) + ", " + other.Statement(false) + " and"),
+            },
+            new StageReport("sft")
+            {
+                Loss = [Decay("train loss", 300, 2.0, 0.35, 0.1, 3)],
+                Evaluation = new StageEvaluation { GoldRewardMean = 0.71, Accuracy = 0.83, MeanResponseTokens = 3.4, KlToSft = 0 },
+                Samples = Answers((f, i) => i == 2 ? " " + f.Answer + ", " + other.Statement(false) + "." : " " + f.Answer + "."),
+            },
+            new StageReport("rm")
+            {
+                Loss = [Decay("train loss", 400, 0.69, 0.2, 0.08, 4)],
+                Reward = [Decay("train pairwise accuracy", 400, 0.5, 0.95, 0.05, 5), Decay("margin", 400, 0.0, 2.5, 0.2, 6)],
+                Evaluation = new StageEvaluation { PairwiseAccuracy = 0.91 },
+            },
+            new StageReport("dpo")
+            {
+                Loss = [Decay("train loss", 200, 0.69, 0.31, 0.05, 7)],
+                Reward = [Decay("chosen", 200, 0, 0.8, 0.1, 8), Decay("rejected", 200, 0, -1.9, 0.1, 9), Decay("margin", 200, 0, 2.7, 0.1, 10)],
+                Evaluation = new StageEvaluation { GoldRewardMean = 0.88, Accuracy = 0.9, MeanResponseTokens = 2.9, KlToSft = 0.42 },
+                Samples = Answers((f, _) => " " + f.Answer + "."),
+            },
+        ])
+        { Notes = ["seed 7 · synthetic facts task · tiny GPT-2 (sample data, not a real run) <&>"] };
+    }
+
+    [Fact]
+    public void Summary_json_has_exactly_the_specified_shape()
+    {
+        using var doc = JsonDocument.Parse(Sample().ToSummaryJson());
+        var stages = doc.RootElement.GetProperty("stages").EnumerateArray().ToList();
+        Assert.Single(doc.RootElement.EnumerateObject());
+        Assert.Equal(["pretrain", "sft", "rm", "dpo"], stages.Select(s => s.GetProperty("stage").GetString()));
+        foreach (var s in stages)
+        {
+            var keys = s.EnumerateObject().Select(p => p.Name).ToList();
+            string[] required = ["stage", "gold_reward_mean", "accuracy", "mean_response_tokens", "kl_to_sft"];
+            Assert.Equal(required, keys.Take(5));
+            Assert.Equal(s.GetProperty("stage").GetString() == "rm" ? 6 : 5, keys.Count);
+        }
+
+        Assert.Equal(-0.21, stages[0].GetProperty("gold_reward_mean").GetDouble());
+        Assert.Equal(0.62, stages[0].GetProperty("accuracy").GetDouble());
+        Assert.Equal(31.5, stages[0].GetProperty("mean_response_tokens").GetDouble());
+        Assert.Equal(0.42, stages[3].GetProperty("kl_to_sft").GetDouble());
+        Assert.Equal(JsonValueKind.Null, stages[2].GetProperty("gold_reward_mean").ValueKind);
+        Assert.Equal(0.91, stages[2].GetProperty("pairwise_accuracy").GetDouble());
+    }
+
+    [Fact]
+    public void Non_finite_values_become_null()
+    {
+        var report = new PipelineReport([new StageReport("sft") { Evaluation = new StageEvaluation { GoldRewardMean = double.NaN, KlToSft = double.PositiveInfinity } }]);
+        using var doc = JsonDocument.Parse(report.ToSummaryJson());
+        var s = doc.RootElement.GetProperty("stages")[0];
+        Assert.Equal(JsonValueKind.Null, s.GetProperty("gold_reward_mean").ValueKind);
+        Assert.Equal(JsonValueKind.Null, s.GetProperty("kl_to_sft").ValueKind);
+        Assert.Contains("sft", report.ToHtml(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Html_is_well_formed_self_contained_and_shows_every_stage()
+    {
+        var report = Sample();
+        string html = report.ToHtml();
+        Assert.StartsWith("<!DOCTYPE html>", html, StringComparison.Ordinal);
+        using var reader = XmlReader.Create(new StringReader(html), new XmlReaderSettings { DtdProcessing = DtdProcessing.Ignore });
+        var doc = XDocument.Load(reader);
+        Assert.Equal("html", doc.Root!.Name.LocalName);
+
+        foreach (string banned in new[] { "<script", "http://", "https://", "src=", "href=", "@import", "url(" })
+        {
+            Assert.DoesNotContain(banned, html, StringComparison.OrdinalIgnoreCase);
+        }
+
+        var headings = doc.Descendants("h2").Select(h => h.Value).ToList();
+        foreach (var stage in report.Stages)
+        {
+            Assert.Contains("Stage: " + stage.Stage, headings);
+        }
+
+        // Two charts per stage (loss, reward) plus the overview; every non-empty one has a polyline per series.
+        var svgs = doc.Descendants("svg").ToList();
+        Assert.Equal(2 * report.Stages.Count + 1, svgs.Count);
+        Assert.Equal(report.Stages.Sum(s => s.Loss.Count + s.Reward.Count), doc.Descendants("polyline").Count());
+        // The overview: gold reward and accuracy bars for the three stages that sampled, "n/a" for none of them.
+        Assert.Equal(6, svgs[0].Descendants("rect").Count(r => (string?)r.Attribute("fill") != "#ffffff"));
+        Assert.Contains(new[] { "gold reward (mean)", "accuracy" }, n => svgs[0].Descendants("text").Any(t => t.Value == n));
+        Assert.Contains(svgs, s => s.Descendants("text").Any(t => t.Value == "no data"));
+
+        // The table and the side-by-side samples: one column per stage that sampled.
+        var evalRows = doc.Descendants("table").First().Elements("tr").ToList();
+        Assert.Equal(report.Stages.Count + 1, evalRows.Count);
+        var samples = doc.Descendants("table").Single(t => (string?)t.Attribute("class") == "samples");
+        Assert.Equal(["prompt", "pretrain", "sft", "dpo"], samples.Elements("tr").First().Elements("th").Select(th => th.Value));
+        Assert.Contains("<&>", doc.Descendants("p").Single().Value, StringComparison.Ordinal);
+
+        string? dir = Environment.GetEnvironmentVariable("ENGINE_SAMPLE_REPORT_DIR");
+        if (!string.IsNullOrEmpty(dir))
+        {
+            report.Write(dir);
+        }
+    }
+
+    [Fact]
+    public void Write_puts_both_files_and_the_console_table_aligns()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "engine-report-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            Sample().Write(dir);
+            Assert.True(File.Exists(Path.Combine(dir, "summary.json")));
+            Assert.True(File.Exists(Path.Combine(dir, "report.html")));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+
+        string table = Sample().ToTextTable();
+        var lines = table.TrimEnd('\n').Split('\n');
+        Assert.Equal(6, lines.Length);
+        Assert.Single(lines.Select(l => l.Length).Distinct());
+        Assert.StartsWith("stage     gold reward  accuracy", lines[0], StringComparison.Ordinal);
+        Assert.Equal("rm                  -         -            -          -     91.0%", lines[4]);
+        Assert.Contains("-0.210", lines[2], StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(0.0, 1.0, 5, 0.0, 1.0, 0.2)]
+    [InlineData(0.13, 0.87, 5, 0.0, 1.0, 0.2)]
+    [InlineData(0, 1500, 6, 0, 1500, 500)]
+    [InlineData(-1.9, 2.7, 5, -2, 3, 1)]
+    public void Axis_ticks_are_nice(double min, double max, int target, double lo, double hi, double step)
+    {
+        var (a, b, ticks) = SvgChart.Axis(min, max, target);
+        Assert.Equal(lo, a, 9);
+        Assert.Equal(hi, b, 9);
+        Assert.Equal(step, ticks[1] - ticks[0], 9);
+        Assert.Equal(lo, ticks[0], 9);
+        Assert.Equal(hi, ticks[^1], 9);
+    }
+
+    [Fact]
+    public void Flat_series_still_gets_a_range()
+    {
+        var (a, b, ticks) = SvgChart.Axis(2, 2, 5);
+        Assert.True(a < 2 && b > 2 && ticks.Count >= 2);
+        string svg = SvgChart.Line("t", "x", "y", [new Curve("one", [new CurvePoint(5, 2)])]);
+        XDocument.Parse(svg);
+        Assert.Contains("<circle", svg, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Odd_names_and_values_stay_well_formed()
+    {
+        var report = new PipelineReport(
+        [
+            new StageReport("ppo <ptx> & \"more\"")
+            {
+                Loss = [new Curve("loss", [new CurvePoint(0, double.NaN), new CurvePoint(1, -3e-5), new CurvePoint(2, -1e-4)])],
+                Reward = [new Curve("a very long legend name that needs its own row", [new CurvePoint(0, 1), new CurvePoint(1_000_000, 2)]),
+                          new Curve("another long legend entry, also wide", [new CurvePoint(0, 0)])],
+                Evaluation = new StageEvaluation { GoldRewardMean = -1.5, Accuracy = 0 },
+                Samples = [new SampledAnswer("p <b>", "r\n</td>", -1, false)],
+            },
+        ]);
+        using var reader = XmlReader.Create(new StringReader(report.ToHtml()), new XmlReaderSettings { DtdProcessing = DtdProcessing.Ignore });
+        var doc = XDocument.Load(reader);
+        Assert.Equal("stage-ppo--ptx-----more-", (string?)doc.Descendants("h2").Last().Attribute("id"));
+        Assert.Contains(doc.Descendants("td"), td => td.Value.StartsWith("r\n</td>", StringComparison.Ordinal));
+        Assert.DoesNotContain("NaN", report.ToHtml(), StringComparison.Ordinal);
+        Assert.Contains("\"stage\": \"ppo \\u003Cptx\\u003E", report.ToSummaryJson(), StringComparison.Ordinal);
+    }
+}
