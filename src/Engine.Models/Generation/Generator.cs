@@ -69,7 +69,7 @@ public sealed class Generator(Transformer model) : IDisposable
         var streams = new RandomStream[b];
         for (int i = 0; i < b; i++)
         {
-            streams[i] = new RandomStream(options.Seed + ((ulong)i * 0x9E3779B97F4A7C15UL));
+            streams[i] = new RandomStream(SequenceSeed(options.Seed, i));
         }
 
         var logits = new float[b * v];
@@ -132,6 +132,9 @@ public sealed class Generator(Transformer model) : IDisposable
 
         return [.. outputs.Select((o, i) => new GenerationResult(o, reasons[i]!.Value))];
     }
+
+    /// <summary>The seed of the sampling stream of prompt <paramref name="sequence"/> (its index in the batch).</summary>
+    public static ulong SequenceSeed(ulong seed, int sequence) => seed + ((ulong)sequence * 0x9E3779B97F4A7C15UL);
 
     /// <inheritdoc/>
     public void Dispose() => cache?.Dispose();

@@ -59,6 +59,47 @@ public sealed class GenerationTests : IDisposable
         Assert.False(a.Zip(c).All(x => x.First.Tokens.SequenceEqual(x.Second.Tokens)), "another seed gave the same samples");
     }
 
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void A_prompt_continues_the_same_alone_or_in_a_batch(string arch)
+    {
+        using var model = TransformerTests.Create(arch, backend);
+        using var generator = new Generator(model);
+        int[][] prompts = [[1, 2, 3, 4, 5, 6], [7], [8, 9, 10]];
+        var options = new GenerationOptions { Temperature = 0.9f, TopP = 0.9f, MaxNewTokens = 7, Seed = 9 };
+        var batch = generator.Generate(prompts, options);
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            // Alone, a prompt is sequence 0: give it the seed that makes its stream the one it had as sequence i.
+            var alone = generator.Generate([prompts[i]], options with { Seed = Generator.SequenceSeed(options.Seed, i) });
+            Assert.Equal(batch[i].Tokens, alone[0].Tokens);
+        }
+    }
+
+    [Fact]
+    public void Sampled_tokens_are_the_same_for_any_thread_count()
+    {
+        List<int>[]? reference = null;
+        foreach (var threads in TestData.ThreadVariants())
+        {
+            using (threads)
+            {
+                using var model = TransformerTests.Create("llama", threads);
+                using var generator = new Generator(model);
+                var result = generator.Generate([[1, 2, 3], [4]], new GenerationOptions { MaxNewTokens = 8, Seed = 3 });
+                var tokens = result.Select(r => r.Tokens.ToList()).ToArray();
+                if (reference is null)
+                {
+                    reference = tokens;
+                    continue;
+                }
+
+                Assert.Equal(reference[0], tokens[0]);
+                Assert.Equal(reference[1], tokens[1]);
+            }
+        }
+    }
+
     [Fact]
     public void Top_k_of_one_is_greedy()
     {
