@@ -78,6 +78,20 @@ public sealed partial class CudaBackend
     }
 
     /// <inheritdoc/>
+    protected override void KvCacheWriteCore(Tensor kCache, Tensor vCache, Tensor qkv, Tensor positions, AttentionShape shape)
+    {
+        int tq = checked((int)qkv.Shape[1]), maxT = checked((int)kCache.Shape[2]);
+        long n = qkv.Shape[0] * tq * shape.NumKvHeads * shape.HeadSize;
+        if (n == 0)
+        {
+            return;
+        }
+
+        Launch(Kernels.DecodeAppend, ElementGrid(n), new Dim3(ElementThreads), 0,
+            kCache, vCache, qkv, positions, n, tq, shape.NumHeads, shape.NumKvHeads, shape.HeadSize, maxT);
+    }
+
+    /// <inheritdoc/>
     protected override void AttentionDecodeCore(Tensor output, Tensor qkv, Tensor kCache, Tensor vCache, Tensor positions, AttentionShape shape)
     {
         int b = checked((int)qkv.Shape[0]), tq = checked((int)qkv.Shape[1]), maxT = checked((int)kCache.Shape[2]);

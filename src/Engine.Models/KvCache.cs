@@ -88,6 +88,9 @@ public sealed class KvCache : IDisposable
 
     internal int[] HostPositions { get; }
 
+    /// <summary>The current call's chunk has more than one token and every sequence starts at position 0.</summary>
+    internal bool FreshChunk { get; set; }
+
     internal int[] HostPositionIds { get; }
 
     /// <summary>Forgets every sequence (lengths back to 0); the memory is kept.</summary>

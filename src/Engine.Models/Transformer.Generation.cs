@@ -61,6 +61,7 @@ public sealed partial class Transformer
             }
         }
 
+        cache.FreshChunk = tq > 1 && Array.TrueForAll(cache.HostPositions, x => x == 0);
         var p = cache.Plan(tq);
         Upload(p, tokens);
         Backend.CopyFromHost<int>(cache.Positions, cache.HostPositions);

@@ -326,6 +326,12 @@ public sealed partial class Transformer
         {
             b.AttentionForward(a.Attention, a.LogSumExp, a.Qkv, Attention);
         }
+        else if (cache.FreshChunk)
+        {
+            // Every sequence starts at position 0: the tiled causal kernel gives the same result; then store k and v.
+            b.AttentionForward(a.Attention, a.LogSumExp, a.Qkv, Attention);
+            b.KvCacheWrite(cache.Keys[l], cache.Values[l], a.Qkv, cache.Positions, Attention);
+        }
         else
         {
             b.AttentionDecode(a.Attention, a.Qkv, cache.Keys[l], cache.Values[l], cache.Positions, Attention);

@@ -374,6 +374,15 @@ public static partial class ConformanceSuite
                 results.Add(p.Compare($"attention decode {tag} Tq={tq}", output, Long));
                 results.Add(p.Compare($"attention decode k cache {tag} Tq={tq}", keys, Exact));
                 results.Add(p.Compare($"attention decode v cache {tag} Tq={tq}", values, Exact));
+                var fresh = p.Upload(Random(rng, b * tq * shape.QkvChannels, -2f, 2f), b, tq, shape.QkvChannels);
+                var ahead = p.Upload([.. lengths.Select(x => x + tq)], b);
+                if (lengths.Max() + (2 * tq) <= maxT)
+                {
+                    p.Run((be, x) => be.KvCacheWrite(x(keys), x(values), x(fresh), x(ahead), shape));
+                    results.Add(p.Compare($"kv cache write {tag} Tq={tq}", keys, Exact));
+                    results.Add(p.Compare($"kv cache write v {tag} Tq={tq}", values, Exact));
+                }
+
                 for (int i = 0; i < b; i++)
                 {
                     lengths[i] += tq;

@@ -19,6 +19,12 @@ public abstract partial class Backend
         var (b, t) = CheckAttention(qkv, shape);
         RequireF32(output, nameof(output));
         RequireDims(output, nameof(output), b, t, shape.OutChannels);
+        CheckCache(kCache, vCache, positions, shape, b, t);
+        AttentionDecodeCore(output, qkv, kCache, vCache, positions, shape);
+    }
+
+    private void CheckCache(Tensor kCache, Tensor vCache, Tensor positions, AttentionShape shape, long b, long t)
+    {
         RequireF32(kCache, nameof(kCache), rank: 4);
         if (kCache.Shape[0] != b || kCache.Shape[1] != shape.NumKvHeads || kCache.Shape[3] != shape.HeadSize || kCache.Shape[2] < t)
         {
@@ -28,8 +34,22 @@ public abstract partial class Backend
         SameShape(kCache, vCache, nameof(vCache));
         RequireTokens(positions, nameof(positions));
         RequireDims(positions, nameof(positions), b);
-        AttentionDecodeCore(output, qkv, kCache, vCache, positions, shape);
     }
+
+    /// <summary>
+    /// Only the cache write of <see cref="AttentionDecode"/>: the k and v heads of new token t of sequence b go to slot
+    /// positions[b] + t of kCache and vCache. With a fresh cache (every position 0) a prefill chunk can run the tiled
+    /// <see cref="AttentionForward"/> on qkv and store its keys and values with this.
+    /// </summary>
+    public void KvCacheWrite(Tensor kCache, Tensor vCache, Tensor qkv, Tensor positions, AttentionShape shape)
+    {
+        var (b, t) = CheckAttention(qkv, shape);
+        CheckCache(kCache, vCache, positions, shape, b, t);
+        KvCacheWriteCore(kCache, vCache, qkv, positions, shape);
+    }
+
+    /// <summary>Backend implementation of <see cref="KvCacheWrite"/>; arguments are validated.</summary>
+    protected abstract void KvCacheWriteCore(Tensor kCache, Tensor vCache, Tensor qkv, Tensor positions, AttentionShape shape);
 
     /// <summary>Backend implementation of <see cref="AttentionDecode"/>; arguments are validated.</summary>
     protected abstract void AttentionDecodeCore(Tensor output, Tensor qkv, Tensor kCache, Tensor vCache, Tensor positions, AttentionShape shape);

@@ -54,7 +54,20 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
+    protected override void KvCacheWriteCore(Tensor kCache, Tensor vCache, Tensor qkv, Tensor positions, AttentionShape shape)
+    {
+        var s = DecodeState(default, qkv, kCache, vCache, positions, shape);
+        pool.For(s.B * shape.NumKvHeads, ref s, &DecodeKernels.WriteItem);
+    }
+
+    /// <inheritdoc/>
     protected override void AttentionDecodeCore(Tensor output, Tensor qkv, Tensor kCache, Tensor vCache, Tensor positions, AttentionShape shape)
+    {
+        var s = DecodeState(output, qkv, kCache, vCache, positions, shape);
+        pool.For(s.B * shape.NumKvHeads, ref s, &DecodeKernels.Item);
+    }
+
+    private static DecodeKernels.State DecodeState(Tensor output, Tensor qkv, Tensor kCache, Tensor vCache, Tensor positions, AttentionShape shape)
     {
         int b = checked((int)qkv.Shape[0]), tq = checked((int)qkv.Shape[1]), maxT = checked((int)kCache.Shape[2]);
         if (maxT > DecodeKernels.MaxCacheLength)
@@ -86,7 +99,7 @@ public sealed unsafe partial class CpuBackend
             MaxT = maxT,
             Scale = 1f / MathF.Sqrt(shape.HeadSize),
         };
-        pool.For(b * shape.NumKvHeads, ref s, &DecodeKernels.Item);
+        return s;
     }
 
     private static AttentionKernels.State AttentionState(Tensor qkv, AttentionShape shape)

@@ -76,6 +76,21 @@ public class IncrementalForwardTests
         Approx.Equal(FullLogits(model, [5, 6, 10]), logits.AsSpan(v, v), 1e-4f, 1e-4f, "resumed");
     }
 
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void A_prompt_prefilled_in_chunks_matches_full_forward(string arch)
+    {
+        using var backend = new CpuBackend(2);
+        using var model = TransformerTests.Create(arch, backend);
+        int v = model.Config.VocabSize;
+        using var cache = model.CreateCache(2, 16);
+        var logits = new float[2 * v];
+        model.Append(cache, [1, 2, 3, 4, 5, 6], [3, 2], logits);      // fresh chunk: tiled attention + cache write
+        model.Append(cache, [7, 8, 9, 10, 11, 12, 13, 14], [4, 1], logits); // later chunk: attention against the cache
+        Approx.Equal(FullLogits(model, [1, 2, 3, 7, 8, 9, 10]), logits.AsSpan(0, v), 1e-4f, 1e-4f, "sequence 0");
+        Approx.Equal(FullLogits(model, [4, 5, 11]), logits.AsSpan(v, v), 1e-4f, 1e-4f, "sequence 1");
+    }
+
     [Fact]
     public void Overflow_is_rejected()
     {

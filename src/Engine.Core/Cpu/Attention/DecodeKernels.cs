@@ -30,12 +30,12 @@ internal static unsafe class DecodeKernels
         public float Scale;
     }
 
-    [SkipLocalsInit]
-    internal static void Item(ref State s, int index)
+    /// <summary>Only the cache write of <see cref="Item"/> for one (batch, kv head).</summary>
+    internal static void WriteItem(ref State s, int index)
     {
-        int b = index / s.NKV, g = index % s.NKV, hs = s.HS, group = s.NH / s.NKV;
+        int b = index / s.NKV, g = index % s.NKV, hs = s.HS;
         int p = s.Positions[b];
-        long qkvStride = (long)(s.NH + (2 * s.NKV)) * hs, outStride = (long)s.NH * hs;
+        long qkvStride = (long)(s.NH + (2 * s.NKV)) * hs;
         float* rows = s.Qkv + ((long)b * s.Tq * qkvStride);
         long headBase = (((long)b * s.NKV) + g) * s.MaxT * hs;
         float* kHead = s.KCache + headBase;
@@ -46,6 +46,19 @@ internal static unsafe class DecodeKernels
             Buffer.MemoryCopy(row + ((long)(s.NH + g) * hs), kHead + ((long)(p + t) * hs), hs * sizeof(float), hs * sizeof(float));
             Buffer.MemoryCopy(row + ((long)(s.NH + s.NKV + g) * hs), vHead + ((long)(p + t) * hs), hs * sizeof(float), hs * sizeof(float));
         }
+    }
+
+    [SkipLocalsInit]
+    internal static void Item(ref State s, int index)
+    {
+        WriteItem(ref s, index);
+        int b = index / s.NKV, g = index % s.NKV, hs = s.HS, group = s.NH / s.NKV;
+        int p = s.Positions[b];
+        long qkvStride = (long)(s.NH + (2 * s.NKV)) * hs, outStride = (long)s.NH * hs;
+        float* rows = s.Qkv + ((long)b * s.Tq * qkvStride);
+        long headBase = (((long)b * s.NKV) + g) * s.MaxT * hs;
+        float* kHead = s.KCache + headBase;
+        float* vHead = s.VCache + headBase;
 
         float* scores = stackalloc float[p + s.Tq];
         for (int hh = 0; hh < group; hh++)
