@@ -5,9 +5,10 @@ namespace Engine.Benchmarks;
 /// <summary>
 /// Runs the BenchmarkDotNet suites; pass <c>--filter *Gemm*</c> and the like to choose. <c>gemm-probe</c> as the first
 /// argument instead prints a quick GFLOP/s table of our GEMM (see <see cref="GemmProbe"/>);
-/// <c>tokenizer-probe</c> prints the tokenizer's characters per second (see <see cref="TokenizerProbe"/>), and
+/// <c>tokenizer-probe</c> prints the tokenizer's characters per second (see <see cref="TokenizerProbe"/>),
 /// <c>logprob-probe</c> times the fused token log-prob kernel against its three GEMMs (see <see cref="LogProbProbe"/>), and
-/// <c>sft-overhead</c> compares the SFT trainer's step with the bare training step (see <see cref="SftOverheadProbe"/>).
+/// <c>sft-overhead</c> compares the SFT trainer's step with the bare training step (see <see cref="SftOverheadProbe"/>), and
+/// <c>generate-probe</c> prints prefill and KV-cached decode tokens per second (see <see cref="GenerateProbe"/>).
 /// </summary>
 public static class Program
 {
@@ -28,6 +29,12 @@ public static class Program
         if (args.Length > 0 && args[0] == "sft-overhead")
         {
             SftOverheadProbe.Run(args[1..]);
+            return;
+        }
+
+        if (args.Length > 0 && args[0] == "generate-probe")
+        {
+            GenerateProbe.Run(args[1..]);
             return;
         }
 

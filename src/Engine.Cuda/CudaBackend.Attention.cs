@@ -77,6 +77,44 @@ public sealed partial class CudaBackend
             qkvGrad, outputGrad, qkv, logSumExp, delta, t, shape.NumHeads, shape.NumKvHeads, hs, scale);
     }
 
+    /// <inheritdoc/>
+    protected override void KvCacheWriteCore(Tensor kCache, Tensor vCache, Tensor qkv, Tensor positions, AttentionShape shape)
+    {
+        int tq = checked((int)qkv.Shape[1]), maxT = checked((int)kCache.Shape[2]);
+        long n = qkv.Shape[0] * tq * shape.NumKvHeads * shape.HeadSize;
+        if (n == 0)
+        {
+            return;
+        }
+
+        Launch(Kernels.DecodeAppend, ElementGrid(n), new Dim3(ElementThreads), 0,
+            kCache, vCache, qkv, positions, n, tq, shape.NumHeads, shape.NumKvHeads, shape.HeadSize, maxT);
+    }
+
+    /// <inheritdoc/>
+    protected override void AttentionDecodeCore(Tensor output, Tensor qkv, Tensor kCache, Tensor vCache, Tensor positions, AttentionShape shape)
+    {
+        int b = checked((int)qkv.Shape[0]), tq = checked((int)qkv.Shape[1]), maxT = checked((int)kCache.Shape[2]);
+        if (b == 0 || tq == 0)
+        {
+            return;
+        }
+
+        int hs = shape.HeadSize;
+        long n = (long)b * tq * shape.NumKvHeads * hs;
+        Launch(Kernels.DecodeAppend, ElementGrid(n), new Dim3(ElementThreads), 0,
+            kCache, vCache, qkv, positions, n, tq, shape.NumHeads, shape.NumKvHeads, hs, maxT);
+
+        // Shared memory holds q, a reduction scratch and one score per cached position.
+        int shared = (hs + 32 + maxT) * sizeof(float);
+        Launch(
+            Kernels.AttentionDecode,
+            new Dim3((uint)tq, (uint)shape.NumHeads, (uint)b),
+            new Dim3(AttentionThreads),
+            shared,
+            output, qkv, kCache, vCache, positions, tq, shape.NumHeads, shape.NumKvHeads, hs, maxT, 1f / MathF.Sqrt(hs));
+    }
+
     private static int HeadClass(int headSize)
     {
         for (int i = 0; i < Kernels.AttentionHeadClasses.Length; i++)

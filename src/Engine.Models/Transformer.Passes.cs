@@ -240,15 +240,32 @@ public sealed partial class Transformer
     }
 
     // Residual dropout is active only in training passes; backward reuses the probability and seed recorded here.
-    private void ForwardTrunk(ActivationPlan p, bool training)
+    // With a cache, the new tokens sit at per-sequence positions (cache.PositionIds) and attention runs against the cache.
+    private void ForwardTrunk(ActivationPlan p, bool training, KvCache? cache = null)
     {
         var b = Backend;
         activeDropout = training ? residualDropout : 0f;
         activeDropoutSeed = DropoutSeed;
         long t0 = Profiler.Begin();
         var x0 = p.Residual[0];
-        b.EmbeddingForward(x0.Reshape(p.Batch * p.Time, Config.Channels), p.Tokens.Reshape(p.Batch * p.Time), Parameters.Value(Names.Embedding));
-        if (!IsLlama)
+        int n = p.Batch * p.Time;
+        b.EmbeddingForward(x0.Reshape(n, Config.Channels), p.Tokens.Reshape(n), Parameters.Value(Names.Embedding));
+        if (cache is not null)
+        {
+            var ids = cache.PositionIds.Slice(0, n);
+            if (IsLlama)
+            {
+                // RoPE rows of each (b, t) gathered once; every layer rotates with them as one sequence of N rows.
+                b.EmbeddingForward(cache.RopeRows.Slice(0, n, Config.HeadChannels), ids, ropeTable);
+            }
+            else
+            {
+                var positions = cache.PositionRows.Slice(0, n, Config.Channels);
+                b.EmbeddingForward(positions, ids, Parameters.Value(Names.PositionEmbedding));
+                b.Add(x0.Reshape(n, Config.Channels), x0.Reshape(n, Config.Channels), positions);
+            }
+        }
+        else if (!IsLlama)
         {
             b.PositionEmbeddingForward(x0, Parameters.Value(Names.PositionEmbedding));
         }
@@ -257,7 +274,7 @@ public sealed partial class Transformer
         Profiler.End(t0, OpKind.Embedding, backward: false);
         for (int l = 0; l < Config.Layers; l++)
         {
-            ForwardLayer(p, l);
+            ForwardLayer(p, l, cache);
         }
 
         t0 = Profiler.Begin();
@@ -275,7 +292,7 @@ public sealed partial class Transformer
         Profiler.End(t0, OpKind.Norm, backward: false);
     }
 
-    private void ForwardLayer(ActivationPlan p, int l)
+    private void ForwardLayer(ActivationPlan p, int l, KvCache? cache)
     {
         var b = Backend;
         var w = weights[l];
@@ -288,15 +305,38 @@ public sealed partial class Transformer
         t = Profiler.Begin();
         b.MatmulForward(a.Qkv, a.Norm1, w.QkvWeight, w.QkvBias, WeightLayout.OutIn);
         Profiler.End(t, OpKind.Matmul, backward: false);
+        int n = p.Batch * p.Time;
         if (IsLlama)
         {
             t = Profiler.Begin();
-            b.RopeForward(a.Qkv, ropeTable, Attention);
+            if (cache is null)
+            {
+                b.RopeForward(a.Qkv, ropeTable, Attention);
+            }
+            else
+            {
+                b.RopeForward(a.Qkv.Reshape(1, n, Attention.QkvChannels), cache.RopeRows.Slice(0, n, Config.HeadChannels), Attention);
+            }
+
             Profiler.End(t, OpKind.Rope, backward: false);
         }
 
         t = Profiler.Begin();
-        b.AttentionForward(a.Attention, a.LogSumExp, a.Qkv, Attention);
+        if (cache is null)
+        {
+            b.AttentionForward(a.Attention, a.LogSumExp, a.Qkv, Attention);
+        }
+        else if (cache.FreshChunk)
+        {
+            // Every sequence starts at position 0: the tiled causal kernel gives the same result; then store k and v.
+            b.AttentionForward(a.Attention, a.LogSumExp, a.Qkv, Attention);
+            b.KvCacheWrite(cache.Keys[l], cache.Values[l], a.Qkv, cache.Positions, Attention);
+        }
+        else
+        {
+            b.AttentionDecode(a.Attention, a.Qkv, cache.Keys[l], cache.Values[l], cache.Positions, Attention);
+        }
+
         Profiler.End(t, OpKind.Attention, backward: false);
         t = Profiler.Begin();
         b.MatmulForward(p.Branch, a.Attention, w.OutWeight, w.OutBias, WeightLayout.OutIn);

@@ -37,6 +37,7 @@ public static partial class ConformanceSuite
         new("dropout", Dropout),
         new("rope", Rope),
         new("attention", Attention),
+        new("attention_decode", AttentionDecode),
         new("cross_entropy", CrossEntropy),
         new("adamw", AdamW),
         new("squared_norm", SquaredNorm),
@@ -342,6 +343,51 @@ public static partial class ConformanceSuite
             var dqkv = p.Upload(Random(rng, b * t * shape.QkvChannels), b, t, shape.QkvChannels);
             p.Run((be, x) => be.AttentionBackward(x(dqkv), x(dout), x(qkv), x(output), x(lse), shape));
             results.Add(p.Compare($"attention backward {tag}", dqkv, Long));
+        }
+
+        return results;
+    }
+
+    private static List<ConformanceResult> AttentionDecode(BackendPair p, int seed)
+    {
+        var rng = new Random(seed);
+        var results = new List<ConformanceResult>();
+
+        // A prefill chunk then single-token steps, per-sequence lengths differing, MHA and GQA, head sizes up to 96.
+        foreach (var (b, maxT, shape) in new[]
+                 {
+                     (3, 40, new AttentionShape(4, 2, 16)),
+                     (1, 70, new AttentionShape(2, 1, 64)),
+                     (2, 33, new AttentionShape(3, 3, 96)),
+                 })
+        {
+            string tag = $"B={b} maxT={maxT} NH={shape.NumHeads} NKV={shape.NumKvHeads} HS={shape.HeadSize}";
+            var keys = p.Upload(Random(rng, b * shape.NumKvHeads * maxT * shape.HeadSize), b, shape.NumKvHeads, maxT, shape.HeadSize);
+            var values = p.Upload(Random(rng, b * shape.NumKvHeads * maxT * shape.HeadSize), b, shape.NumKvHeads, maxT, shape.HeadSize);
+            int[] lengths = [.. Enumerable.Range(0, b).Select(i => 3 * i)];
+            foreach (int tq in new[] { 7, 1, 1 })
+            {
+                var positions = p.Upload([.. lengths], b);
+                var qkv = p.Upload(Random(rng, b * tq * shape.QkvChannels, -2f, 2f), b, tq, shape.QkvChannels);
+                var output = p.Poisoned(b, tq, shape.OutChannels);
+                p.Run((be, x) => be.AttentionDecode(x(output), x(qkv), x(keys), x(values), x(positions), shape));
+                results.Add(p.Compare($"attention decode {tag} Tq={tq}", output, Long));
+                results.Add(p.Compare($"attention decode k cache {tag} Tq={tq}", keys, Exact));
+                results.Add(p.Compare($"attention decode v cache {tag} Tq={tq}", values, Exact));
+                var fresh = p.Upload(Random(rng, b * tq * shape.QkvChannels, -2f, 2f), b, tq, shape.QkvChannels);
+                var ahead = p.Upload([.. lengths.Select(x => x + tq)], b);
+                if (lengths.Max() + (2 * tq) <= maxT)
+                {
+                    p.Run((be, x) => be.KvCacheWrite(x(keys), x(values), x(fresh), x(ahead), shape));
+                    results.Add(p.Compare($"kv cache write {tag} Tq={tq}", keys, Exact));
+                    results.Add(p.Compare($"kv cache write v {tag} Tq={tq}", values, Exact));
+                }
+
+                for (int i = 0; i < b; i++)
+                {
+                    lengths[i] += tq;
+                }
+            }
         }
 
         return results;

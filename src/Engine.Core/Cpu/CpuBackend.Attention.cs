@@ -53,6 +53,55 @@ public sealed unsafe partial class CpuBackend
         }
     }
 
+    /// <inheritdoc/>
+    protected override void KvCacheWriteCore(Tensor kCache, Tensor vCache, Tensor qkv, Tensor positions, AttentionShape shape)
+    {
+        var s = DecodeState(default, qkv, kCache, vCache, positions, shape);
+        pool.For(s.B * shape.NumKvHeads, ref s, &DecodeKernels.WriteItem);
+    }
+
+    /// <inheritdoc/>
+    protected override void AttentionDecodeCore(Tensor output, Tensor qkv, Tensor kCache, Tensor vCache, Tensor positions, AttentionShape shape)
+    {
+        var s = DecodeState(output, qkv, kCache, vCache, positions, shape);
+        pool.For(s.B * shape.NumKvHeads, ref s, &DecodeKernels.Item);
+    }
+
+    private static DecodeKernels.State DecodeState(Tensor output, Tensor qkv, Tensor kCache, Tensor vCache, Tensor positions, AttentionShape shape)
+    {
+        int b = checked((int)qkv.Shape[0]), tq = checked((int)qkv.Shape[1]), maxT = checked((int)kCache.Shape[2]);
+        if (maxT > DecodeKernels.MaxCacheLength)
+        {
+            throw new NotSupportedException($"CPU decode attention supports caches up to {DecodeKernels.MaxCacheLength} positions, got {maxT}");
+        }
+
+        int* pos = positions.Pointer<int>();
+        for (int i = 0; i < b; i++)
+        {
+            if (pos[i] < 0 || pos[i] + tq > maxT)
+            {
+                throw new ArgumentOutOfRangeException(nameof(positions), $"sequence {i} at position {pos[i]} cannot take {tq} more tokens in a cache of {maxT}");
+            }
+        }
+
+        var s = new DecodeKernels.State
+        {
+            Qkv = qkv.Pointer<float>(),
+            Out = output.Pointer<float>(),
+            KCache = kCache.Pointer<float>(),
+            VCache = vCache.Pointer<float>(),
+            Positions = pos,
+            B = b,
+            Tq = tq,
+            NH = shape.NumHeads,
+            NKV = shape.NumKvHeads,
+            HS = shape.HeadSize,
+            MaxT = maxT,
+            Scale = 1f / MathF.Sqrt(shape.HeadSize),
+        };
+        return s;
+    }
+
     private static AttentionKernels.State AttentionState(Tensor qkv, AttentionShape shape)
     {
         if (shape.HeadSize > AttentionKernels.MaxHeadSize)

@@ -35,6 +35,24 @@ public sealed unsafe partial class CpuBackend
     /// <inheritdoc/>
     protected override void MatmulForwardCore(Tensor output, Tensor input, Tensor weight, Tensor bias, WeightLayout layout)
     {
+        if (layout == WeightLayout.OutIn && input.Shape.Rows <= GemvRows.MaxRows)
+        {
+            // A few rows (single-token decode): a row-dot-product pass streams each weight row once, which the tiled
+            // GEMM, built for many rows, does not do as fast.
+            var v = new GemvRows.State
+            {
+                Input = input.Pointer<float>(),
+                Weight = weight.Pointer<float>(),
+                Bias = bias.Pointer<float>(),
+                Output = output.Pointer<float>(),
+                Rows = checked((int)input.Shape.Rows),
+                Columns = checked((int)output.Shape.Last),
+                Depth = checked((int)input.Shape.Last),
+            };
+            pool.For((v.Columns + GemvRows.ColumnsPerItem - 1) / GemvRows.ColumnsPerItem, ref v, &GemvRows.Item);
+            return;
+        }
+
         // out[N,OC] = inp[N,C]·Wᵀ (OutIn, W [OC,C] read transposed) or inp·W (InOut, W [C,OC]); the bias rides in the
         // first K block's epilogue instead of a separate pass over out.
         var g = new GemmOperands

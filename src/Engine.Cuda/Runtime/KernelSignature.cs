@@ -54,6 +54,12 @@ internal static class Kernels
 
     public static readonly KernelSignature Rope = new("rope.cu", "rope_rotate", "ppliiiiii");
 
+    /// <summary>decode_append: (kCache, vCache, qkv, positions, n, Tq, NH, NKV, HS, maxT).</summary>
+    public static readonly KernelSignature DecodeAppend = new("decode.cu", "decode_append", "ppppliiiii");
+
+    /// <summary>attention_decode: (out, qkv, kCache, vCache, positions, Tq, NH, NKV, HS, maxT, scale).</summary>
+    public static readonly KernelSignature AttentionDecode = new("decode.cu", "attention_decode", "pppppiiiiif");
+
     public static readonly KernelSignature CrossEntropy = new("cross_entropy.cu", "cross_entropy", "pppiifp");
 
     public static readonly KernelSignature AdamW = new("optimizer.cu", "adamw", "pppplffffffff");
@@ -117,7 +123,7 @@ internal static class Kernels
         RmsNormForward, RmsNormBackwardInput, RmsNormBackwardPartials,
         BiasAdd, ColumnPartials, ColumnFold,
         GeluForward, GeluBackward, SwiGluForward, SwiGluBackward, Dropout,
-        Rope, CrossEntropy, AdamW, SquaredNormPartials, SquaredNormFold, AttentionDelta,
+        Rope, DecodeAppend, AttentionDecode, CrossEntropy, AdamW, SquaredNormPartials, SquaredNormFold, AttentionDelta,
         LogProbChunkStats, LogProbFinish, LogProbBackwardRows, LogProbChunkGrad, SequenceSum, SequenceSumBackward,
         Gae, MaskedMomentsPartials, MaskedWhitenFold, MaskedWhitenApply, PpoCountPartials, PpoPartials, PpoFold,
         KlRewardsRows, KlRewardsFold, PairwisePairs, PairwiseScatter,

@@ -15,7 +15,7 @@ public sealed class MatmulTests : IDisposable
     public static TheoryData<int, int, int, bool, bool> Cases()
     {
         var data = new TheoryData<int, int, int, bool, bool>();
-        foreach (var (n, c, oc) in new[] { (1, 1, 1), (5, 7, 3), (64, 33, 65), (17, 100, 129), (40, 300, 70) })
+        foreach (var (n, c, oc) in new[] { (1, 1, 1), (5, 7, 3), (64, 33, 65), (17, 100, 129), (40, 300, 70), (1, 77, 130), (4, 64, 200), (3, 15, 64) })
         {
             foreach (bool outIn in new[] { true, false })
             {
