@@ -34,11 +34,11 @@ public sealed unsafe partial class CpuBackend
     protected override void SwiGluForwardCore(Tensor output, Tensor input)
     {
         var s = new ActivationState { Out = output.Pointer<float>(), In = input.Pointer<float>() };
-        s.SetRows(output);
+        s.Chunks = RowChunks.Of(output);
         pool.For(
-            s.Items,
+            s.Chunks.Items,
             ref s,
-            Vec.Pick(s.C) switch
+            Vec.Pick(s.Chunks.C) switch
             {
                 VecWidth.W512 => &SwiGluForwardItem<V512>,
                 VecWidth.W256 => &SwiGluForwardItem<V256>,
@@ -51,11 +51,11 @@ public sealed unsafe partial class CpuBackend
     protected override void SwiGluBackwardCore(Tensor inputGrad, Tensor outputGrad, Tensor input)
     {
         var s = new ActivationState { InGrad = inputGrad.Pointer<float>(), OutGrad = outputGrad.Pointer<float>(), In = input.Pointer<float>() };
-        s.SetRows(outputGrad);
+        s.Chunks = RowChunks.Of(outputGrad);
         pool.For(
-            s.Items,
+            s.Chunks.Items,
             ref s,
-            Vec.Pick(s.C) switch
+            Vec.Pick(s.Chunks.C) switch
             {
                 VecWidth.W512 => &SwiGluBackwardItem<V512>,
                 VecWidth.W256 => &SwiGluBackwardItem<V256>,
@@ -196,8 +196,8 @@ public sealed unsafe partial class CpuBackend
     private static void SwiGluForwardItem<V>(ref ActivationState s, int item)
         where V : unmanaged, IVec<V>
     {
-        var (first, end) = s.RowRange(item);
-        int f = s.C, at = f - V.Count;
+        var (first, end) = s.Chunks.Range(item);
+        int f = s.Chunks.C, at = f - V.Count;
         var one = V.Create(1f);
         for (long row = first; row < end; row++)
         {
@@ -222,8 +222,8 @@ public sealed unsafe partial class CpuBackend
     private static void SwiGluBackwardItem<V>(ref ActivationState s, int item)
         where V : unmanaged, IVec<V>
     {
-        var (first, end) = s.RowRange(item);
-        int f = s.C, at = f - V.Count;
+        var (first, end) = s.Chunks.Range(item);
+        int f = s.Chunks.C, at = f - V.Count;
         var full = V.TailMask(V.Count);
         for (long row = first; row < end; row++)
         {
@@ -350,23 +350,6 @@ public sealed unsafe partial class CpuBackend
         public ulong Seed;
         public ulong Offset;
         public bool Accumulate;
-        public long Rows;
-        public int C;
-        public int RowsPerItem;
-        public int Items;
-
-        public void SetRows(Tensor output)
-        {
-            Rows = output.Shape.Rows;
-            C = checked((int)output.Shape.Last);
-            RowsPerItem = CpuBackend.RowsPerItem(C);
-            Items = C == 0 ? 0 : checked((int)((Rows + RowsPerItem - 1) / RowsPerItem));
-        }
-
-        public readonly (long First, long End) RowRange(int item)
-        {
-            long first = (long)item * RowsPerItem;
-            return (first, Math.Min(Rows, first + RowsPerItem));
-        }
+        public RowChunks Chunks;
     }
 }

@@ -198,7 +198,7 @@ public sealed unsafe partial class CpuBackend
             Mode = mode,
             Rows = rows,
             V = v,
-            RowsPerItem = RowsPerItem(v),
+            RowsPerItem = RowChunks.PerItem(v),
             InvTemperature = 1f / inputs.Temperature,
             Targets = inputs.Targets.Pointer<int>(),
             Mask = inputs.Mask.Pointer<float>(),
@@ -479,7 +479,7 @@ public sealed unsafe partial class CpuBackend
         Sequences = values.Shape.Rows,
         T = checked((int)values.Shape.Last),
         Mean = mean,
-        RowsPerItem = RowsPerItem(values.Shape.Last),
+        RowsPerItem = RowChunks.PerItem(values.Shape.Last),
     };
 
     /// <summary>Σ_t m[b,t] (T when there is no mask), in double and in order.</summary>

@@ -33,7 +33,7 @@ public sealed unsafe partial class CpuBackend
             }
         }
 
-        s.RowsPerItem = RowsPerItem(s.V);
+        s.RowsPerItem = RowChunks.PerItem(s.V);
         int items = checked((int)((s.Rows + s.RowsPerItem - 1) / s.RowsPerItem));
         pool.For(
             items,

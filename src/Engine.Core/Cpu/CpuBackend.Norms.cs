@@ -19,11 +19,11 @@ public sealed unsafe partial class CpuBackend
             Out = output.Pointer<float>(), Mean = mean.Pointer<float>(), Rstd = rstd.Pointer<float>(), In = input.Pointer<float>(),
             Weight = weight.Pointer<float>(), Bias = bias.Pointer<float>(), Epsilon = epsilon,
         };
-        s.SetRows(input);
+        s.Chunks = RowChunks.Of(input);
         pool.For(
-            s.Items,
+            s.Chunks.Items,
             ref s,
-            Vec.Pick(s.C) switch
+            Vec.Pick(s.Chunks.C) switch
             {
                 VecWidth.W512 => &LayerNormForwardItem<V512>,
                 VecWidth.W256 => &LayerNormForwardItem<V256>,
@@ -41,8 +41,8 @@ public sealed unsafe partial class CpuBackend
             InGrad = inputGrad.Pointer<float>(), OutGrad = outputGrad.Pointer<float>(), In = input.Pointer<float>(),
             Weight = weight.Pointer<float>(), Mean = mean.Pointer<float>(), Rstd = rstd.Pointer<float>(),
         };
-        s.SetRows(input);
-        NormBackward(ref s, weightGrad, biasGrad, Vec.Pick(s.C) switch
+        s.Chunks = RowChunks.Of(input);
+        NormBackward(ref s, weightGrad, biasGrad, Vec.Pick(s.Chunks.C) switch
         {
             VecWidth.W512 => &LayerNormBackwardItem<V512>,
             VecWidth.W256 => &LayerNormBackwardItem<V256>,
@@ -58,11 +58,11 @@ public sealed unsafe partial class CpuBackend
         {
             Out = output.Pointer<float>(), Rstd = rstd.Pointer<float>(), In = input.Pointer<float>(), Weight = weight.Pointer<float>(), Epsilon = epsilon,
         };
-        s.SetRows(input);
+        s.Chunks = RowChunks.Of(input);
         pool.For(
-            s.Items,
+            s.Chunks.Items,
             ref s,
-            Vec.Pick(s.C) switch
+            Vec.Pick(s.Chunks.C) switch
             {
                 VecWidth.W512 => &RmsNormForwardItem<V512>,
                 VecWidth.W256 => &RmsNormForwardItem<V256>,
@@ -79,8 +79,8 @@ public sealed unsafe partial class CpuBackend
             InGrad = inputGrad.Pointer<float>(), OutGrad = outputGrad.Pointer<float>(), In = input.Pointer<float>(),
             Weight = weight.Pointer<float>(), Rstd = rstd.Pointer<float>(),
         };
-        s.SetRows(input);
-        NormBackward(ref s, weightGrad, default, Vec.Pick(s.C) switch
+        s.Chunks = RowChunks.Of(input);
+        NormBackward(ref s, weightGrad, default, Vec.Pick(s.Chunks.C) switch
         {
             VecWidth.W512 => &RmsNormBackwardItem<V512>,
             VecWidth.W256 => &RmsNormBackwardItem<V256>,
@@ -99,22 +99,22 @@ public sealed unsafe partial class CpuBackend
         s.WeightGrad = weightGrad.Pointer<float>();
         s.BiasGrad = biasGrad.Pointer<float>();
         int vectors = (s.WeightGrad != null ? 1 : 0) + (s.BiasGrad != null ? 1 : 0);
-        if (vectors == 0 || s.Items == 0)
+        if (vectors == 0 || s.Chunks.Items == 0)
         {
-            pool.For(s.Items, ref s, item);
+            pool.For(s.Chunks.Items, ref s, item);
             return;
         }
 
-        long stride = (long)vectors * s.C;
-        float[] scratch = ArrayPool<float>.Shared.Rent(checked((int)(stride * s.Items)));
+        long stride = (long)vectors * s.Chunks.C;
+        float[] scratch = ArrayPool<float>.Shared.Rent(checked((int)(stride * s.Chunks.Items)));
         try
         {
             fixed (float* partials = scratch)
             {
                 s.Partials = partials;
                 s.PartialStride = stride;
-                pool.For(s.Items, ref s, item);
-                pool.For((s.C + ColumnBlock - 1) / ColumnBlock, ref s, &FoldPartialsItem);
+                pool.For(s.Chunks.Items, ref s, item);
+                pool.For((s.Chunks.C + ColumnBlock - 1) / ColumnBlock, ref s, &FoldPartialsItem);
             }
         }
         finally
@@ -127,15 +127,15 @@ public sealed unsafe partial class CpuBackend
     private static void FoldPartialsItem(ref NormState s, int block)
     {
         int c0 = block * ColumnBlock;
-        int n = Math.Min(ColumnBlock, s.C - c0);
+        int n = Math.Min(ColumnBlock, s.Chunks.C - c0);
         float* first = s.Partials + c0;
-        int vectors = (int)(s.PartialStride / s.C);
+        int vectors = (int)(s.PartialStride / s.Chunks.C);
         for (int v = 0; v < vectors; v++)
         {
-            var sum = new Span<float>(first + ((long)v * s.C), n);
-            for (int j = 1; j < s.Items; j++)
+            var sum = new Span<float>(first + ((long)v * s.Chunks.C), n);
+            for (int j = 1; j < s.Chunks.Items; j++)
             {
-                TensorPrimitives.Add(sum, new ReadOnlySpan<float>(first + (j * s.PartialStride) + ((long)v * s.C), n), sum);
+                TensorPrimitives.Add(sum, new ReadOnlySpan<float>(first + (j * s.PartialStride) + ((long)v * s.Chunks.C), n), sum);
             }
 
             float* grad = v == 0 && s.WeightGrad != null ? s.WeightGrad : s.BiasGrad;
@@ -148,8 +148,8 @@ public sealed unsafe partial class CpuBackend
     private static void LayerNormForwardItem<V>(ref NormState s, int item)
         where V : unmanaged, IVec<V>
     {
-        var (first, end) = s.RowRange(item);
-        int c = s.C, at = c - V.Count;
+        var (first, end) = s.Chunks.Range(item);
+        int c = s.Chunks.C, at = c - V.Count;
         for (long row = first; row < end; row++)
         {
             float* x = s.In + (row * c), y = s.Out + (row * c);
@@ -183,8 +183,8 @@ public sealed unsafe partial class CpuBackend
     private static void LayerNormBackwardItem<V>(ref NormState s, int item)
         where V : unmanaged, IVec<V>
     {
-        var (first, end) = s.RowRange(item);
-        int c = s.C, at = c - V.Count;
+        var (first, end) = s.Chunks.Range(item);
+        int c = s.Chunks.C, at = c - V.Count;
         float* pdw = null, pdb = null;
         if (s.Partials != null)
         {
@@ -263,8 +263,8 @@ public sealed unsafe partial class CpuBackend
     private static void RmsNormForwardItem<V>(ref NormState s, int item)
         where V : unmanaged, IVec<V>
     {
-        var (first, end) = s.RowRange(item);
-        int c = s.C, at = c - V.Count;
+        var (first, end) = s.Chunks.Range(item);
+        int c = s.Chunks.C, at = c - V.Count;
         for (long row = first; row < end; row++)
         {
             float* x = s.In + (row * c), y = s.Out + (row * c);
@@ -289,8 +289,8 @@ public sealed unsafe partial class CpuBackend
     private static void RmsNormBackwardItem<V>(ref NormState s, int item)
         where V : unmanaged, IVec<V>
     {
-        var (first, end) = s.RowRange(item);
-        int c = s.C, at = c - V.Count;
+        var (first, end) = s.Chunks.Range(item);
+        int c = s.Chunks.C, at = c - V.Count;
         float* pdw = null;
         if (s.Partials != null)
         {
@@ -349,9 +349,6 @@ public sealed unsafe partial class CpuBackend
         }
     }
 
-    /// <summary>Rows of a [N, C] tensor per work item: about one <see cref="ElementChunk"/> of elements.</summary>
-    internal static int RowsPerItem(long c) => (int)Math.Max(1, ElementChunk / Math.Max(1, c));
-
     private struct NormState
     {
         public float* Out;
@@ -367,23 +364,6 @@ public sealed unsafe partial class CpuBackend
         public float* Partials;
         public long PartialStride;
         public float Epsilon;
-        public long Rows;
-        public int C;
-        public int RowsPerItem;
-        public int Items;
-
-        public void SetRows(Tensor input)
-        {
-            Rows = input.Shape.Rows;
-            C = checked((int)input.Shape.Last);
-            RowsPerItem = CpuBackend.RowsPerItem(C);
-            Items = C == 0 ? 0 : checked((int)((Rows + RowsPerItem - 1) / RowsPerItem));
-        }
-
-        public readonly (long First, long End) RowRange(int item)
-        {
-            long first = (long)item * RowsPerItem;
-            return (first, Math.Min(Rows, first + RowsPerItem));
-        }
+        public RowChunks Chunks;
     }
 }
