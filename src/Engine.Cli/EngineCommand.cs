@@ -17,6 +17,7 @@ internal static class EngineCommand
         TokenizeCommand.AddTo(root);
         TrainCommands.AddTo(root);
         ScoreCommands.AddTo(root);
+        root.Add(PipelineCommand.Create());
         return root;
     }
 
