@@ -28,10 +28,10 @@ public sealed record PipelineOptions
     public int MaxLength { get; init; } = 64;
 
     /// <summary>Transformer layers.</summary>
-    public int Layers { get; init; } = 2;
+    public int Layers { get; init; } = 4;
 
     /// <summary>Channels (model width).</summary>
-    public int Channels { get; init; } = 96;
+    public int Channels { get; init; } = 128;
 
     /// <summary>Attention heads.</summary>
     public int Heads { get; init; } = 4;
@@ -40,34 +40,34 @@ public sealed record PipelineOptions
     public int BatchSize { get; init; } = 16;
 
     /// <summary>Pretraining steps and peak learning rate.</summary>
-    public int PretrainSteps { get; init; } = 600;
+    public int PretrainSteps { get; init; } = 1500;
 
     /// <inheritdoc cref="PretrainSteps"/>
     public double PretrainLearningRate { get; init; } = 2e-3;
 
     /// <summary>SFT steps and peak learning rate.</summary>
-    public int SftSteps { get; init; } = 150;
+    public int SftSteps { get; init; } = 200;
 
     /// <inheritdoc cref="SftSteps"/>
-    public double SftLearningRate { get; init; } = 5e-4;
+    public double SftLearningRate { get; init; } = 3e-4;
 
     /// <summary>Reward-model steps and peak learning rate.</summary>
-    public int RmSteps { get; init; } = 150;
+    public int RmSteps { get; init; } = 200;
 
     /// <inheritdoc cref="RmSteps"/>
-    public double RmLearningRate { get; init; } = 3e-4;
+    public double RmLearningRate { get; init; } = 5e-5;
 
     /// <summary>DPO steps, peak learning rate and β.</summary>
-    public int DpoSteps { get; init; } = 150;
+    public int DpoSteps { get; init; } = 200;
 
     /// <inheritdoc cref="DpoSteps"/>
-    public double DpoLearningRate { get; init; } = 1e-4;
+    public double DpoLearningRate { get; init; } = 2e-5;
 
     /// <inheritdoc cref="DpoSteps"/>
     public float DpoBeta { get; init; } = 0.1f;
 
     /// <summary>Answers sampled per held-out prompt in each policy evaluation.</summary>
-    public int SamplesPerPrompt { get; init; } = 4;
+    public int SamplesPerPrompt { get; init; } = 8;
 
     /// <summary>Sampling temperature of the evaluation.</summary>
     public float Temperature { get; init; } = 0.7f;
