@@ -38,7 +38,7 @@ public sealed class PipelineCommandTests : IDisposable
         Assert.True(code == 0, $"exit {code}: {error}\n{output}");
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")));
         var stages = summary.RootElement.GetProperty("stages").EnumerateArray().ToList();
-        Assert.Equal(["pretrain", "sft", "rm", "dpo"], stages.Select(s => s.GetProperty("stage").GetString()).ToArray());
+        Assert.Equal<string>(["pretrain", "sft", "rm", "dpo"], stages.Select(s => s.GetProperty("stage").GetString()!).ToList());
         foreach (var stage in stages)
         {
             foreach (string key in new[] { "gold_reward_mean", "accuracy", "mean_response_tokens", "kl_to_sft" })
