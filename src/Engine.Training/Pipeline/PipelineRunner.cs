@@ -145,7 +145,8 @@ public sealed class PipelineRunner(PipelineOptions options, Backend backend, Tex
             WarmupSteps = Math.Min(50, o.PretrainSteps / 10), Seed = o.Seed, OutputDirectory = Path.Combine(outDirectory, "pretrain"),
             CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.PretrainSteps),
         };
-        var pretrainSplit = task.Pretrain.Count / 20;
+        // A twentieth of the corpus for validation, at least 40 documents so that it fills a batch.
+        var pretrainSplit = Math.Min(task.Pretrain.Count / 2, Math.Max(task.Pretrain.Count / 20, 40));
         RunStage("pretrain", LanguageModelTrainers.Pretrain(
             pretrained, encoder, task.Pretrain.Skip(pretrainSplit), task.Pretrain.Take(Math.Max(1, pretrainSplit)), pretrainOptions, save), cancellationToken);
         string pretrainFinal = SaveFinal(pretrained, pretrainOptions.OutputDirectory, save);
