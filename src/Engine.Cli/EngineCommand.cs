@@ -18,6 +18,7 @@ internal static class EngineCommand
         TrainCommands.AddTo(root);
         ScoreCommands.AddTo(root);
         root.Add(GenerateCommand.Create());
+        root.Add(PipelineCommand.Create());
         return root;
     }
 

@@ -299,13 +299,7 @@ internal static class ModelInputs
         : EosCandidates.Select(tokenizer.TokenToId).FirstOrDefault(id => id is not null);
 
     /// <summary>The tokenizer without added special tokens; BOS is the token its post-processor puts first, if any.</summary>
-    public static ITextEncoder Encoder(Tokenizer tokenizer, int? eos)
-    {
-        int[] with = tokenizer.Encode("a", addSpecialTokens: true);
-        int[] without = tokenizer.Encode("a", addSpecialTokens: false);
-        int? bos = with.Length > without.Length && (without.Length == 0 || with[0] != without[0]) ? with[0] : null;
-        return new FuncTextEncoder(text => tokenizer.Encode(text, addSpecialTokens: false), bos, eos);
-    }
+    public static ITextEncoder Encoder(Tokenizer tokenizer, int? eos) => FuncTextEncoder.ForTokenizer(tokenizer, eos);
 
     /// <summary>The chat template named by --chat-template, else the one in the tokenizer's directory, else none.</summary>
     public static ChatTemplate? Template(string? name, string tokenizerPath)

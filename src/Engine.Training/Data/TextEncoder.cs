@@ -32,4 +32,17 @@ public sealed class FuncTextEncoder(Func<string, int[]> encode, int? bosTokenId 
 
     /// <inheritdoc/>
     public int[] Encode(string text) => encode(text);
+
+    /// <summary>
+    /// <paramref name="tokenizer"/> without added special tokens; BOS is the token its post-processor puts first, if any;
+    /// <paramref name="eos"/> is the end-of-sequence token.
+    /// </summary>
+    public static FuncTextEncoder ForTokenizer(Engine.Models.Tokenizers.Tokenizer tokenizer, int? eos)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        int[] with = tokenizer.Encode("a", addSpecialTokens: true);
+        int[] without = tokenizer.Encode("a", addSpecialTokens: false);
+        int? bos = with.Length > without.Length && (without.Length == 0 || with[0] != without[0]) ? with[0] : null;
+        return new FuncTextEncoder(text => tokenizer.Encode(text, addSpecialTokens: false), bos, eos);
+    }
 }

@@ -1,0 +1,58 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using Engine.Training.Pipeline;
+
+namespace Engine.Cli.Commands;
+
+/// <summary><c>engine pipeline</c>: tokenizer → pretrain → SFT → RM → DPO on the synthetic task, evaluated and reported.</summary>
+internal static class PipelineCommand
+{
+    public static Command Create()
+    {
+        var defaults = new PipelineOptions();
+        var outDir = new Option<string>("--out") { Description = "where every stage, summary.json and report.html go", DefaultValueFactory = _ => "pipeline-out" };
+        var seed = new Option<ulong>("--seed") { Description = "seed of the task, the weights and the sampling", DefaultValueFactory = _ => defaults.Seed };
+        var quick = new Option<bool>("--quick") { Description = "a tiny run of every stage (seconds; for smoke tests)" };
+        var device = DeviceOption.Create();
+        var threads = new Option<int>("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var command = new Command("pipeline", "Run the InstructGPT story on the bundled synthetic task: tokenizer, pretrain, SFT, RM, DPO; evaluate and report.");
+        command.Add(outDir);
+        command.Add(seed);
+        command.Add(quick);
+        command.Add(device);
+        command.Add(threads);
+        command.SetAction(parse =>
+        {
+            ulong s = parse.GetValue(seed);
+            var options = parse.GetValue(quick) ? PipelineOptions.Quick(s) : new PipelineOptions { Seed = s };
+            using var backend = DeviceOption.CreateBackend(parse.GetValue(device), Math.Max(1, parse.GetValue(threads)));
+            using var cts = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) =>
+            {
+                e.Cancel = true;
+                cts.Cancel();
+            };
+            Console.CancelKeyPress += onCancel;
+            try
+            {
+                string dir = parse.GetValue(outDir)!;
+                var clock = Stopwatch.StartNew();
+                var report = new PipelineRunner(options, backend, Console.Out).Run(dir, cts.Token);
+                Console.Out.Write(report.ToTextTable());
+                Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {Path.Combine(dir, "summary.json")} and {Path.Combine(dir, "report.html")} in {clock.Elapsed.TotalSeconds:F0} s"));
+                return 0;
+            }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine("engine: pipeline cancelled");
+                return 130;
+            }
+            finally
+            {
+                Console.CancelKeyPress -= onCancel;
+            }
+        });
+        return command;
+    }
+}

@@ -1,0 +1,432 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Engine.Core.Backends;
+using Engine.Models;
+using Engine.Models.Generation;
+using Engine.Models.HuggingFace;
+using Engine.Models.Tokenizers;
+using Engine.Training.Data;
+using Engine.Training.Objectives;
+using Engine.Training.Options;
+
+namespace Engine.Training.Pipeline;
+
+/// <summary>
+/// Sizes and steps of an <see cref="PipelineRunner"/> run, with their defaults here and nowhere else. <see cref="Quick"/>
+/// gives a seconds-long run of every stage (tests, smoke checks).
+/// </summary>
+public sealed record PipelineOptions
+{
+    /// <summary>Seed of the synthetic task, weight initialisation, shuffling and sampling.</summary>
+    public ulong Seed { get; init; } = 1;
+
+    /// <summary>BPE vocabulary size.</summary>
+    public int VocabSize { get; init; } = 512;
+
+    /// <summary>Context length of the model (and max_length of every stage).</summary>
+    public int MaxLength { get; init; } = 64;
+
+    /// <summary>Transformer layers.</summary>
+    public int Layers { get; init; } = 4;
+
+    /// <summary>Channels (model width).</summary>
+    public int Channels { get; init; } = 128;
+
+    /// <summary>Attention heads.</summary>
+    public int Heads { get; init; } = 4;
+
+    /// <summary>Rows per micro-batch (preference groups for RM and DPO).</summary>
+    public int BatchSize { get; init; } = 16;
+
+    /// <summary>Pretraining steps and peak learning rate.</summary>
+    public int PretrainSteps { get; init; } = 1500;
+
+    /// <inheritdoc cref="PretrainSteps"/>
+    public double PretrainLearningRate { get; init; } = 2e-3;
+
+    /// <summary>SFT steps and peak learning rate.</summary>
+    public int SftSteps { get; init; } = 200;
+
+    /// <inheritdoc cref="SftSteps"/>
+    public double SftLearningRate { get; init; } = 3e-4;
+
+    /// <summary>Reward-model steps and peak learning rate.</summary>
+    public int RmSteps { get; init; } = 200;
+
+    /// <inheritdoc cref="RmSteps"/>
+    public double RmLearningRate { get; init; } = 5e-5;
+
+    /// <summary>DPO steps, peak learning rate and β.</summary>
+    public int DpoSteps { get; init; } = 200;
+
+    /// <inheritdoc cref="DpoSteps"/>
+    public double DpoLearningRate { get; init; } = 2e-5;
+
+    /// <inheritdoc cref="DpoSteps"/>
+    public float DpoBeta { get; init; } = 0.1f;
+
+    /// <summary>Answers sampled per held-out prompt in each policy evaluation.</summary>
+    public int SamplesPerPrompt { get; init; } = 8;
+
+    /// <summary>Sampling temperature of the evaluation.</summary>
+    public float Temperature { get; init; } = 0.7f;
+
+    /// <summary>Longest sampled answer in tokens.</summary>
+    public int MaxNewTokens { get; init; } = 24;
+
+    /// <summary>The synthetic task's options (null: its defaults).</summary>
+    public SyntheticTaskOptions? Task { get; init; }
+
+    /// <summary>A tiny run: every stage a few steps, a small world and corpus.</summary>
+    public static PipelineOptions Quick(ulong seed = 1) => new()
+    {
+        Seed = seed,
+        VocabSize = 300,
+        MaxLength = 48,
+        Channels = 32,
+        Heads = 2,
+        Layers = 1,
+        BatchSize = 4,
+        PretrainSteps = 6,
+        SftSteps = 4,
+        RmSteps = 4,
+        DpoSteps = 4,
+        SamplesPerPrompt = 1,
+        MaxNewTokens = 8,
+        Task = new SyntheticTaskOptions { Countries = 6, Animals = 4, Sums = 4, CorpusDocuments = 100 },
+    };
+}
+
+/// <summary>
+/// <c>engine pipeline</c>: the InstructGPT story on the <see cref="SyntheticTask"/> — BPE tokenizer, pretraining from
+/// scratch, SFT, a reward model from the SFT trunk, DPO against the SFT model — each stage checkpointed under
+/// <c>out/&lt;stage&gt;/</c>, every policy stage evaluated on the held-out prompts with the gold reward, and the
+/// <see cref="PipelineReport"/> written to <c>out/summary.json</c> and <c>out/report.html</c>.
+/// </summary>
+public sealed class PipelineRunner(PipelineOptions options, Backend backend, TextWriter? log = null)
+{
+    private const string Eos = "<|endoftext|>";
+    private readonly TextWriter log = log ?? TextWriter.Null;
+
+    /// <summary>The options of the run.</summary>
+    public PipelineOptions Options { get; } = options ?? throw new ArgumentNullException(nameof(options));
+
+    /// <summary>Runs every stage into <paramref name="outDirectory"/> and returns the report (already written there).</summary>
+    public PipelineReport Run(string outDirectory, CancellationToken cancellationToken = default)
+    {
+        var clock = Stopwatch.StartNew();
+        var o = Options;
+        Directory.CreateDirectory(outDirectory);
+        var task = SyntheticTask.Generate(o.Seed, o.Task);
+        task.WriteAll(Path.Combine(outDirectory, "data"));
+        Say($"task: {task.Describe()}");
+
+        // Tokenizer.
+        string tokenizerDir = Path.Combine(outDirectory, "tokenizer");
+        Directory.CreateDirectory(tokenizerDir);
+        var tokenizer = BpeTrainer.Train(task.Pretrain.Select(t => t.Text), new BpeTrainerOptions { VocabSize = o.VocabSize, SpecialTokens = [Eos] });
+        tokenizer.Save(Path.Combine(tokenizerDir, "tokenizer.json"));
+        int eos = tokenizer.TokenToId(Eos) ?? throw new InvalidOperationException("the tokenizer lost its EOS token");
+        ITextEncoder encoder = FuncTextEncoder.ForTokenizer(tokenizer, eos);
+        Say($"tokenizer: {tokenizer.VocabSize} tokens ({clock.Elapsed.TotalSeconds:F1} s)");
+
+        var config = TransformerConfig.Gpt2(tokenizer.VocabSize, o.MaxLength, o.Layers, o.Channels, o.Heads);
+        var save = new HfSaveOptions { TokenizerDirectory = tokenizerDir, Config = HfModelConfig.For(config) with { EosTokenIds = [eos] } };
+        var stages = new List<StageReport>();
+        var evalFacts = task.HeldOutFacts;
+
+        // Pretrain.
+        using var pretrained = new Transformer(config, backend);
+        pretrained.InitializeWeights(o.Seed);
+        var pretrainOptions = new PretrainOptions
+        {
+            MaxSteps = o.PretrainSteps, BatchSize = o.BatchSize, LearningRate = o.PretrainLearningRate, MaxLength = o.MaxLength,
+            WarmupSteps = Math.Min(50, o.PretrainSteps / 10), Seed = o.Seed, OutputDirectory = Path.Combine(outDirectory, "pretrain"),
+            CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.PretrainSteps),
+        };
+        // A twentieth of the corpus for validation, at least 40 documents so that it fills a batch.
+        var pretrainSplit = Math.Min(task.Pretrain.Count / 2, Math.Max(task.Pretrain.Count / 20, 40));
+        RunStage("pretrain", LanguageModelTrainers.Pretrain(
+            pretrained, encoder, task.Pretrain.Skip(pretrainSplit), task.Pretrain.Take(Math.Max(1, pretrainSplit)), pretrainOptions, save), cancellationToken);
+        string pretrainFinal = SaveFinal(pretrained, pretrainOptions.OutputDirectory, save);
+
+        // SFT from the pretrained weights.
+        using var sft = HfCheckpoint.Load(pretrainFinal, backend, trainable: true);
+        var sftOptions = new SftOptions
+        {
+            MaxSteps = o.SftSteps, BatchSize = o.BatchSize, LearningRate = o.SftLearningRate, MaxLength = o.MaxLength,
+            WarmupSteps = Math.Min(20, o.SftSteps / 10), Seed = o.Seed, OutputDirectory = Path.Combine(outDirectory, "sft"),
+            CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.SftSteps),
+        };
+        RunStage("sft", LanguageModelTrainers.Sft(sft, encoder, task.Sft, null, sftOptions, null, eos, save), cancellationToken);
+        string sftFinal = SaveFinal(sft, sftOptions.OutputDirectory, save);
+
+        // Policy evaluations that need the SFT model as the KL anchor.
+        stages.Add(Evaluated(new StageReport("pretrain") { Loss = ReadCurves(pretrainOptions.OutputDirectory, reward: false) }, pretrained, sft, tokenizer, encoder, task, evalFacts, klIsZero: false));
+        stages.Add(Evaluated(new StageReport("sft") { Loss = ReadCurves(sftOptions.OutputDirectory, reward: false) }, sft, sft, tokenizer, encoder, task, evalFacts, klIsZero: true));
+
+        var collator = new SequenceCollator(encoder, new CollatorOptions { MaxLength = o.MaxLength, PadTokenId = eos });
+        var preferenceData = task.Preferences.Cast<Example>().Concat(task.Rankings).ToList();
+
+        // Reward model from the SFT trunk.
+        var rmOptions = new TrainerOptions
+        {
+            MaxSteps = o.RmSteps, BatchSize = o.BatchSize, LearningRate = o.RmLearningRate, MaxLength = o.MaxLength,
+            WarmupSteps = Math.Min(20, o.RmSteps / 10), Seed = o.Seed, OutputDirectory = Path.Combine(outDirectory, "rm"),
+            CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.RmSteps),
+        };
+        double pairwise;
+        using (var rm = HfCheckpoint.Load(sftFinal, backend, trainable: true, new HfLoadOptions { Head = HeadKind.Scalar, HeadSeed = o.Seed }))
+        using (var rmObjective = new RewardModelObjective(rm))
+        {
+            var evalPairs = new PreferenceBatches(collator, task.EvalPreferences, o.BatchSize);
+            RunStage("rm", new Trainer<PreferenceBatch>(rm, rmObjective, new PreferenceBatches(collator, preferenceData, o.BatchSize), evalPairs, rmOptions) { CheckpointFormat = save }, cancellationToken);
+            var demos = new SftBatches(new SequenceCollator(encoder, sftOptions.CollatorOptions(eos) with { Packing = false }), task.Sft, o.BatchSize);
+            var stats = rmObjective.Calibrate(demos.Batches(null));
+            Say(string.Create(CultureInfo.InvariantCulture, $"rm: calibrated on {stats.Count} demonstrations, reward std {stats.Std:F4}"));
+            pairwise = PairwiseAccuracy(rmObjective, evalPairs);
+            SaveFinal(rm, rmOptions.OutputDirectory, save);
+        }
+
+        stages.Add(new StageReport("rm")
+        {
+            Loss = ReadCurves(rmOptions.OutputDirectory, reward: false),
+            Reward = ReadCurves(rmOptions.OutputDirectory, reward: true),
+            Evaluation = new StageEvaluation { PairwiseAccuracy = pairwise },
+        });
+        Say(string.Create(CultureInfo.InvariantCulture, $"rm: held-out pairwise accuracy {pairwise:P1}"));
+
+        // DPO from the SFT model, against the SFT model's cached log-probs.
+        var dpoOptions = new TrainerOptions
+        {
+            MaxSteps = o.DpoSteps, BatchSize = o.BatchSize, LearningRate = o.DpoLearningRate, MaxLength = o.MaxLength,
+            WarmupSteps = Math.Min(20, o.DpoSteps / 10), Seed = o.Seed, OutputDirectory = Path.Combine(outDirectory, "dpo"),
+            CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.DpoSteps),
+        };
+        using (var policy = HfCheckpoint.Load(sftFinal, backend, trainable: true))
+        {
+            var train = new PreferenceBatches(collator, preferenceData, o.BatchSize);
+            var validation = new PreferenceBatches(collator, task.EvalPreferences, o.BatchSize);
+            var cache = ReferenceLogProbCache.Compute(sft, [.. train.All(), .. validation.All()]);
+            using (var objective = new DpoObjective(policy, cache, new DpoOptions { Beta = o.DpoBeta }))
+            {
+                RunStage("dpo", new Trainer<PreferenceBatch>(policy, objective, train, validation, dpoOptions) { CheckpointFormat = save }, cancellationToken);
+            }
+
+            SaveFinal(policy, dpoOptions.OutputDirectory, save);
+            stages.Add(Evaluated(
+                new StageReport("dpo") { Loss = ReadCurves(dpoOptions.OutputDirectory, reward: false), Reward = ReadCurves(dpoOptions.OutputDirectory, reward: true) },
+                policy, sft, tokenizer, encoder, task, evalFacts, klIsZero: false));
+        }
+
+        var report = new PipelineReport(stages)
+        {
+            Notes =
+            [
+                string.Create(CultureInfo.InvariantCulture, $"seed {o.Seed}; GPT-2 L={o.Layers} C={o.Channels} H={o.Heads} T={o.MaxLength}, vocab {tokenizer.VocabSize}; steps pretrain {o.PretrainSteps}, sft {o.SftSteps}, rm {o.RmSteps}, dpo {o.DpoSteps}"),
+                string.Create(CultureInfo.InvariantCulture, $"{evalFacts.Count} held-out prompts × {o.SamplesPerPrompt} samples at temperature {o.Temperature}; wall time {clock.Elapsed.TotalSeconds:F0} s"),
+            ],
+        };
+        report.Write(outDirectory);
+        return report;
+    }
+
+    private void Say(string line)
+    {
+        log.WriteLine(line);
+        log.Flush();
+    }
+
+    private static int LogInterval(int steps) => Math.Max(1, Math.Min(10, steps / 20));
+
+    private void RunStage<TBatch>(string name, Trainer<TBatch> trainer, CancellationToken token)
+    {
+        int every = 0;
+        var result = trainer.Run(new Progress(p =>
+        {
+            every = every > 0 ? every : Math.Max(1, p.TotalSteps / 5);
+            if (p.Step % every == 0 || p.Step == p.TotalSteps)
+            {
+                Say(string.Create(CultureInfo.InvariantCulture, $"{name}: step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}{(p.EvalLoss is double e ? $" eval {e:F4}" : "")}"));
+            }
+        }), token);
+        token.ThrowIfCancellationRequested();
+        Say(string.Create(CultureInfo.InvariantCulture, $"{name}: {result.Steps} steps, loss {result.TrainLoss:F4}, {result.Elapsed.TotalSeconds:F1} s"));
+    }
+
+    private static string SaveFinal(Transformer model, string stageDirectory, HfSaveOptions save)
+    {
+        string final = Path.Combine(stageDirectory, "final");
+        HfCheckpoint.Save(model, final, save);
+        return final;
+    }
+
+    private static double PairwiseAccuracy(RewardModelObjective objective, PreferenceBatches pairs)
+    {
+        int right = 0, total = 0;
+        foreach (var batch in pairs.All())
+        {
+            var rewards = objective.Rewards(batch);
+            for (int i = 0; i < batch.Pairs; i++)
+            {
+                right += rewards[batch.Chosen[i]] > rewards[batch.Rejected[i]] ? 1 : 0;
+                total++;
+            }
+        }
+
+        return total == 0 ? double.NaN : (double)right / total;
+    }
+
+    private StageReport Evaluated(
+        StageReport stage, Transformer model, Transformer sft, Tokenizer tokenizer, ITextEncoder encoder, SyntheticTask task,
+        IReadOnlyList<SyntheticFact> facts, bool klIsZero)
+    {
+        var o = Options;
+        var prompts = new List<IReadOnlyList<int>>();
+        var promptTexts = new List<string>();
+        foreach (var fact in facts)
+        {
+            int[] ids = encoder.Encode(fact.Prompt);
+            int[] prompt = encoder.BosTokenId is int bos ? [bos, .. ids] : ids;
+            for (int s = 0; s < o.SamplesPerPrompt; s++)
+            {
+                prompts.Add(prompt);
+                promptTexts.Add(fact.Prompt);
+            }
+        }
+
+        int eos = encoder.EosTokenId ?? -1;
+        IReadOnlyList<GenerationResult> results;
+        using (var generator = new Generator(model))
+        {
+            results = generator.Generate(prompts, new GenerationOptions
+            {
+                MaxNewTokens = o.MaxNewTokens, Temperature = o.Temperature, Seed = o.Seed ^ 0x45564C, StopTokens = eos >= 0 ? [eos] : [],
+            });
+        }
+
+        var answers = new List<(string Prompt, string Response)>();
+        var samples = new List<SampledAnswer>();
+        double tokens = 0, kl = 0;
+        for (int i = 0; i < results.Count; i++)
+        {
+            var generated = results[i].Tokens;
+            int[] response = [.. generated.Where(t => t != eos)];
+            string text = tokenizer.Decode(response, skipSpecialTokens: true);
+            answers.Add((promptTexts[i], text));
+            tokens += generated.Count;
+            if (!klIsZero && generated.Count > 0)
+            {
+                kl += SequenceKl(model, sft, prompts[i], generated);
+            }
+
+            if (i % o.SamplesPerPrompt == 0)
+            {
+                var score = task.Gold.Score(promptTexts[i], text);
+                samples.Add(new SampledAnswer(promptTexts[i], text, score.Reward, score.Correct));
+            }
+        }
+
+        var (mean, accuracy, _) = task.Gold.Evaluate(answers);
+        var evaluation = new StageEvaluation
+        {
+            GoldRewardMean = mean,
+            Accuracy = accuracy,
+            MeanResponseTokens = results.Count == 0 ? double.NaN : tokens / results.Count,
+            KlToSft = results.Count == 0 ? double.NaN : kl / results.Count,
+        };
+        Say(string.Create(CultureInfo.InvariantCulture, $"{stage.Stage}: held-out gold reward {mean:F3}, accuracy {accuracy:P1}, {evaluation.MeanResponseTokens:F1} tokens, KL to SFT {evaluation.KlToSft:F3}"));
+        return stage with { Evaluation = evaluation, Samples = samples };
+    }
+
+    /// <summary>Σ over the response tokens of log π(token) − log π_sft(token), both under teacher forcing.</summary>
+    private static double SequenceKl(Transformer policy, Transformer sft, IReadOnlyList<int> prompt, IReadOnlyList<int> response)
+    {
+        int[] tokens = [.. prompt, .. response];
+        int time = Math.Min(tokens.Length, policy.Config.MaxSequenceLength);
+        tokens = tokens[..time];
+        var a = TokenLogProbs(policy, tokens);
+        var b = TokenLogProbs(sft, tokens);
+        double sum = 0;
+        for (int t = prompt.Count; t < time; t++)
+        {
+            sum += a[t - 1] - b[t - 1];
+        }
+
+        return sum;
+    }
+
+    /// <summary>log p(tokens[t+1] | tokens[..t]) for t = 0..T−2.</summary>
+    private static double[] TokenLogProbs(Transformer model, int[] tokens)
+    {
+        int time = tokens.Length, v = model.Config.VocabSize;
+        var logits = new float[time * v];
+        model.ForwardLogits(tokens, 1, time, logits);
+        var result = new double[Math.Max(0, time - 1)];
+        for (int t = 0; t + 1 < time; t++)
+        {
+            var row = logits.AsSpan(t * v, v);
+            double max = double.NegativeInfinity;
+            foreach (float x in row)
+            {
+                max = Math.Max(max, x);
+            }
+
+            double z = 0;
+            foreach (float x in row)
+            {
+                z += Math.Exp(x - max);
+            }
+
+            result[t] = row[tokens[t + 1]] - max - Math.Log(z);
+        }
+
+        return result;
+    }
+
+    /// <summary>Loss curves (train and eval loss) or reward curves (metrics named rewards/…) from a stage's metrics.jsonl.</summary>
+    private static List<Curve> ReadCurves(string directory, bool reward)
+    {
+        string path = Path.Combine(directory, Trainer<SequenceBatch>.MetricsFile);
+        var series = new Dictionary<string, List<CurvePoint>>(StringComparer.Ordinal);
+        if (!File.Exists(path))
+        {
+            return [];
+        }
+
+        foreach (string line in File.ReadLines(path))
+        {
+            if (string.IsNullOrWhiteSpace(line))
+            {
+                continue;
+            }
+
+            using var doc = JsonDocument.Parse(line);
+            if (!doc.RootElement.TryGetProperty("step", out var stepElement) || stepElement.ValueKind != JsonValueKind.Number)
+            {
+                continue;
+            }
+
+            long step = (long)stepElement.GetDouble();
+            foreach (var property in doc.RootElement.EnumerateObject())
+            {
+                bool wanted = reward
+                    ? property.Name is "rewards/chosen" or "rewards/rejected" or "rewards/margins" or "eval_rewards/accuracies" or "eval_accuracy"
+                    : property.Name is "loss" or "eval_loss";
+                if (wanted && property.Value.ValueKind == JsonValueKind.Number && double.IsFinite(property.Value.GetDouble()))
+                {
+                    string name = property.Name switch { "loss" => "train loss", "eval_loss" => "eval loss", _ => property.Name };
+                    (series.TryGetValue(name, out var points) ? points : series[name] = []).Add(new CurvePoint(step, property.Value.GetDouble()));
+                }
+            }
+        }
+
+        return [.. series.Select(s => new Curve(s.Key, s.Value))];
+    }
+
+    private sealed class Progress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+}

@@ -1,0 +1,72 @@
+using System.Text.Json;
+using Xunit;
+
+namespace Engine.Tests.Cli;
+
+[Collection("Console")]
+public sealed class PipelineCommandTests : IDisposable
+{
+    private readonly string dir = Path.Combine(Path.GetTempPath(), "engine-pipeline-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(dir))
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void QuickRunWritesEveryStageSummaryAndReport()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var (savedOut, savedError) = (Console.Out, Console.Error);
+        Console.SetOut(output);
+        Console.SetError(error);
+        int code;
+        try
+        {
+            code = Engine.Cli.Program.Main(["pipeline", "--quick", "--out", dir, "--seed", "3", "--threads", "2"]);
+        }
+        finally
+        {
+            Console.SetOut(savedOut);
+            Console.SetError(savedError);
+        }
+
+        Assert.True(code == 0, $"exit {code}: {error}\n{output}");
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")));
+        var stages = summary.RootElement.GetProperty("stages").EnumerateArray().ToList();
+        Assert.Equal<string>(["pretrain", "sft", "rm", "dpo"], stages.Select(s => s.GetProperty("stage").GetString()!).ToList());
+        foreach (var stage in stages)
+        {
+            foreach (string key in new[] { "gold_reward_mean", "accuracy", "mean_response_tokens", "kl_to_sft" })
+            {
+                Assert.True(stage.TryGetProperty(key, out _), $"{stage.GetProperty("stage")} lacks {key}");
+            }
+
+            bool policy = stage.GetProperty("stage").GetString() != "rm";
+            if (policy)
+            {
+                double reward = stage.GetProperty("gold_reward_mean").GetDouble();
+                Assert.InRange(reward, -2.0, 1.0);
+                Assert.InRange(stage.GetProperty("accuracy").GetDouble(), 0.0, 1.0);
+                Assert.True(stage.GetProperty("mean_response_tokens").GetDouble() > 0);
+                Assert.Equal(JsonValueKind.Number, stage.GetProperty("kl_to_sft").ValueKind);
+            }
+        }
+
+        var rm = stages.Single(s => s.GetProperty("stage").GetString() == "rm");
+        Assert.InRange(rm.GetProperty("pairwise_accuracy").GetDouble(), 0.0, 1.0);
+        Assert.Equal(0.0, stages[1].GetProperty("kl_to_sft").GetDouble());
+        Assert.True(new FileInfo(Path.Combine(dir, "report.html")).Length > 0);
+        foreach (string stage in new[] { "pretrain", "sft", "rm", "dpo" })
+        {
+            Assert.True(File.Exists(Path.Combine(dir, stage, "final", "config.json")), $"{stage}/final/config.json");
+            Assert.True(File.Exists(Path.Combine(dir, stage, "metrics.jsonl")), $"{stage}/metrics.jsonl");
+        }
+
+        Assert.Contains("gold reward", output.ToString(), StringComparison.Ordinal);
+    }
+}
