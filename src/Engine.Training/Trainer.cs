@@ -270,8 +270,6 @@ public sealed class Trainer<TBatch>
                 sinceLog.Restart();
             }
 
-            progress?.Report(new TrainingProgress(step, state.TotalSteps, EpochPosition(), fault is null ? loss : double.NaN, lr, norm, tokensPerSecond, state.LastEvalLoss));
-
             bool evaluate = validation is not null
                 && (epochEnded || step == state.TotalSteps || (options.EvalInterval > 0 && step % options.EvalInterval == 0));
             if (evaluate)
@@ -285,8 +283,10 @@ public sealed class Trainer<TBatch>
                 state.LastEvalLoss = line["eval_loss"];
                 Write(line);
                 Logger.LogInformation("step {Step}: eval loss {EvalLoss:F4}", step, state.LastEvalLoss);
-                progress?.Report(new TrainingProgress(step, state.TotalSteps, EpochPosition(), fault is null ? loss : double.NaN, lr, norm, tokensPerSecond, state.LastEvalLoss));
             }
+
+            // One report per step, after any evaluation, so it carries this step's eval loss rather than the last one.
+            progress?.Report(new TrainingProgress(step, state.TotalSteps, EpochPosition(), fault is null ? loss : double.NaN, lr, norm, tokensPerSecond, state.LastEvalLoss));
 
             if (step == state.TotalSteps || (options.CheckpointInterval > 0 && step % options.CheckpointInterval == 0))
             {
