@@ -10,8 +10,7 @@ namespace Engine.Cuda;
 /// </summary>
 public sealed class CudaBuffer : DeviceBuffer
 {
-    private static long live;
-    private static long peak;
+    private static readonly MemoryCounter Counter = new();
     private readonly CudaBackend owner;
     private CuDevicePtr pointer;
 
@@ -27,18 +26,14 @@ public sealed class CudaBuffer : DeviceBuffer
             Driver.Check(Driver.cuMemsetD8Async(pointer, 0, (nuint)byteLength, owner.Stream), "cuMemsetD8Async");
         }
 
-        long now = Interlocked.Add(ref live, byteLength);
-        long p;
-        while (now > (p = Volatile.Read(ref peak)) && Interlocked.CompareExchange(ref peak, now, p) != p)
-        {
-        }
+        Counter.Allocated(byteLength);
     }
 
     /// <summary>Bytes of CUDA buffers currently allocated by this process.</summary>
-    public static long LiveBytes => Volatile.Read(ref live);
+    public static long LiveBytes => Counter.LiveBytes;
 
     /// <summary>Largest value <see cref="LiveBytes"/> has reached.</summary>
-    public static long PeakBytes => Volatile.Read(ref peak);
+    public static long PeakBytes => Counter.PeakBytes;
 
     /// <summary>The device address (0 for an empty buffer).</summary>
     public override nint Address
@@ -61,6 +56,6 @@ public sealed class CudaBuffer : DeviceBuffer
         }
 
         pointer = default;
-        Interlocked.Add(ref live, -ByteLength);
+        Counter.Freed(ByteLength);
     }
 }

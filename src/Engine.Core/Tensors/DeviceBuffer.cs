@@ -46,8 +46,7 @@ public abstract class DeviceBuffer : IDisposable
 /// <summary>Host memory aligned to 64 bytes (one cache line, one AVX-512 vector), zero-initialised.</summary>
 public sealed unsafe class HostBuffer : DeviceBuffer
 {
-    private static long live;
-    private static long peak;
+    private static readonly MemoryCounter Counter = new();
     private void* pointer;
 
     /// <summary>Allocates <paramref name="byteLength"/> zeroed bytes.</summary>
@@ -57,18 +56,14 @@ public sealed unsafe class HostBuffer : DeviceBuffer
         ArgumentOutOfRangeException.ThrowIfNegative(byteLength);
         pointer = NativeMemory.AlignedAlloc((nuint)Math.Max(byteLength, 64), 64);
         NativeMemory.Clear(pointer, (nuint)byteLength);
-        long now = Interlocked.Add(ref live, byteLength);
-        long p;
-        while (now > (p = Volatile.Read(ref peak)) && Interlocked.CompareExchange(ref peak, now, p) != p)
-        {
-        }
+        Counter.Allocated(byteLength);
     }
 
     /// <summary>Bytes of host buffers currently allocated by this process.</summary>
-    public static long LiveBytes => Volatile.Read(ref live);
+    public static long LiveBytes => Counter.LiveBytes;
 
     /// <summary>Largest value <see cref="LiveBytes"/> has reached.</summary>
-    public static long PeakBytes => Volatile.Read(ref peak);
+    public static long PeakBytes => Counter.PeakBytes;
 
     /// <inheritdoc/>
     public override nint Address
@@ -85,6 +80,6 @@ public sealed unsafe class HostBuffer : DeviceBuffer
     {
         NativeMemory.AlignedFree(pointer);
         pointer = null;
-        Interlocked.Add(ref live, -ByteLength);
+        Counter.Freed(ByteLength);
     }
 }
