@@ -512,23 +512,7 @@ public static partial class HfCheckpoint
 
         private static Dictionary<string, string> ReadIndex(string directory, string index)
         {
-            long length = new FileInfo(index).Length;
-            if (length > MaxIndexBytes)
-            {
-                throw new InvalidDataException($"{index}: {length} bytes is too large for a shard index (limit {MaxIndexBytes})");
-            }
-
-            JsonDocument doc;
-            try
-            {
-                doc = JsonDocument.Parse(File.ReadAllBytes(index), new JsonDocumentOptions { MaxDepth = 64 });
-            }
-            catch (JsonException e)
-            {
-                throw new InvalidDataException($"{index}: not valid JSON (line {e.LineNumber + 1}): {e.Message}", e);
-            }
-
-            using (doc)
+            using (var doc = JsonFiles.Read(index, MaxIndexBytes, 64, "a shard index"))
             {
                 if (doc.RootElement.ValueKind != JsonValueKind.Object
                     || !doc.RootElement.TryGetProperty("weight_map", out var weightMap) || weightMap.ValueKind != JsonValueKind.Object)

@@ -63,28 +63,12 @@ public static class RewardHeadFile
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         string path = Path.Combine(directory, FileName);
-        var info = new FileInfo(path);
-        if (!info.Exists)
+        if (!File.Exists(path))
         {
             return (0f, null);
         }
 
-        if (info.Length > MaxFileBytes)
-        {
-            throw new InvalidDataException($"{path}: {info.Length} bytes is too large for a reward head file (limit {MaxFileBytes})");
-        }
-
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 8 });
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: not valid JSON (line {e.LineNumber + 1}): {e.Message}", e);
-        }
-
-        using (doc)
+        using (var doc = JsonFiles.Read(path, MaxFileBytes, 8, "a reward head file"))
         {
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
