@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Engine.Core.Backends;
+using Engine.Core.Tensors;
 using Engine.Models;
 using Engine.Models.Generation;
 using Engine.Models.HuggingFace;
@@ -357,32 +358,40 @@ public sealed class PipelineRunner(PipelineOptions options, Backend backend, Tex
         return sum;
     }
 
-    /// <summary>log p(tokens[t+1] | tokens[..t]) for t = 0..T−2.</summary>
+    /// <summary>log p(tokens[t+1] | tokens[..t]) for t = 0..T−2, by the fused token log-prob kernel on the hidden states.</summary>
     private static double[] TokenLogProbs(Transformer model, int[] tokens)
     {
-        int time = tokens.Length, v = model.Config.VocabSize;
-        var logits = new float[time * v];
-        model.ForwardLogits(tokens, 1, time, logits);
-        var result = new double[Math.Max(0, time - 1)];
-        for (int t = 0; t + 1 < time; t++)
+        int time = tokens.Length;
+        if (time < 2)
         {
-            var row = logits.AsSpan(t * v, v);
-            double max = double.NegativeInfinity;
-            foreach (float x in row)
-            {
-                max = Math.Max(max, x);
-            }
-
-            double z = 0;
-            foreach (float x in row)
-            {
-                z += Math.Exp(x - max);
-            }
-
-            result[t] = row[tokens[t + 1]] - max - Math.Log(z);
+            return [];
         }
 
-        return result;
+        var backend = model.Backend;
+        var hidden = model.Forward(tokens, 1, time);
+        var next = new int[time];
+        for (int t = 0; t < time; t++)
+        {
+            next[t] = t + 1 < time ? tokens[t + 1] : -1;
+        }
+
+        var targets = backend.AllocateTensor(DType.I32, time);
+        var logProbs = backend.AllocateTensor(DType.F32, time);
+        var rowStats = backend.AllocateTensor(DType.F32, time, 2);
+        try
+        {
+            backend.CopyFromHost<int>(targets, next);
+            backend.TokenLogProbsForward(new TokenLogProbOutputs(logProbs, rowStats), hidden, model.HeadWeight, new TokenLogProbInputs(targets));
+            var host = new float[time];
+            backend.CopyToHost<float>(logProbs, host);
+            return [.. host.Take(time - 1).Select(x => (double)x)];
+        }
+        finally
+        {
+            targets.Buffer?.Dispose();
+            logProbs.Buffer?.Dispose();
+            rowStats.Buffer?.Dispose();
+        }
     }
 
     /// <summary>Loss curves (train and eval loss) or reward curves (metrics named rewards/…) from a stage's metrics.jsonl.</summary>
