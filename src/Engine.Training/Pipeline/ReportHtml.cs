@@ -35,6 +35,7 @@ internal static class ReportHtml
         table.samples { table-layout: fixed; width: 100%; }
         table.samples td { font-family: Menlo, Consolas, monospace; font-size: 12px; white-space: pre-wrap; word-break: break-word; }
         table.samples td.prompt { font-family: inherit; font-weight: bold; }
+        table.samples th.prompt { width: 16%; }
         .good { background: #e9f6ec; }
         .bad { background: #fbeaea; }
         .meh { background: #fdf5e2; }
@@ -60,13 +61,28 @@ internal static class ReportHtml
         {
             sb.Append("<h2 id=\"stage-").Append(Id(stage.Stage)).Append("\">Stage: ").Append(SvgChart.Esc(stage.Stage)).Append("</h2>\n<div class=\"charts\">\n");
             sb.Append(SvgChart.Line($"{stage.Stage}: loss", "step", "loss", stage.Loss, ChartWidth)).Append('\n');
-            sb.Append(SvgChart.Line($"{stage.Stage}: reward", "step", "reward", stage.Reward, ChartWidth)).Append('\n');
+
+            // Accuracies are fractions, not rewards: on the reward axis they would read as one more reward curve.
+            var accuracies = stage.Reward.Where(IsAccuracy).ToList();
+            var rewards = stage.Reward.Where(c => !IsAccuracy(c)).ToList();
+            if (rewards.Count > 0)
+            {
+                sb.Append(SvgChart.Line($"{stage.Stage}: reward", "step", "reward", rewards, ChartWidth)).Append('\n');
+            }
+
+            if (accuracies.Count > 0)
+            {
+                sb.Append(SvgChart.Line($"{stage.Stage}: pairwise accuracy", "step", "accuracy", accuracies, ChartWidth)).Append('\n');
+            }
+
             sb.Append("</div>\n");
         }
 
         sb.Append("</body>\n</html>\n");
         return sb.ToString();
     }
+
+    private static bool IsAccuracy(Curve curve) => curve.Name.Contains("accurac", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>An HTML id from a stage name: letters, digits and '-' only, since ids may not hold spaces.</summary>
     private static string Id(string name) => string.Concat(name.Select(c => char.IsAsciiLetterOrDigit(c) ? char.ToLowerInvariant(c) : '-'));
@@ -123,7 +139,7 @@ internal static class ReportHtml
         }
 
         var prompts = stages.SelectMany(s => s.Samples.Select(a => a.Prompt)).Distinct(StringComparer.Ordinal).Take(MaxSamplePrompts).ToList();
-        sb.Append("<h2>Sampled answers on held-out prompts</h2>\n<table class=\"samples\">\n<tr><th>prompt</th>");
+        sb.Append("<h2>Sampled answers on held-out prompts</h2>\n<table class=\"samples\">\n<tr><th class=\"prompt\">prompt</th>");
         foreach (var stage in stages)
         {
             sb.Append("<th>").Append(SvgChart.Esc(stage.Stage)).Append("</th>");

@@ -15,7 +15,10 @@ public static class SvgChart
 
     private static readonly double[] NiceSteps = [1.0, 2.0, 5.0, 10.0];
 
-    private const double Left = 62, Right = 24, Top = 52, Bottom = 46;
+    private const double Left = 62, Right = 24, Bottom = 46;
+
+    // The first legend row's baseline, the height of each further row, and the gap from the last row to the plot.
+    private const double LegendY = 38, LegendRow = 14, LegendGap = 14;
 
     // Rough width of a legend character at 12px, to lay legend entries out without measuring text.
     private const double CharWidth = 6.6;
@@ -30,18 +33,20 @@ public static class SvgChart
         sb.Append(CultureInfo.InvariantCulture, $"<title>{Esc(title)}</title>");
         sb.Append(CultureInfo.InvariantCulture, $"<rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"#ffffff\"/>");
         sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{width / 2.0:0.#}\" y=\"18\" text-anchor=\"middle\" class=\"ct\">{Esc(title)}</text>");
-        double plotW = width - Left - Right, plotH = height - Top - Bottom;
+        var names = series.Select(c => c.Name).ToList();
+        double plotTop = PlotTop(names, width, 0);
+        double plotW = width - Left - Right, plotH = height - plotTop - Bottom;
         if (points.Count == 0)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"<rect x=\"{Left}\" y=\"{Top}\" width=\"{plotW}\" height=\"{plotH}\" fill=\"#f6f6f6\" stroke=\"#cccccc\"/>");
-            sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left + plotW / 2:0.#}\" y=\"{Top + plotH / 2:0.#}\" text-anchor=\"middle\" class=\"nd\">no data</text>");
+            sb.Append(CultureInfo.InvariantCulture, $"<rect x=\"{Left}\" y=\"{plotTop}\" width=\"{plotW}\" height=\"{plotH}\" fill=\"#f6f6f6\" stroke=\"#cccccc\"/>");
+            sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left + plotW / 2:0.#}\" y=\"{plotTop + plotH / 2:0.#}\" text-anchor=\"middle\" class=\"nd\">no data</text>");
             return sb.Append("</svg>").ToString();
         }
 
         var (x0, x1, xTicks) = Axis(points.Min(p => (double)p.Step), points.Max(p => (double)p.Step), 6);
         var (y0, y1, yTicks) = Axis(points.Min(p => p.Value), points.Max(p => p.Value), 5);
         double X(double v) => Left + (v - x0) / (x1 - x0) * plotW;
-        double Y(double v) => Top + plotH - (v - y0) / (y1 - y0) * plotH;
+        double Y(double v) => plotTop + plotH - (v - y0) / (y1 - y0) * plotH;
 
         // Grid and ticks first, so the lines are drawn over them.
         foreach (double t in yTicks)
@@ -52,14 +57,14 @@ public static class SvgChart
 
         foreach (double t in xTicks)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{X(t):0.##}\" y1=\"{Top + plotH}\" x2=\"{X(t):0.##}\" y2=\"{Top + plotH + 5}\" class=\"axis\"/>");
-            sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{X(t):0.##}\" y=\"{Top + plotH + 18}\" text-anchor=\"middle\" class=\"tk\">{Tick(t)}</text>");
+            sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{X(t):0.##}\" y1=\"{plotTop + plotH}\" x2=\"{X(t):0.##}\" y2=\"{plotTop + plotH + 5}\" class=\"axis\"/>");
+            sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{X(t):0.##}\" y=\"{plotTop + plotH + 18}\" text-anchor=\"middle\" class=\"tk\">{Tick(t)}</text>");
         }
 
-        sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{Left}\" y1=\"{Top}\" x2=\"{Left}\" y2=\"{Top + plotH}\" class=\"axis\"/>");
-        sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{Left}\" y1=\"{Top + plotH}\" x2=\"{Left + plotW}\" y2=\"{Top + plotH}\" class=\"axis\"/>");
+        sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{Left}\" y1=\"{plotTop}\" x2=\"{Left}\" y2=\"{plotTop + plotH}\" class=\"axis\"/>");
+        sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{Left}\" y1=\"{plotTop + plotH}\" x2=\"{Left + plotW}\" y2=\"{plotTop + plotH}\" class=\"axis\"/>");
         sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left + plotW / 2:0.#}\" y=\"{height - 8}\" text-anchor=\"middle\" class=\"al\">{Esc(xLabel)}</text>");
-        sb.Append(CultureInfo.InvariantCulture, $"<text x=\"14\" y=\"{Top + plotH / 2:0.#}\" text-anchor=\"middle\" class=\"al\" transform=\"rotate(-90 14 {Top + plotH / 2:0.#})\">{Esc(yLabel)}</text>");
+        sb.Append(CultureInfo.InvariantCulture, $"<text x=\"14\" y=\"{plotTop + plotH / 2:0.#}\" text-anchor=\"middle\" class=\"al\" transform=\"rotate(-90 14 {plotTop + plotH / 2:0.#})\">{Esc(yLabel)}</text>");
 
         for (int s = 0; s < series.Count; s++)
         {
@@ -77,7 +82,7 @@ public static class SvgChart
             }
         }
 
-        Legend(sb, series.Select(c => c.Name).ToList(), width);
+        Legend(sb, names, width);
         return sb.Append("</svg>").ToString();
     }
 
@@ -94,11 +99,15 @@ public static class SvgChart
         sb.Append(CultureInfo.InvariantCulture, $"<title>{Esc(title)}</title>");
         sb.Append(CultureInfo.InvariantCulture, $"<rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"#ffffff\"/>");
         sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{width / 2.0:0.#}\" y=\"18\" text-anchor=\"middle\" class=\"ct\">{Esc(title)}</text>");
-        double plotW = width - Left - Right, plotH = height - Top - Bottom;
+        var names = series.Select(s => s.Name).ToList();
+
+        // Room above the tallest bar for its value label, so it does not run into the legend.
+        double plotTop = PlotTop(names, width, LegendRow);
+        double plotW = width - Left - Right, plotH = height - plotTop - Bottom;
         var values = series.SelectMany(s => s.Values).OfType<double>().Where(double.IsFinite).ToList();
         // Bars grow from zero, so zero is always on the axis.
         var (y0, y1, yTicks) = Axis(Math.Min(0, values.Count > 0 ? values.Min() : 0), Math.Max(0, values.Count > 0 ? values.Max() : 1), 5);
-        double Y(double v) => Top + plotH - (v - y0) / (y1 - y0) * plotH;
+        double Y(double v) => plotTop + plotH - (v - y0) / (y1 - y0) * plotH;
         foreach (double t in yTicks)
         {
             sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{Left}\" y1=\"{Y(t):0.##}\" x2=\"{Left + plotW}\" y2=\"{Y(t):0.##}\" class=\"grid\"/>");
@@ -110,7 +119,7 @@ public static class SvgChart
         for (int c = 0; c < categories.Count; c++)
         {
             double gx = Left + c * group;
-            sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{gx + group / 2:0.##}\" y=\"{Top + plotH + 18}\" text-anchor=\"middle\" class=\"al\">{Esc(categories[c])}</text>");
+            sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{gx + group / 2:0.##}\" y=\"{plotTop + plotH + 18}\" text-anchor=\"middle\" class=\"al\">{Esc(categories[c])}</text>");
             for (int s = 0; s < series.Count; s++)
             {
                 double x = gx + group * 0.15 + s * bar;
@@ -129,10 +138,10 @@ public static class SvgChart
             }
         }
 
-        sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{Left}\" y1=\"{Top}\" x2=\"{Left}\" y2=\"{Top + plotH}\" class=\"axis\"/>");
+        sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{Left}\" y1=\"{plotTop}\" x2=\"{Left}\" y2=\"{plotTop + plotH}\" class=\"axis\"/>");
         sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{Left}\" y1=\"{Y(0):0.##}\" x2=\"{Left + plotW}\" y2=\"{Y(0):0.##}\" class=\"axis\"/>");
-        sb.Append(CultureInfo.InvariantCulture, $"<text x=\"14\" y=\"{Top + plotH / 2:0.#}\" text-anchor=\"middle\" class=\"al\" transform=\"rotate(-90 14 {Top + plotH / 2:0.#})\">{Esc(yLabel)}</text>");
-        Legend(sb, series.Select(s => s.Name).ToList(), width);
+        sb.Append(CultureInfo.InvariantCulture, $"<text x=\"14\" y=\"{plotTop + plotH / 2:0.#}\" text-anchor=\"middle\" class=\"al\" transform=\"rotate(-90 14 {plotTop + plotH / 2:0.#})\">{Esc(yLabel)}</text>");
+        Legend(sb, names, width);
         return sb.Append("</svg>").ToString();
     }
 
@@ -163,25 +172,45 @@ public static class SvgChart
         return (lo, hi, ticks);
     }
 
-    /// <summary>Legend entries in a row under the title, above the plot, so they never cover a line.</summary>
+    /// <summary>Legend entries in rows under the title, above the plot, so they never cover a line.</summary>
     private static void Legend(StringBuilder sb, List<string> names, int width)
     {
-        double x = Left, y = 38;
+        var at = LegendLayout(names, width);
         for (int s = 0; s < names.Count; s++)
         {
-            double entry = 26 + names[s].Length * CharWidth + 14;
-            if (x + entry > width - Right && x > Left)
-            {
-                // Out of room on this row: wrap rather than run past the chart's edge.
-                x = Left;
-                y += 14;
-            }
-
+            var (x, y) = at[s];
             string colour = Palette[s % Palette.Count];
             sb.Append(CultureInfo.InvariantCulture, $"<line x1=\"{x:0.#}\" y1=\"{y - 4}\" x2=\"{x + 18:0.#}\" y2=\"{y - 4}\" stroke=\"{colour}\" stroke-width=\"3\"/>");
             sb.Append(CultureInfo.InvariantCulture, $"<text x=\"{x + 24:0.#}\" y=\"{y}\" class=\"lg\">{Esc(names[s])}</text>");
+        }
+    }
+
+    /// <summary>Where each legend entry goes: left to right, wrapping to a new row rather than running past the chart's edge.</summary>
+    private static List<(double X, double Y)> LegendLayout(List<string> names, int width)
+    {
+        var at = new List<(double X, double Y)>(names.Count);
+        double x = Left, y = LegendY;
+        foreach (string name in names)
+        {
+            double entry = 26 + name.Length * CharWidth + 14;
+            if (x + entry > width - Right && x > Left)
+            {
+                x = Left;
+                y += LegendRow;
+            }
+
+            at.Add((x, y));
             x += entry;
         }
+
+        return at;
+    }
+
+    /// <summary>The top of the plot area: below the last legend row (however many rows it wraps to) and <paramref name="extra"/> pixels more.</summary>
+    private static double PlotTop(List<string> names, int width, double extra)
+    {
+        double lastRow = names.Count == 0 ? LegendY : LegendLayout(names, width)[^1].Y;
+        return lastRow + LegendGap + extra;
     }
 
     private static string Tick(double v)

@@ -91,7 +91,32 @@ public sealed class PipelineReportTests
         Assert.Equal(JsonValueKind.Null, s.GetProperty("gold_reward_mean").ValueKind);
         Assert.Equal(JsonValueKind.Null, s.GetProperty("kl_to_sft").ValueKind);
         Assert.Contains("sft", report.ToHtml(), StringComparison.Ordinal);
+        Assert.Contains("no data", report.ToHtml(), StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    [InlineData(9)]
+    public void Legend_rows_and_bar_labels_stay_above_the_plot(int seriesCount)
+    {
+        var curves = Enumerable.Range(0, seriesCount).Select(i => new Curve($"eval_rewards/series_{i}", [new CurvePoint(0, i), new CurvePoint(10, 2.5)])).ToList();
+        var line = XElement.Parse(SvgChart.Line("t", "step", "reward", curves, width: 400));
+        var bars = XElement.Parse(SvgChart.Bars("t", "score", ["a", "b"], [.. curves.Select(c => (c.Name, (IReadOnlyList<double?>)[1.0, 0.5]))], width: 400));
+        foreach (var svg in new[] { line, bars })
+        {
+            double lowestLegend = svg.Elements("text").Where(t => (string?)t.Attribute("class") == "lg").Max(t => (double)t.Attribute("y")!);
+            double plotTop = svg.Elements("line").Where(l => (string?)l.Attribute("class") == "axis" && (double)l.Attribute("x1")! == (double)l.Attribute("x2")!).Min(l => (double)l.Attribute("y1")!);
+            Assert.True(lowestLegend + 4 < plotTop, $"legend row at y={lowestLegend} runs into the plot starting at y={plotTop}");
+
+            // A tick label or a bar's value label at the top of the plot sits a few pixels above its line.
+            var labels = svg.Elements("text").Where(t => (string?)t.Attribute("class") == "tk").Select(t => (double)t.Attribute("y")!);
+            Assert.All(labels, y => Assert.True(y - 10 > lowestLegend, $"label at y={y} overlaps the legend row at y={lowestLegend}"));
+        }
+    }
+
+    private static List<string> Legend(XElement svg) =>
+        [.. svg.Elements("text").Where(t => (string?)t.Attribute("class") == "lg").Select(t => t.Value)];
 
     [Fact]
     public void Html_is_well_formed_self_contained_and_shows_every_stage()
@@ -114,14 +139,20 @@ public sealed class PipelineReportTests
             Assert.Contains("Stage: " + stage.Stage, headings);
         }
 
-        // Two charts per stage (loss, reward) plus the overview; every non-empty one has a polyline per series.
+        // The overview, a loss chart per stage, a reward chart per stage with reward curves and an accuracy chart per stage
+        // with accuracy curves (the RM's); every one has a polyline per series.
         var svgs = doc.Descendants("svg").ToList();
-        Assert.Equal(2 * report.Stages.Count + 1, svgs.Count);
+        var titles = svgs.Select(s => s.Element("title")!.Value).ToList();
+        Assert.Equal(
+            ["Held-out gold reward and accuracy by stage", "pretrain: loss", "sft: loss", "rm: loss", "rm: reward", "rm: pairwise accuracy", "dpo: loss", "dpo: reward"],
+            titles);
         Assert.Equal(report.Stages.Sum(s => s.Loss.Count + s.Reward.Count), doc.Descendants("polyline").Count());
         // The overview: gold reward and accuracy bars for the three stages that sampled, "n/a" for none of them.
         Assert.Equal(6, svgs[0].Descendants("rect").Count(r => (string?)r.Attribute("fill") != "#ffffff"));
         Assert.Contains(new[] { "gold reward (mean)", "accuracy" }, n => svgs[0].Descendants("text").Any(t => t.Value == n));
-        Assert.Contains(svgs, s => s.Descendants("text").Any(t => t.Value == "no data"));
+        Assert.DoesNotContain(svgs, s => s.Descendants("text").Any(t => t.Value == "no data"));
+        Assert.Equal(["train pairwise accuracy"], Legend(svgs[5]));
+        Assert.Equal(["margin"], Legend(svgs[4]));
 
         // The table and the side-by-side samples: one column per stage that sampled.
         var evalRows = doc.Descendants("table").First().Elements("tr").ToList();
