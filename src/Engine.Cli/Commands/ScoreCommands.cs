@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Engine.Models;
 using Engine.Models.HuggingFace;
+using Engine.Models.Tokenizers;
 using Engine.Training.Data;
 using Engine.Training.Objectives;
 
@@ -10,7 +12,8 @@ namespace Engine.Cli.Commands;
 /// <summary>
 /// <c>engine logprobs</c> (sequence log-probs of responses under a model) and <c>engine score</c> (rewards of a reward
 /// model): one JSON object per dataset line on stdout. Prompt/completion, text, Alpaca and messages lines give one
-/// value; preference pairs give one for the chosen and one for the rejected response.
+/// value; preference pairs give one for the chosen and one for the rejected response. <c>logprobs --per-token</c> adds
+/// each response token's id, text and log-prob, from the same fused pass as the sums.
 /// </summary>
 internal static class ScoreCommands
 {
@@ -29,9 +32,15 @@ internal static class ScoreCommands
         var batchSize = new Option<int>("--batch-size") { Description = "sequences per forward pass", DefaultValueFactory = _ => 8 };
         var maxLength = new Option<int>("--max-length") { Description = "longest sequence in tokens (default: the model's maximum)" };
         var skip = new Option<bool>("--skip-bad-lines") { Description = "skip malformed dataset lines instead of stopping" };
+        var perToken = new Option<bool>("--per-token") { Description = "also print each response token's id, text and log-prob" };
         var device = DeviceOption.Create();
         var threads = new Option<int>("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
         var command = new Command(name, description) { model, data, tokenizer, template, batchSize, maxLength, skip, device, threads };
+        if (!reward)
+        {
+            command.Add(perToken);
+        }
+
         command.SetAction(parse =>
         {
             string dir = parse.GetValue(model)!;
@@ -71,6 +80,8 @@ internal static class ScoreCommands
             using var backend = DeviceOption.CreateBackend(parse.GetValue(device), parse.GetValue(threads));
             using var net = HfCheckpoint.Load(dir, backend, trainable: false);
             var values = new float[items.Count];
+            bool tokens = !reward && parse.GetValue(perToken);
+            var perTokenValues = tokens ? new TokenLogProb[items.Count][] : null;
             if (reward && !net.HasScalarHead)
             {
                 throw new CommandException("the model has no scalar (reward) head; train one with engine rm");
@@ -89,7 +100,20 @@ internal static class ScoreCommands
 
                 var batch = new PreferenceBatch(collator.Collate(chunk), [0], [1]);
                 float[] scores = rewardModel?.Rewards(batch) ?? new float[batch.Rows];
-                logProbModel?.SequenceLogProbs(batch, scores);
+                if (perTokenValues is not null)
+                {
+                    var positions = new float[batch.Rows * batch.Time];
+                    logProbModel!.SequenceLogProbs(batch, scores, positions);
+                    for (int r = 0; r < real; r++)
+                    {
+                        perTokenValues[start + r] = ResponseTokens(batch.Sequences, r, positions, loaded);
+                    }
+                }
+                else
+                {
+                    logProbModel?.SequenceLogProbs(batch, scores);
+                }
+
                 scores.AsSpan(0, real).CopyTo(values.AsSpan(start));
             }
 
@@ -101,9 +125,15 @@ internal static class ScoreCommands
                 for (; item < items.Count && items[item].Example == i; item++)
                 {
                     line[items[item].Field is "" ? key : items[item].Field] = values[item];
+                    string prefix = items[item].Field is "" ? "" : items[item].Field + "_";
                     if (!reward)
                     {
-                        line[items[item].Field is "" ? "tokens" : items[item].Field + "_tokens"] = items[item].Sequence.Trained.Count(t => t);
+                        line[prefix + "tokens"] = items[item].Sequence.Trained.Count(t => t);
+                    }
+
+                    if (perTokenValues is not null)
+                    {
+                        line[prefix + "per_token"] = perTokenValues[item];
                     }
                 }
 
@@ -114,6 +144,28 @@ internal static class ScoreCommands
         });
         return command;
     }
+
+    /// <summary>The response tokens of row <paramref name="row"/> (where its loss mask is 1), in order, with their log-probs from <paramref name="positions"/> [R·T].</summary>
+    private static TokenLogProb[] ResponseTokens(SequenceBatch sequences, int row, float[] positions, Tokenizer tokenizer)
+    {
+        var result = new List<TokenLogProb>();
+        for (int p = row * sequences.Time; p < (row + 1) * sequences.Time; p++)
+        {
+            if (sequences.LossMask[p] != 0)
+            {
+                int id = sequences.Targets[p];
+                result.Add(new TokenLogProb(id, tokenizer.Decode([id]), positions[p]));
+            }
+        }
+
+        return [.. result];
+    }
+
+    /// <summary>One element of a <c>per_token</c> array: the token id, its text (decoded alone) and log π(token | everything before it).</summary>
+    private sealed record TokenLogProb(
+        [property: JsonPropertyName("id")] int Id,
+        [property: JsonPropertyName("text")] string Text,
+        [property: JsonPropertyName("logprob")] float LogProb);
 
     /// <summary>The responses of an example: ("", null) for one scored as a whole; chosen and rejected for a pair.</summary>
     private static IEnumerable<(string Field, (TextOrChat Prompt, TextOrChat Response)? Response)> Responses(Example example) => example switch

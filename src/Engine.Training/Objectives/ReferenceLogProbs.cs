@@ -44,6 +44,23 @@ public sealed class ReferenceModel : IReferenceLogProbs, IDisposable
         pass.Forward(Model, hidden, batch, destination);
     }
 
+    /// <summary>
+    /// As <see cref="SequenceLogProbs(PreferenceBatch, Span{float})"/>, and also writes every position's token log-prob
+    /// log π(y_t | y_&lt;t, x) into <paramref name="tokens"/> [R·T] (row-major; the response tokens are where the batch's
+    /// loss mask is 1), from the same fused pass.
+    /// </summary>
+    public void SequenceLogProbs(PreferenceBatch batch, Span<float> destination, Span<float> tokens)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (tokens.Length < batch.Rows * batch.Time)
+        {
+            throw new ArgumentException($"tokens holds {tokens.Length} values; the batch has R·T = {batch.Rows * batch.Time} positions", nameof(tokens));
+        }
+
+        var hidden = Model.Forward(batch.Sequences.Tokens, batch.Rows, batch.Time);
+        pass.Forward(Model, hidden, batch, destination, tokens);
+    }
+
     /// <inheritdoc/>
     public void Dispose() => pass.Dispose();
 }

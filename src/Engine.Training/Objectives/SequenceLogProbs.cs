@@ -18,8 +18,9 @@ internal sealed class SequenceLogProbs(Backend backend) : IDisposable
     /// <summary>
     /// Runs the LM head of <paramref name="model"/> over <paramref name="hidden"/> [R·T, C] (from its last forward of
     /// the batch's tokens) and writes one value per row into <paramref name="result"/>: the sum over response tokens.
+    /// When <paramref name="tokenResult"/> is not empty it also receives every position's log π(y_t | y_&lt;t, x) [R·T].
     /// </summary>
-    public void Forward(Transformer model, Tensor hidden, PreferenceBatch batch, Span<float> result)
+    public void Forward(Transformer model, Tensor hidden, PreferenceBatch batch, Span<float> result, Span<float> tokenResult = default)
     {
         rows = batch.Rows;
         time = batch.Time;
@@ -33,6 +34,10 @@ internal sealed class SequenceLogProbs(Backend backend) : IDisposable
         var sequences = scratch.Get("seq", DType.F32, rows);
         b.SequenceSum(sequences, tokenLogProbs.Reshape(rows, time), mask, mean: false);
         b.CopyToHost(sequences, result[..rows]);
+        if (!tokenResult.IsEmpty)
+        {
+            b.CopyToHost(tokenLogProbs, tokenResult[..(int)n]);
+        }
     }
 
     /// <summary>

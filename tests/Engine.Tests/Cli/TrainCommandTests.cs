@@ -1,8 +1,6 @@
 using System.Text.Json;
-using Engine.Core.Cpu;
 using Engine.Models;
 using Engine.Models.HuggingFace;
-using Engine.Models.Tokenizers;
 using Engine.Tests.Training;
 using Xunit;
 
@@ -23,13 +21,7 @@ public sealed class TrainCommandTests : IDisposable
 
     public TrainCommandTests()
     {
-        var config = TransformerConfig.Gpt2(257, 32, layers: 1, channels: 16, heads: 2);
-        using var backend = new CpuBackend(1);
-        using var model = new Transformer(config, backend);
-        model.InitializeWeights(7);
-        HfCheckpoint.Save(model, Model, new HfSaveOptions { Config = HfModelConfig.For(config) with { EosTokenIds = [256] } });
-        BpeTrainer.ByteLevel(["<|endoftext|>"]).Save(Path.Combine(Model, "tokenizer.json"));
-        File.WriteAllText(Path.Combine(Model, "model.json"), HfConfig.ToJson(config));
+        CliHarness.SaveTinyModel(Model);
 
         File.WriteAllLines(dir.Sub("sft.jsonl"), Enumerable.Range(0, 8).Select(i => $$"""{"prompt": "q{{i}} ", "completion": "answer {{i}}"}"""));
         File.WriteAllLines(dir.Sub("pairs.jsonl"), Enumerable.Range(0, 8).Select(i => $$"""{"prompt": "q{{i}} ", "chosen": "good {{i}}", "rejected": "bad"}"""));
@@ -158,23 +150,5 @@ public sealed class TrainCommandTests : IDisposable
     private static List<JsonElement> MetricsLines(string output) =>
         [.. File.ReadAllLines(Path.Combine(output, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)];
 
-    private static (int Code, string Output, string Error) Run(string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        var savedOut = Console.Out;
-        var savedError = Console.Error;
-        Console.SetOut(output);
-        Console.SetError(error);
-        try
-        {
-            int code = Engine.Cli.Program.Main(args);
-            return (code, output.ToString(), error.ToString());
-        }
-        finally
-        {
-            Console.SetOut(savedOut);
-            Console.SetError(savedError);
-        }
-    }
+    private static (int Code, string Output, string Error) Run(string[] args) => CliHarness.Run(args);
 }

@@ -1,0 +1,46 @@
+using Engine.Core.Cpu;
+using Engine.Models;
+using Engine.Models.HuggingFace;
+using Engine.Models.Tokenizers;
+
+namespace Engine.Tests.Cli;
+
+/// <summary>What the CLI tests share: a tiny GPT-2 checkpoint with a byte-level tokenizer, and running the command in-process.</summary>
+internal static class CliHarness
+{
+    /// <summary>The end-of-text id of <see cref="SaveTinyModel"/>'s tokenizer (the one added special token after the 256 bytes).</summary>
+    public const int Eos = 256;
+
+    /// <summary>Saves a 1-layer, 16-channel GPT-2 (V=257, T=32), its byte-level tokenizer and its model.json into <paramref name="directory"/>.</summary>
+    public static void SaveTinyModel(string directory, int maxLength = 32)
+    {
+        var config = TransformerConfig.Gpt2(257, maxLength, layers: 1, channels: 16, heads: 2);
+        using var backend = new CpuBackend(1);
+        using var model = new Transformer(config, backend);
+        model.InitializeWeights(7);
+        HfCheckpoint.Save(model, directory, new HfSaveOptions { Config = HfModelConfig.For(config) with { EosTokenIds = [Eos] } });
+        BpeTrainer.ByteLevel(["<|endoftext|>"]).Save(Path.Combine(directory, "tokenizer.json"));
+        File.WriteAllText(Path.Combine(directory, "model.json"), HfConfig.ToJson(config));
+    }
+
+    /// <summary>Runs <c>engine <paramref name="args"/></c> in this process with stdout and stderr captured.</summary>
+    public static (int Code, string Output, string Error) Run(string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var savedOut = Console.Out;
+        var savedError = Console.Error;
+        Console.SetOut(output);
+        Console.SetError(error);
+        try
+        {
+            int code = Engine.Cli.Program.Main(args);
+            return (code, output.ToString(), error.ToString());
+        }
+        finally
+        {
+            Console.SetOut(savedOut);
+            Console.SetError(savedError);
+        }
+    }
+}
