@@ -14,18 +14,20 @@ internal static class PipelineCommand
         var outDir = new Option<string>("--out") { Description = "where every stage, summary.json and report.html go", DefaultValueFactory = _ => "pipeline-out" };
         var seed = new Option<ulong>("--seed") { Description = "seed of the task, the weights and the sampling", DefaultValueFactory = _ => defaults.Seed };
         var quick = new Option<bool>("--quick") { Description = "a tiny run of every stage (seconds; for smoke tests)" };
+        var resume = new Option<bool>("--resume") { Description = "continue a run stopped by Ctrl+C from its checkpoints in --out (same --seed and --quick)" };
         var device = DeviceOption.Create();
         var threads = new Option<int>("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
         var command = new Command("pipeline", "Run the InstructGPT story on the bundled synthetic task: tokenizer, pretrain, SFT, RM, DPO; evaluate and report.");
         command.Add(outDir);
         command.Add(seed);
         command.Add(quick);
+        command.Add(resume);
         command.Add(device);
         command.Add(threads);
         command.SetAction(parse =>
         {
             ulong s = parse.GetValue(seed);
-            var options = parse.GetValue(quick) ? PipelineOptions.Quick(s) : new PipelineOptions { Seed = s };
+            var options = (parse.GetValue(quick) ? PipelineOptions.Quick(s) : new PipelineOptions { Seed = s }) with { Resume = parse.GetValue(resume) };
             using var backend = DeviceOption.CreateBackend(parse.GetValue(device), Math.Max(1, parse.GetValue(threads)));
             using var cts = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) =>
@@ -43,10 +45,10 @@ internal static class PipelineCommand
                 Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {Path.Combine(dir, "summary.json")} and {Path.Combine(dir, "report.html")} in {clock.Elapsed.TotalSeconds:F0} s"));
                 return 0;
             }
-            catch (OperationCanceledException)
+            catch (OperationCanceledException e)
             {
-                Console.Error.WriteLine("engine: pipeline cancelled");
-                return 130;
+                Console.Error.WriteLine($"engine: pipeline cancelled: {e.Message}; continue with --resume");
+                return TrainCommands.CancelledExitCode;
             }
             finally
             {

@@ -79,6 +79,12 @@ public sealed record PipelineOptions
     /// <summary>The synthetic task's options (null: its defaults).</summary>
     public SyntheticTaskOptions? Task { get; init; }
 
+    /// <summary>
+    /// Continue each stage from its newest complete checkpoint in the output directory (a run stopped by Ctrl+C); stages
+    /// that finished are not trained again. The other options must be those of the interrupted run.
+    /// </summary>
+    public bool Resume { get; init; }
+
     /// <summary>A tiny run: every stage a few steps, a small world and corpus.</summary>
     public static PipelineOptions Quick(ulong seed = 1) => new()
     {
@@ -144,7 +150,7 @@ public sealed class PipelineRunner(PipelineOptions options, Backend backend, Tex
         {
             MaxSteps = o.PretrainSteps, BatchSize = o.BatchSize, LearningRate = o.PretrainLearningRate, MaxLength = o.MaxLength,
             WarmupSteps = Math.Min(50, o.PretrainSteps / 10), Seed = o.Seed, OutputDirectory = Path.Combine(outDirectory, "pretrain"),
-            CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.PretrainSteps),
+            CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.PretrainSteps), Resume = o.Resume,
         };
         // A twentieth of the corpus for validation, at least 40 documents so that it fills a batch.
         var pretrainSplit = Math.Min(task.Pretrain.Count / 2, Math.Max(task.Pretrain.Count / 20, 40));
@@ -158,7 +164,7 @@ public sealed class PipelineRunner(PipelineOptions options, Backend backend, Tex
         {
             MaxSteps = o.SftSteps, BatchSize = o.BatchSize, LearningRate = o.SftLearningRate, MaxLength = o.MaxLength,
             WarmupSteps = Math.Min(20, o.SftSteps / 10), Seed = o.Seed, OutputDirectory = Path.Combine(outDirectory, "sft"),
-            CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.SftSteps),
+            CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.SftSteps), Resume = o.Resume,
         };
         RunStage("sft", LanguageModelTrainers.Sft(sft, encoder, task.Sft, null, sftOptions, null, eos, save), cancellationToken);
         string sftFinal = SaveFinal(sft, sftOptions.OutputDirectory, save);
@@ -175,7 +181,7 @@ public sealed class PipelineRunner(PipelineOptions options, Backend backend, Tex
         {
             MaxSteps = o.RmSteps, BatchSize = o.BatchSize, LearningRate = o.RmLearningRate, MaxLength = o.MaxLength,
             WarmupSteps = Math.Min(20, o.RmSteps / 10), Seed = o.Seed, OutputDirectory = Path.Combine(outDirectory, "rm"),
-            CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.RmSteps),
+            CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.RmSteps), Resume = o.Resume,
         };
         double pairwise;
         using (var rm = HfCheckpoint.Load(sftFinal, backend, trainable: true, new HfLoadOptions { Head = HeadKind.Scalar, HeadSeed = o.Seed }))
@@ -203,7 +209,7 @@ public sealed class PipelineRunner(PipelineOptions options, Backend backend, Tex
         {
             MaxSteps = o.DpoSteps, BatchSize = o.BatchSize, LearningRate = o.DpoLearningRate, MaxLength = o.MaxLength,
             WarmupSteps = Math.Min(20, o.DpoSteps / 10), Seed = o.Seed, OutputDirectory = Path.Combine(outDirectory, "dpo"),
-            CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.DpoSteps),
+            CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.DpoSteps), Resume = o.Resume,
         };
         using (var policy = HfCheckpoint.Load(sftFinal, backend, trainable: true))
         {
@@ -241,19 +247,28 @@ public sealed class PipelineRunner(PipelineOptions options, Backend backend, Tex
 
     private static int LogInterval(int steps) => Math.Max(1, Math.Min(10, steps / 20));
 
+    /// <exception cref="OperationCanceledException">Cancelled: its message names the stage, the step and the checkpoint written.</exception>
     private void RunStage<TBatch>(string name, Trainer<TBatch> trainer, CancellationToken token)
     {
-        int every = 0;
+        int every = 0, first = -1;
         var result = trainer.Run(new Progress(p =>
         {
             every = every > 0 ? every : Math.Max(1, p.TotalSteps / 5);
-            if (p.Step % every == 0 || p.Step == p.TotalSteps)
+            first = first >= 0 ? first : p.Step;
+
+            // The first step too, so a long stage shows at once that it is under way.
+            if (p.Step % every == 0 || p.Step == p.TotalSteps || p.Step == first)
             {
                 Say(string.Create(CultureInfo.InvariantCulture, $"{name}: step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}{(p.EvalLoss is double e ? $" eval {e:F4}" : "")}"));
             }
         }), token);
+        if (result.Status == TrainingStatus.Cancelled)
+        {
+            throw new OperationCanceledException($"{name} stopped at step {result.Steps}; checkpoint {result.LastCheckpoint ?? "(none)"}", token);
+        }
+
         token.ThrowIfCancellationRequested();
-        Say(string.Create(CultureInfo.InvariantCulture, $"{name}: {result.Steps} steps, loss {result.TrainLoss:F4}, {result.Elapsed.TotalSeconds:F1} s"));
+        Say(string.Create(CultureInfo.InvariantCulture, $"{name}: {result.Steps} steps, loss {result.TrainLoss:F4}, {result.Elapsed.TotalSeconds:F1} s{(result.ResumedFrom is null ? "" : $" (resumed from {result.ResumedFrom})")}"));
     }
 
     private static string SaveFinal(Transformer model, string stageDirectory, HfSaveOptions save)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Engine.Core.Cpu;
 using Engine.Models;
 using Engine.Models.HuggingFace;
@@ -21,6 +22,35 @@ internal static class CliHarness
         HfCheckpoint.Save(model, directory, new HfSaveOptions { Config = HfModelConfig.For(config) with { EosTokenIds = [Eos] } });
         BpeTrainer.ByteLevel(["<|endoftext|>"]).Save(Path.Combine(directory, "tokenizer.json"));
         File.WriteAllText(Path.Combine(directory, "model.json"), HfConfig.ToJson(config));
+    }
+
+    /// <summary>
+    /// Starts the built <c>engine</c> (engine.dll beside the tests) as a child process with stdout and stderr redirected.
+    /// It goes through <c>env --default-signal=INT</c> because a process started from a non-interactive shell's background
+    /// job inherits SIGINT ignored, and .NET keeps an ignored SIGINT ignored.
+    /// </summary>
+    public static Process Start(IEnumerable<string> args)
+    {
+        string host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH")
+            ?? (Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet" ? Environment.ProcessPath! : "dotnet");
+        var start = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string arg in (string[])["--default-signal=INT", host, Path.Combine(AppContext.BaseDirectory, "engine.dll"), .. args])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        return Process.Start(start) ?? throw new InvalidOperationException("could not start engine");
+    }
+
+    /// <summary>Sends SIGINT (what Ctrl+C sends) to <paramref name="process"/>.</summary>
+    public static void Interrupt(Process process)
+    {
+        using var kill = Process.Start(new ProcessStartInfo("kill") { ArgumentList = { "-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) }, UseShellExecute = false })!;
+        kill.WaitForExit();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill -INT {process.Id} failed with {kill.ExitCode}");
+        }
     }
 
     /// <summary>Runs <c>engine <paramref name="args"/></c> in this process with stdout and stderr captured.</summary>
