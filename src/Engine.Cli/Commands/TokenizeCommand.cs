@@ -98,6 +98,11 @@ internal static class TokenizeCommand
             var clock = Stopwatch.StartNew();
             var trained = BpeTrainer.Train(ReadChunks(corpusPath), options);
             string outPath = parse.GetValue(output)!;
+            if (Path.GetDirectoryName(Path.GetFullPath(outPath)) is { } outDirectory)
+            {
+                Directory.CreateDirectory(outDirectory);
+            }
+
             trained.Save(outPath);
             Console.Out.WriteLine(string.Create(
                 CultureInfo.InvariantCulture,

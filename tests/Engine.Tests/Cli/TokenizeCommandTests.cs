@@ -89,7 +89,8 @@ public class TokenizeCommandTests
         {
             string corpus = Path.Combine(dir, "corpus.txt");
             File.WriteAllText(corpus, string.Concat(Enumerable.Repeat("the quick brown fox jumps over the lazy dog\n", 50)));
-            string output = Path.Combine(dir, "tokenizer.json");
+            // Into a directory that does not exist yet: it is created.
+            string output = Path.Combine(dir, "tok", "tokenizer.json");
             var (code, _, error) = Run("tokenizer", "train", "--corpus", corpus, "--vocab-size", "300", "--out", output, "--special", "<|endoftext|>", "--special", "<|im_end|>");
             Assert.True(code == 0, error);
             var tokenizer = Engine.Models.Tokenizers.Tokenizer.FromFile(output);
