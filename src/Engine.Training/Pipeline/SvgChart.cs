@@ -43,7 +43,8 @@ public static class SvgChart
             return sb.Append("</svg>").ToString();
         }
 
-        var (x0, x1, xTicks) = Axis(points.Min(p => (double)p.Step), points.Max(p => (double)p.Step), 6);
+        // Steps are whole numbers: no tick at step 2.5.
+        var (x0, x1, xTicks) = Axis(points.Min(p => (double)p.Step), points.Max(p => (double)p.Step), 6, minStep: 1);
         var (y0, y1, yTicks) = Axis(points.Min(p => p.Value), points.Max(p => p.Value), 5);
         double X(double v) => Left + (v - x0) / (x1 - x0) * plotW;
         double Y(double v) => plotTop + plotH - (v - y0) / (y1 - y0) * plotH;
@@ -147,9 +148,10 @@ public static class SvgChart
 
     /// <summary>
     /// Axis bounds and ticks covering [<paramref name="min"/>, <paramref name="max"/>] with about
-    /// <paramref name="targetTicks"/> ticks at multiples of 1, 2 or 5 × 10^k; a flat range is widened so it has height.
+    /// <paramref name="targetTicks"/> ticks at multiples of 1, 2 or 5 × 10^k, and at least <paramref name="minStep"/>
+    /// apart; a flat range is widened so it has height.
     /// </summary>
-    public static (double Min, double Max, IReadOnlyList<double> Ticks) Axis(double min, double max, int targetTicks)
+    public static (double Min, double Max, IReadOnlyList<double> Ticks) Axis(double min, double max, int targetTicks, double minStep = 0)
     {
         if (max - min < 1e-12 * Math.Max(1, Math.Abs(max)))
         {
@@ -160,7 +162,7 @@ public static class SvgChart
 
         double raw = (max - min) / Math.Max(1, targetTicks);
         double magnitude = Math.Pow(10, Math.Floor(Math.Log10(raw)));
-        double step = NiceSteps.Select(m => m * magnitude).First(s => s >= raw);
+        double step = Math.Max(minStep, NiceSteps.Select(m => m * magnitude).First(s => s >= raw));
         double lo = Math.Floor(min / step) * step, hi = Math.Ceiling(max / step) * step;
         var ticks = new List<double>();
         for (int i = 0; lo + i * step <= hi + step * 1e-9; i++)

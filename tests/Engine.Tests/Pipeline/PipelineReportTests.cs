@@ -208,6 +208,16 @@ public sealed class PipelineReportTests
     }
 
     [Fact]
+    public void Step_axes_tick_only_whole_steps()
+    {
+        Assert.Equal([1.0, 2, 3, 4], SvgChart.Axis(1, 4, 6, minStep: 1).Ticks);
+        Assert.Equal([3.0, 4, 5], SvgChart.Axis(4, 4, 6, minStep: 1).Ticks);
+        var svg = XElement.Parse(SvgChart.Line("t", "step", "loss", [new Curve("loss", [new CurvePoint(1, 2), new CurvePoint(4, 1)])]));
+        var xLabels = svg.Elements("text").Where(t => (string?)t.Attribute("class") == "tk" && (string?)t.Attribute("text-anchor") == "middle").Select(t => t.Value);
+        Assert.Equal(["1", "2", "3", "4"], xLabels);
+    }
+
+    [Fact]
     public void Flat_series_still_gets_a_range()
     {
         var (a, b, ticks) = SvgChart.Axis(2, 2, 5);
