@@ -80,8 +80,7 @@ internal static class ScoreCommands
             using var backend = DeviceOption.CreateBackend(parse.GetValue(device), parse.GetValue(threads));
             using var net = HfCheckpoint.Load(dir, backend, trainable: false);
             var values = new float[items.Count];
-            bool tokens = !reward && parse.GetValue(perToken);
-            var perTokenValues = tokens ? new TokenLogProb[items.Count][] : null;
+            var perTokenValues = !reward && parse.GetValue(perToken) ? new TokenLogProb[items.Count][] : null;
             if (reward && !net.HasScalarHead)
             {
                 throw new CommandException("the model has no scalar (reward) head; train one with engine rm");
