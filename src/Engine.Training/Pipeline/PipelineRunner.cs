@@ -41,7 +41,7 @@ public sealed record PipelineOptions
     public int BatchSize { get; init; } = 16;
 
     /// <summary>Pretraining steps and peak learning rate.</summary>
-    public int PretrainSteps { get; init; } = 1500;
+    public int PretrainSteps { get; init; } = 3000;
 
     /// <inheritdoc cref="PretrainSteps"/>
     public double PretrainLearningRate { get; init; } = 2e-3;
@@ -53,10 +53,10 @@ public sealed record PipelineOptions
     public double SftLearningRate { get; init; } = 3e-4;
 
     /// <summary>Reward-model steps and peak learning rate.</summary>
-    public int RmSteps { get; init; } = 200;
+    public int RmSteps { get; init; } = 400;
 
     /// <inheritdoc cref="RmSteps"/>
-    public double RmLearningRate { get; init; } = 5e-5;
+    public double RmLearningRate { get; init; } = 1e-4;
 
     /// <summary>DPO steps, peak learning rate and β.</summary>
     public int DpoSteps { get; init; } = 200;

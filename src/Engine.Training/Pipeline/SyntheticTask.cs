@@ -22,6 +22,14 @@ public sealed record SyntheticTaskOptions
     /// <summary>Pretraining documents (each a run-on list of 3–8 facts); 2,000 is about 300 KB.</summary>
     public int CorpusDocuments { get; init; } = 2000;
 
+    /// <summary>
+    /// Share of corpus documents that are fact checks ("Fact check: the capital of Aldora is Tallo. False. …"): statements
+    /// of the world, half of them wrong, each followed by its verdict. Like the claims and corrections of real web text,
+    /// they teach the pretrained model to recognise a wrong statement, knowledge a reward model fine-tuned from it can use
+    /// on facts it never saw a preference about.
+    /// </summary>
+    public double FactCheckRate { get; init; } = 0.5;
+
     /// <summary>SFT demonstrations per training fact.</summary>
     public int SftPerFact { get; init; } = 3;
 
@@ -33,6 +41,13 @@ public sealed record SyntheticTaskOptions
 
     /// <summary>Preference pairs per training fact.</summary>
     public int PairsPerFact { get; init; } = 4;
+
+    /// <summary>
+    /// Pairs per training fact that contrast the concise right answer with a concise wrong one (each a different wrong
+    /// answer, as many as the fact's kind has up to this number), labelled like the other pairs: the comparisons that
+    /// teach a reward model what a wrong answer is rather than only how long a good one is.
+    /// </summary>
+    public int ContrastPairsPerFact { get; init; } = 16;
 
     /// <summary>K-wise rankings per training fact.</summary>
     public int RankingsPerFact { get; init; } = 2;
@@ -143,9 +158,15 @@ public sealed class SyntheticTask
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Countries, 2);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Animals, 2);
         ArgumentOutOfRangeException.ThrowIfNegative(options.Sums);
+        ArgumentOutOfRangeException.ThrowIfNegative(options.ContrastPairsPerFact);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(options.Sums, 72);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.RankingSize, 2);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(options.RankingSize, 5);
+        if (options.FactCheckRate is < 0 or > 1 || double.IsNaN(options.FactCheckRate))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), "FactCheckRate must be in [0, 1]");
+        }
+
         if (options.HeldOutFraction is < 0 or >= 1)
         {
             throw new ArgumentOutOfRangeException(nameof(options), "HeldOutFraction must be in [0, 1)");
@@ -241,6 +262,8 @@ public sealed class SyntheticTask
         var labels = new RandomStream(seed ^ 0x5052454652454E43UL);
         // Shuffled so that a prefix of a file (or an unshuffled reader) sees many facts, not one fact many times.
         var preferences = TrainFacts.SelectMany(f => Pairs(f, Options.PairsPerFact, labels, Options.LabelNoise)).ToList();
+        var contrast = new RandomStream(seed ^ 0x434F4E5452415354UL);
+        preferences.AddRange(TrainFacts.SelectMany(f => ContrastPairs(f, contrast)));
         Shuffle(preferences, labels);
         Preferences = preferences;
         var rankings = TrainFacts.SelectMany(f => Enumerable.Range(0, Options.RankingsPerFact).Select(_ => Ranking(f, labels))).ToList();
@@ -331,6 +354,12 @@ public sealed class SyntheticTask
             items.AddRange(pool.Take(n));
 
             var sb = new StringBuilder();
+            if (d >= Facts.Count && random.NextDouble() < Options.FactCheckRate)
+            {
+                docs.Add(new TextExample(FactCheck(items, random)));
+                continue;
+            }
+
             if (random.NextDouble() < 0.2)
             {
                 sb.Append(Headers[first.Kind]).Append(": ");
@@ -353,6 +382,20 @@ public sealed class SyntheticTask
         // The coverage pass above put documents in fact order; a web crawl has no such order.
         Shuffle(docs, random);
         return docs;
+    }
+
+    /// <summary>Each fact stated, right or (half the time) wrong, then its verdict: "3 plus 4 is 8. False."</summary>
+    private string FactCheck(List<SyntheticFact> items, RandomStream random)
+    {
+        var sb = new StringBuilder("Fact check:");
+        foreach (var fact in items)
+        {
+            bool right = random.NextDouble() < 0.5;
+            string answer = right ? fact.Answer : WrongAnswer(fact, random);
+            sb.Append(' ').Append(fact.Prompt).Append(' ').Append(answer).Append(right ? ". True." : ". False.");
+        }
+
+        return sb.ToString();
     }
 
     private List<PromptCompletionExample> BuildSft(RandomStream random)
@@ -406,6 +449,21 @@ public sealed class SyntheticTask
             bool aWins = ra + noise * Gumbel(random) > rb + noise * Gumbel(random);
             var (chosen, rejected) = aWins ? (candidates[a], candidates[b]) : (candidates[b], candidates[a]);
             made++;
+            yield return new PreferenceExample(TextOrChat.FromText(fact.Prompt), TextOrChat.FromText(chosen), TextOrChat.FromText(rejected), null, false);
+        }
+    }
+
+    private IEnumerable<PreferenceExample> ContrastPairs(SyntheticFact fact, RandomStream random)
+    {
+        var wrong = Facts.Where(f => f.Kind == fact.Kind).Select(f => f.Answer).Distinct().Where(a => a != fact.Answer).ToList();
+        Shuffle(wrong, random);
+        string right = Concise(fact.Answer);
+        double gold = Gold.Score(fact, right).Reward;
+        foreach (string answer in wrong.Take(Options.ContrastPairsPerFact))
+        {
+            string other = Concise(answer);
+            bool rightWins = gold + (Options.LabelNoise * Gumbel(random)) > Gold.Score(fact, other).Reward + (Options.LabelNoise * Gumbel(random));
+            var (chosen, rejected) = rightWins ? (right, other) : (other, right);
             yield return new PreferenceExample(TextOrChat.FromText(fact.Prompt), TextOrChat.FromText(chosen), TextOrChat.FromText(rejected), null, false);
         }
     }
