@@ -50,6 +50,151 @@ public sealed class OnlineDpoTests(ITestOutputHelper output) : IDisposable
         Assert.True(last > first + 1.0, $"mean score {first:F3} in the first rounds, {last:F3} in the last");
     }
 
+    [Fact]
+    public void A_run_cancelled_and_resumed_reaches_the_bits_of_an_uninterrupted_run()
+    {
+        // 16 prompts, 8 per round (4 per micro-batch × 2), 2 updates per round: 8 steps are 4 rounds over 2 epochs.
+        var options = Options(dir.Sub("whole")) with { MaxSteps = 8, BatchSize = 4, GradientAccumulationSteps = 2, UpdatesPerRound = 2 };
+        float[] whole;
+        using (var policy = Policy())
+        using (var reference = Policy(trainable: false))
+        using (var rm = RewardModel())
+        using (var trainer = new OnlineDpoTrainer(policy, reference, rm, Prompts(), Collator, options, []))
+        {
+            Assert.Equal(TrainingStatus.Completed, trainer.Run().Status);
+            whole = TrainingHarness.Read(backend, policy.Parameters.Values);
+        }
+
+        // Cancelled during step 3, the run finishes its round (step 4) and checkpoints there; the resumed run samples the same pairs.
+        var split = options with { OutputDirectory = dir.Sub("split") };
+        using (var cts = new CancellationTokenSource())
+        using (var policy = Policy())
+        using (var reference = Policy(trainable: false))
+        using (var rm = RewardModel())
+        using (var trainer = new OnlineDpoTrainer(policy, reference, rm, Prompts(), Collator, split, []))
+        {
+            var result = trainer.Run(new SyncProgress<TrainingProgress>(p =>
+            {
+                if (p.Step == 3)
+                {
+                    cts.Cancel();
+                }
+            }), cts.Token);
+            Assert.Equal(TrainingStatus.Cancelled, result.Status);
+            Assert.Equal(4, result.Steps);
+            Assert.EndsWith("checkpoint-4", result.LastCheckpoint, StringComparison.Ordinal);
+        }
+
+        using (var policy = Policy())
+        using (var reference = Policy(trainable: false))
+        using (var rm = RewardModel())
+        using (var trainer = new OnlineDpoTrainer(policy, reference, rm, Prompts(), Collator, split with { Resume = true }, []))
+        {
+            var result = trainer.Run();
+            Assert.Equal(TrainingStatus.Completed, result.Status);
+            Assert.EndsWith("checkpoint-4", result.ResumedFrom, StringComparison.Ordinal);
+            Assert.Equal(whole, TrainingHarness.Read(backend, policy.Parameters.Values));
+        }
+
+        Assert.Equal(Deterministic(options.OutputDirectory), Deterministic(split.OutputDirectory));
+        Assert.Equal(8, Lines(split.OutputDirectory).Count);
+    }
+
+    [Fact]
+    public void Metrics_follow_trl_names_and_the_memory_plan_has_the_three_roles()
+    {
+        using var policy = Policy();
+        using var reference = Policy(trainable: false);
+        using var rm = RewardModel();
+        var options = Options(dir.Sub("metrics")) with { MaxSteps = 2 };
+        using var trainer = new OnlineDpoTrainer(policy, reference, rm, Prompts(), Collator, options, [Rewarded]);
+        Assert.Equal(["policy", "reference", "reward", "rollout", "workspace"], trainer.MemoryPlan.Roles.Select(r => r.Role));
+        Assert.Equal(8 * 4, trainer.MemoryPlan.Shape.RolloutBatch);
+        trainer.Run();
+        var line = Lines(options.OutputDirectory)[^1];
+        foreach (string key in new[]
+        {
+            "loss", "objective/scores", "objective/scores_margin", "objective/kl", "objective/rlhf_reward", "objective/non_score_reward",
+            "objective/tied_prompts", "val/contain_eos_token", "val/response_length", "rewards/chosen", "rewards/rejected",
+            "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected", "time/generating", "time/training",
+        })
+        {
+            Assert.True(line.TryGetProperty(key, out var value) && double.IsFinite(value.GetDouble()), key);
+        }
+
+        // With the rewarded token as the stop token, every sample that ends early ends with it, so its score is the top one.
+        Assert.InRange(line.GetProperty("val/contain_eos_token").GetDouble(), 0, 1);
+        Assert.InRange(line.GetProperty("val/response_length").GetDouble(), 1, 4);
+        Assert.InRange(line.GetProperty("objective/tied_prompts").GetDouble(), 0, 1);
+        Assert.True(line.GetProperty("objective/scores_margin").GetDouble() > 0);
+        Assert.True(trainer.GenerationTime > TimeSpan.Zero && trainer.TrainingTime > TimeSpan.Zero);
+    }
+
+    [Theory]
+    [InlineData("samples", "samples_per_prompt must be at least 2")]
+    [InlineData("greedy", "temperature must be finite and > 0")]
+    [InlineData("steps", "multiples of updates_per_round")]
+    [InlineData("beta", "dpo: ")]
+    [InlineData("gap", "min_score_gap")]
+    public void Bad_options_name_their_key(string kind, string message)
+    {
+        var options = Options(dir.Sub("bad"));
+        options = kind switch
+        {
+            "samples" => options with { SamplesPerPrompt = 1 },
+            "greedy" => options with { Temperature = 0f },
+            "steps" => options with { MaxSteps = 3, UpdatesPerRound = 2 },
+            "beta" => options with { Dpo = new() { Beta = 0f } },
+            _ => options with { MinScoreGap = -1f },
+        };
+        var e = Assert.ThrowsAny<ArgumentException>(options.Validate);
+        Assert.Contains(message, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Bad_inputs_are_refused_before_any_sampling()
+    {
+        using var policy = Policy();
+        using var reference = Policy(trainable: false);
+        using var rm = RewardModel();
+        var options = Options(dir.Sub("inputs"));
+        var e = Assert.Throws<ArgumentException>(() => new OnlineDpoTrainer(policy, reference, rm, [new int[16]], Collator, options, []));
+        Assert.Contains("prompt 0 has 16 tokens; it needs 1 to 15", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<ArgumentException>(() => new OnlineDpoTrainer(policy, reference, reference, Prompts(), Collator, options, []));
+        Assert.Contains("scalar head", e.Message, StringComparison.Ordinal);
+
+        var d = Assert.Throws<DatasetException>(() => OnlineDpoTrainer.TokenizePrompts([new PromptExample(TextOrChat.FromText("ab")), new TextExample("x") { Source = "p.jsonl", Line = 2 }], Collator));
+        Assert.Contains("p.jsonl:2", d.Message, StringComparison.Ordinal);
+        Assert.Equal([TrainingHarness.Encoder.Encode("ab")], OnlineDpoTrainer.TokenizePrompts([new PromptExample(TextOrChat.FromText("ab"))], Collator));
+    }
+
+    [Fact]
+    public void A_reward_model_that_ties_everything_stops_the_run_with_the_reason()
+    {
+        using var policy = Policy();
+        using var reference = Policy(trainable: false);
+        using var flat = new Transformer(Config with { Head = HeadKind.Scalar }, backend, trainable: false);
+        using var trainer = new OnlineDpoTrainer(policy, reference, flat, Prompts(), Collator, Options(dir.Sub("flat")) with { MaxSteps = 2 }, []);
+        var e = Assert.Throws<InvalidOperationException>(() => trainer.Run());
+        Assert.Contains($"tied in {OnlinePreferenceSource.MaxAttempts} attempts", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Pairs_are_the_best_and_the_worst_sample_and_ties_are_skipped()
+    {
+        float[] scores = [0.5f, 2f, -1f, 2f, 1f, 1f, 1f, 1f, 0f, 0.2f, 0.1f, 0.15f];
+        Assert.Equal([(0, 1, 2), (2, 9, 8)], PreferencePairs.Select(scores, 4));
+        Assert.Equal([(0, 1, 2)], PreferencePairs.Select(scores, 4, minGap: 0.2f));
+        Assert.Equal([(0, 1, 0), (1, 3, 2), (4, 9, 8), (5, 11, 10)], PreferencePairs.Select(scores, 2).Where(p => p.Prompt != 2 && p.Prompt != 3));
+        Assert.Throws<ArgumentException>(() => PreferencePairs.Select(scores, 5).ToList());
+        Assert.Throws<ArgumentException>(() => PreferencePairs.Select([1f, float.NaN], 2).ToList());
+    }
+
+    // metrics.jsonl without the wall-clock fields.
+    private static List<string> Deterministic(string directory) =>
+        [.. Lines(directory).Select(l => JsonSerializer.Serialize(
+            l.EnumerateObject().Where(p => p.Name != "tokens_per_second" && !p.Name.StartsWith("time/", StringComparison.Ordinal)).ToDictionary(p => p.Name, p => p.Value.GetDouble())))];
+
     private OnlineDpoOptions Options(string output) => new()
     {
         OutputDirectory = output, BatchSize = 8, SamplesPerPrompt = 4, MaxNewTokens = 4, Temperature = 1f, LearningRate = 1e-2,
