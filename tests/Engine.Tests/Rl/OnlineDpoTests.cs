@@ -169,14 +169,22 @@ public sealed class OnlineDpoTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
-    public void A_reward_model_that_ties_everything_stops_the_run_with_the_reason()
+    public void A_reward_model_that_ties_everything_leaves_the_policy_as_it_was()
     {
         using var policy = Policy();
         using var reference = Policy(trainable: false);
         using var flat = new Transformer(Config with { Head = HeadKind.Scalar }, backend, trainable: false);
-        using var trainer = new OnlineDpoTrainer(policy, reference, flat, Prompts(), Collator, Options(dir.Sub("flat")) with { MaxSteps = 2 }, []);
-        var e = Assert.Throws<InvalidOperationException>(() => trainer.Run());
-        Assert.Contains($"tied in {OnlinePreferenceSource.MaxAttempts} attempts", e.Message, StringComparison.Ordinal);
+        var options = Options(dir.Sub("flat")) with { MaxSteps = 2 };
+        var before = TrainingHarness.Read(backend, policy.Parameters.Values);
+        using var trainer = new OnlineDpoTrainer(policy, reference, flat, Prompts(), Collator, options, []);
+        var result = trainer.Run();
+
+        // Every round is sampled MaxAttempts times, gives no pair, and its step is skipped: no update, not even AdamW's momentum.
+        Assert.Equal(TrainingStatus.Completed, result.Status);
+        Assert.Equal(2, result.SkippedSteps);
+        Assert.Equal(before, TrainingHarness.Read(backend, policy.Parameters.Values));
+        Assert.Equal(2, Lines(options.OutputDirectory)[^1].GetProperty("skipped_steps").GetDouble());
+        Assert.True(trainer.GenerationTime > TimeSpan.Zero);
     }
 
     [Fact]

@@ -9,16 +9,19 @@ namespace Engine.Training.Rl.OnlineDpo;
 
 /// <summary>
 /// The micro-batches of online DPO, made from the current policy when the trainer asks for them. An epoch is one pass
-/// over the prompts in a seeded order, <see cref="OnlineDpoOptions.PromptsPerRound"/> prompts per round; a round is
+/// over the prompts in a seeded order, <see cref="OnlineDpoOptions.PromptsPerRound"/> prompts per round (the last round
+/// wraps around to the start of the order, so every round is full); a round is
 /// sampled when its first micro-batch is asked for, K samples per prompt from the per-sequence streams of a seed drawn
 /// from (epoch seed, round), scored by the reward model, turned into pairs (<see cref="PreferencePairs.Select"/>), and
-/// served as <see cref="OnlineDpoOptions.UpdatesPerRound"/> × <c>gradient_accumulation_steps</c> micro-batches. Since
+/// served as <see cref="OnlineDpoOptions.UpdatesPerRound"/> × <c>gradient_accumulation_steps</c> micro-batches. A round
+/// whose prompts all tie is sampled again with the next seed, up to <see cref="MaxAttempts"/> times; when it still has no
+/// pair, its micro-batches weigh 0 and the trainer skips its updates (counted in <c>skipped_steps</c>). Since
 /// the samples are a function of the policy at the round's start and the trainer's saved (seed, position), a run
 /// resumed from a checkpoint between rounds samples the very same pairs.
 /// </summary>
 public sealed class OnlinePreferenceSource : IBatchSource<OnlineDpoBatch>
 {
-    /// <summary>Sampling attempts of a round whose prompts all tie before the run stops.</summary>
+    /// <summary>Sampling attempts of a round whose prompts all tie; after the last, its micro-batches hold no pairs and the trainer skips its updates.</summary>
     public const int MaxAttempts = 4;
 
     private readonly ResponseSampler sampler;
@@ -90,7 +93,10 @@ public sealed class OnlinePreferenceSource : IBatchSource<OnlineDpoBatch>
             order = o = (seed, SftBatches.Order(prompts.Count, seed));
         }
 
-        var picked = o.Order.Skip(round * options.PromptsPerRound).Take(options.PromptsPerRound).Select(i => (IReadOnlyList<int>)prompts[i]).ToList();
+        // Every round is full: the last one of an epoch wraps around to the start of the epoch's order.
+        var picked = Enumerable.Range(round * options.PromptsPerRound, Math.Min(options.PromptsPerRound, prompts.Count))
+            .Select(i => (IReadOnlyList<int>)prompts[o.Order[i % prompts.Count]])
+            .ToList();
         int k = options.SamplesPerPrompt;
         IReadOnlyList<Rollout> rollouts = [];
         float[] scores = [];
@@ -118,16 +124,10 @@ public sealed class OnlinePreferenceSource : IBatchSource<OnlineDpoBatch>
             }
         }
 
-        if (pairs.Count == 0)
-        {
-            throw new InvalidOperationException(
-                $"round {round}: the {k} samples of every one of {picked.Count} prompts tied in {MaxAttempts} attempts; raise the temperature or samples_per_prompt, or lower min_score_gap");
-        }
-
         GenerationTime += clock.Elapsed;
         var statistics = new RoundStatistics(
             round, picked.Count, rollouts.Count, pairs.Count, attempt, scores.Average(x => (double)x),
-            pairs.Average(p => (double)scores[p.Chosen] - scores[p.Rejected]), rollouts.Average(r => r.EndedWithEos ? 1.0 : 0.0),
+            pairs.Count == 0 ? 0 : pairs.Average(p => (double)scores[p.Chosen] - scores[p.Rejected]), rollouts.Average(r => r.EndedWithEos ? 1.0 : 0.0),
             rollouts.Average(r => (double)r.Response.Length), clock.Elapsed.TotalSeconds);
 
         // Pairs go round-robin to the micro-batches of an update, so each holds about the same number.
