@@ -2,6 +2,7 @@ using System.Text.Json;
 using Engine.Core.Cpu;
 using Engine.Models;
 using Engine.Models.HuggingFace;
+using Engine.Tests.Support;
 using Engine.Tests.Training;
 using Engine.Training.Rl.Memory;
 using Xunit;
@@ -88,28 +89,5 @@ public sealed class MemoryPlanCliTests : IDisposable
         Assert.StartsWith("engine: error:", stderr.Trim(), StringComparison.Ordinal);
         Assert.Contains(message, stderr, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', stderr.Trim());
-    }
-}
-
-/// <summary>Runs the <c>engine</c> command in-process with stdout and stderr captured (tests in the "Console" collection).</summary>
-internal static class CliRun
-{
-    public static (int Code, string Stdout, string Stderr) Engine(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        var (savedOut, savedError) = (Console.Out, Console.Error);
-        Console.SetOut(output);
-        Console.SetError(error);
-        try
-        {
-            int code = global::Engine.Cli.Program.Main(args);
-            return (code, output.ToString(), error.ToString());
-        }
-        finally
-        {
-            Console.SetOut(savedOut);
-            Console.SetError(savedError);
-        }
     }
 }

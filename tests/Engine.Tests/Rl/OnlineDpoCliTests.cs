@@ -3,6 +3,7 @@ using Engine.Core.Cpu;
 using Engine.Models;
 using Engine.Models.HuggingFace;
 using Engine.Models.Tokenizers;
+using Engine.Tests.Support;
 using Engine.Tests.Training;
 using Xunit;
 
