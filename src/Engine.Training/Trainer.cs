@@ -375,7 +375,7 @@ public sealed class Trainer<TBatch>
 
     // Lines past the checkpoint's step were written by the interrupted run after its last checkpoint; the resumed run
     // writes them again. A torn last line is dropped too.
-    private static void TruncateMetrics(string path, int step)
+    internal static void TruncateMetrics(string path, int step)
     {
         if (!File.Exists(path))
         {
