@@ -5,6 +5,7 @@ using Engine.Models;
 using Engine.Models.HuggingFace;
 using Engine.Training;
 using Engine.Training.Data;
+using Engine.Training.Rl.Memory;
 using Engine.Training.Rl.Ppo;
 using Engine.Training.Rl.Sampling;
 using Spectre.Console;
@@ -67,6 +68,13 @@ internal static class PpoCommand
                 {
                     CheckpointFormat = session.SaveOptions(actorModel),
                     CriticCheckpointFormat = session.SaveOptions(criticModel),
+                    BeforeRun = shape =>
+                    {
+                        var plan = MemoryPlan.Ppo(shape, session.Backend);
+                        var memory = session.Backend.QueryMemory();
+                        Console.Out.Write(plan.ToTable(memory));
+                        plan.EnsureFits(memory);
+                    },
                 };
                 var result = Run(trainer, options);
                 if (result is null)

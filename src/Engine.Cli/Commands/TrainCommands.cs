@@ -8,6 +8,7 @@ using Engine.Training.Data;
 using Engine.Training.Objectives;
 using Engine.Training.Options;
 using Engine.Training.Rl.OnlineDpo;
+using Engine.Training.Rl.Sampling;
 
 namespace Engine.Cli.Commands;
 
@@ -250,7 +251,7 @@ internal static class TrainCommands
         }
 
         var collator = session.Collator();
-        var prompts = OnlineDpoTrainer.TokenizePrompts(session.TrainData(), collator);
+        var prompts = RolloutPrompts.Tokenize(session.TrainData(), session.Encoder, options.MaxPromptLength, session.Template);
         using var policy = session.LoadModel();
         CheckVocabulary(policy, session.Tokenizer.VocabSize);
         using var reference = session.LoadModel(referenceDir, trainable: false);

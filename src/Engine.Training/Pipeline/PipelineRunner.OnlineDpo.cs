@@ -6,6 +6,7 @@ using Engine.Training.Data;
 using Engine.Training.Objectives;
 using Engine.Training.Options;
 using Engine.Training.Rl.OnlineDpo;
+using Engine.Training.Rl.Sampling;
 
 namespace Engine.Training.Pipeline;
 
@@ -60,7 +61,7 @@ public sealed partial class PipelineRunner
             Dpo = new DpoOptions { Beta = s.Beta }, SamplesPerPrompt = s.SamplesPerPrompt, Temperature = s.Temperature, MaxNewTokens = o.MaxNewTokens,
             MissingEosPenalty = s.MissingEosPenalty,
         };
-        var prompts = OnlineDpoTrainer.TokenizePrompts(task.TrainFacts.Select(f => new PromptExample(TextOrChat.FromText(f.Prompt))), collator);
+        var prompts = RolloutPrompts.Tokenize(task.TrainFacts.Select(f => new PromptExample(TextOrChat.FromText(f.Prompt))), encoder, options.MaxPromptLength);
         int[] stops = encoder.EosTokenId is int eos ? [eos] : [];
         using var policy = HfCheckpoint.Load(sftFinal, backend, trainable: true);
         using var rm = HfCheckpoint.Load(rmFinal, backend, trainable: false);

@@ -5,6 +5,7 @@ using Engine.Models;
 using Engine.Cuda;
 using Engine.Tests.Support;
 using Engine.Training.Rl.Memory;
+using Engine.Training.Rl.Ppo;
 using Xunit;
 
 namespace Engine.Tests.Rl;
@@ -125,6 +126,23 @@ public sealed class MemoryPlanTests : IDisposable
         Assert.Equal(plan.Total - Row(plan, "reference").Total, cached.Total);
         Assert.Contains(plan.Levers(), l => l.Lever.StartsWith("cached reference", StringComparison.Ordinal) && l.Saves == Row(plan, "reference").Total);
         Assert.DoesNotContain(cached.Levers(), l => l.Lever.StartsWith("cached reference", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Ppo_run_shape_maps_onto_the_plan_and_ptx_rows_widen_the_actor_training_plan()
+    {
+        var run = new PpoRunShape(Tiny, Tiny, Tiny, Tiny, ReferenceResident: false, RolloutBatch: 4, ForwardBatch: 2, MiniBatch: 4, MicroBatch: 2,
+            MaxPromptLength: 4, ResponseLength: 4, MaxLength: 8, PtxRows: 0);
+        var plan = MemoryPlan.Ppo(run, backend);
+        var same = MemoryPlan.Ppo(Tiny, Tiny, Tiny, Shape with { GenerationBatch = 2, ScoringBatch = 2, CachedReferenceLogProbs = true }, backend);
+        Assert.Equal(same.Roles, plan.Roles);
+        Assert.Equal(0, Row(plan, "reference").Total);
+        Assert.Equal(TrainingPlan, Row(plan, "actor").Activations);
+
+        // Three rows of pretraining text (PPO-ptx) make the actor's training forward three rows deep; the critic's stays at two.
+        var ptx = MemoryPlan.Ppo(run with { PtxRows = 3 }, backend);
+        Assert.Equal(Transformer.ActivationBytesFor(Tiny, 3, 8, training: true), Row(ptx, "actor").Activations);
+        Assert.Equal(Row(plan, "critic"), Row(ptx, "critic"));
     }
 
     [Fact]

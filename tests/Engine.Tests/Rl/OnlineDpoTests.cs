@@ -162,10 +162,6 @@ public sealed class OnlineDpoTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("prompt 0 has 16 tokens; it needs 1 to 15", e.Message, StringComparison.Ordinal);
         e = Assert.Throws<ArgumentException>(() => new OnlineDpoTrainer(policy, reference, reference, Prompts(), Collator, options, []));
         Assert.Contains("scalar head", e.Message, StringComparison.Ordinal);
-
-        var d = Assert.Throws<DatasetException>(() => OnlineDpoTrainer.TokenizePrompts([new PromptExample(TextOrChat.FromText("ab")), new TextExample("x") { Source = "p.jsonl", Line = 2 }], Collator));
-        Assert.Contains("p.jsonl:2", d.Message, StringComparison.Ordinal);
-        Assert.Equal([TrainingHarness.Encoder.Encode("ab")], OnlineDpoTrainer.TokenizePrompts([new PromptExample(TextOrChat.FromText("ab"))], Collator));
     }
 
     [Fact]

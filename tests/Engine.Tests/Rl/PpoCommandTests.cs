@@ -49,6 +49,7 @@ public sealed class PpoCommandTests : IDisposable
         var (code, stdout, error) = Run(args);
         Assert.True(code == 0, error);
         Assert.Contains("step 3/3", stdout, StringComparison.Ordinal);
+        Assert.Contains("memory plan: ppo on cpu", stdout, StringComparison.Ordinal);
         Assert.Contains("score", stdout, StringComparison.Ordinal);
         var lines = File.ReadAllLines(Path.Combine(output, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         Assert.Equal(3, lines.Count);
@@ -64,6 +65,7 @@ public sealed class PpoCommandTests : IDisposable
         (code, stdout, error) = Run([.. args, "--resume", "--ref-per-rollout"]);
         Assert.True(code == 0, error);
         Assert.Contains("resumed from", stdout, StringComparison.Ordinal);
+        Assert.Contains("log-probs cached per rollout: not resident", stdout, StringComparison.Ordinal);
         Assert.Contains("checkpoint-2", stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("step 1/3", stdout, StringComparison.Ordinal);
         Assert.Equal(3, File.ReadAllLines(Path.Combine(output, "metrics.jsonl")).Length);

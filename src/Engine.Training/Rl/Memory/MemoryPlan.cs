@@ -2,6 +2,7 @@ using System.Globalization;
 using Engine.Core.Backends;
 using Engine.Core.Tensors;
 using Engine.Models;
+using Engine.Training.Rl.Ppo;
 
 namespace Engine.Training.Rl.Memory;
 
@@ -94,7 +95,7 @@ public sealed class MemoryPlan
         {
             s.Validate();
             return new MemoryPlan("ppo", s, backend.Device.ToString(), Plan, [
-                Role("actor", Fit(lm, "actor", s), s, trainingRows: s.Minibatch, scoringRows: s.ScoringRows, logProbs: true, extraTokenInputs: 2, sampling: true),
+                Role("actor", Fit(lm, "actor", s), s, trainingRows: Math.Max(s.Minibatch, s.PretrainingRows), scoringRows: s.ScoringRows, logProbs: true, extraTokenInputs: 2, sampling: true),
                 Role("critic", Fit(value, "critic", s), s, trainingRows: s.Minibatch, scoringRows: s.ScoringRows, logProbs: false, extraTokenInputs: 0, sampling: false),
                 Reference(Fit(frozen, "reference", s), s, s.ScoringRows),
                 Role("reward", Fit(rm, "reward model", s), s, trainingRows: 0, scoringRows: s.ScoringRows, logProbs: false, extraTokenInputs: 0, sampling: false),
@@ -102,6 +103,29 @@ public sealed class MemoryPlan
                 Workspace(backend, lm, (long)Math.Max(s.Minibatch, s.ScoringRows) * s.Time),
             ]);
         }
+    }
+
+    /// <summary>
+    /// The plan of the PPO run <paramref name="run"/> describes (<see cref="PpoTrainer.BeforeRun"/> passes it before the
+    /// run allocates anything): rollouts of <see cref="PpoRunShape.RolloutBatch"/> prompts generated and scored
+    /// <see cref="PpoRunShape.ForwardBatch"/> rows at a time, training forwards of <see cref="PpoRunShape.MicroBatch"/>
+    /// rows (and <see cref="PpoRunShape.PtxRows"/> of pretraining text), the reference not resident when it is loaded per rollout.
+    /// </summary>
+    public static MemoryPlan Ppo(PpoRunShape run, Backend backend)
+    {
+        ArgumentNullException.ThrowIfNull(run);
+        var shape = new RlMemoryShape
+        {
+            RolloutBatch = run.RolloutBatch,
+            GenerationBatch = run.ForwardBatch,
+            ScoringBatch = run.ForwardBatch,
+            Minibatch = run.MicroBatch,
+            PretrainingRows = run.PtxRows,
+            PromptLength = run.MaxPromptLength,
+            ResponseLength = run.MaxLength - run.MaxPromptLength,
+            CachedReferenceLogProbs = !run.ReferenceResident,
+        };
+        return Ppo(run.Actor, run.Critic, run.RewardModel, shape, backend, run.Reference);
     }
 
     /// <summary>

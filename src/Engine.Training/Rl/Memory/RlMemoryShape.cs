@@ -26,6 +26,9 @@ public sealed record RlMemoryShape
     /// <summary>Longest response in tokens.</summary>
     public int ResponseLength { get; init; } = 128;
 
+    /// <summary>Rows of pretraining text per training forward/backward (PPO-ptx); 0 = none.</summary>
+    public int PretrainingRows { get; init; }
+
     /// <summary>
     /// Reference log-probs are computed once per rollout and kept as numbers (the reference is loaded to score, then
     /// released), so the reference model is not resident while the other roles train.
@@ -65,9 +68,10 @@ public sealed record RlMemoryShape
         Positive(Minibatch, "minibatch");
         Positive(PromptLength, "prompt length");
         Positive(ResponseLength, "response length");
-        if (GenerationBatch < 0 || ScoringBatch < 0)
+        if (GenerationBatch < 0 || ScoringBatch < 0 || PretrainingRows < 0)
         {
-            throw new ArgumentException($"generation and scoring batches must not be negative (0 = the whole rollout), got {GenerationBatch} and {ScoringBatch}");
+            throw new ArgumentException(
+                $"generation batch, scoring batch and pretraining rows must not be negative (0 = the whole rollout, or none), got {GenerationBatch}, {ScoringBatch} and {PretrainingRows}");
         }
 
         foreach (var (type, name) in new[] { (WeightType, "weight"), (GradientType, "gradient"), (MomentType, "moment") })

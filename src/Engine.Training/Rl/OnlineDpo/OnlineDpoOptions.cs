@@ -51,6 +51,9 @@ public sealed record OnlineDpoOptions : TrainerOptions
     /// <summary>Samples per forward pass of the reward model; 0 = the whole round at once.</summary>
     public int ScoringBatch { get; init; } = 16;
 
+    /// <summary>Longest prompt in tokens, max_length − max_new_tokens (longer prompts are cut from the left, as PPO's).</summary>
+    public int MaxPromptLength => MaxLength - MaxNewTokens;
+
     /// <summary>Prompts sampled per round: <c>batch_size · gradient_accumulation_steps</c>.</summary>
     public int PromptsPerRound => BatchSize * GradientAccumulationSteps;
 
@@ -76,6 +79,11 @@ public sealed record OnlineDpoOptions : TrainerOptions
         if (MaxNewTokens < 1)
         {
             throw new ArgumentException($"max_new_tokens must be at least 1, got {MaxNewTokens}");
+        }
+
+        if (MaxPromptLength < 1)
+        {
+            throw new ArgumentException($"max_length ({MaxLength}) must exceed max_new_tokens ({MaxNewTokens}) so prompts keep at least one token");
         }
 
         if (!(Temperature > 0f) || !float.IsFinite(Temperature))

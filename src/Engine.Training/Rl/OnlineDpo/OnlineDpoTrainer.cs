@@ -133,34 +133,6 @@ public sealed class OnlineDpoTrainer : IDisposable
         CultureInfo.InvariantCulture,
         $"{GenerationTime.TotalSeconds:F1} s sampling and scoring, {TrainingTime.TotalSeconds:F1} s in DPO updates");
 
-    /// <summary>
-    /// Token ids of the prompts of <paramref name="examples"/>: prompt-only examples, or the prompt of a prompt/completion,
-    /// preference or ranking example (conversations end with the assistant header).
-    /// </summary>
-    /// <exception cref="DatasetException">An example has no prompt, or its prompt is empty.</exception>
-    public static List<int[]> TokenizePrompts(IEnumerable<Example> examples, SequenceCollator collator)
-    {
-        ArgumentNullException.ThrowIfNull(examples);
-        ArgumentNullException.ThrowIfNull(collator);
-        var result = new List<int[]>();
-        foreach (var example in examples)
-        {
-            var prompt = example switch
-            {
-                PromptExample p => p.Prompt,
-                PromptCompletionExample c => c.Prompt,
-                PreferenceExample p => p.Prompt,
-                RankingExample r => r.Prompt,
-                _ => throw new DatasetException(
-                    example.Source, example.Line, "prompt", $"online DPO samples responses to prompts; a {example.GetType().Name.Replace("Example", "", StringComparison.Ordinal)} example has none"),
-            };
-            var ids = collator.TokenizePrompt(prompt).Ids;
-            result.Add(ids.Length > 0 ? ids : throw new DatasetException(example.Source, example.Line, "prompt", "the prompt is empty"));
-        }
-
-        return result;
-    }
-
     /// <inheritdoc/>
     public void Dispose()
     {
