@@ -16,6 +16,7 @@ internal static class EngineCommand
         root.Add(InfoCommand.Create());
         TokenizeCommand.AddTo(root);
         TrainCommands.AddTo(root);
+        root.Add(PpoCommand.Create());
         ScoreCommands.AddTo(root);
         root.Add(GenerateCommand.Create());
         root.Add(PipelineCommand.Create());

@@ -139,6 +139,19 @@ public sealed unsafe partial class CudaBackend
 
     private static long Aligned(long bytes) => (bytes + 255) & ~255L;
 
+    /// <inheritdoc/>
+    public override long TokenLogProbWorkspaceBytes(long rows, long vocabulary) =>
+        rows <= 0 || vocabulary <= 0 ? 0 : HeadWorkspace(rows, vocabulary).TotalBytes;
+
+    // One scratch block: the logits chunk [R, Vc], the row states [R, 4] (double), the gradient coefficients [R, 4].
+    private (int Rows, int VocabChunk, long LogitsBytes, long StateBytes, long TotalBytes) HeadWorkspace(long n, long v)
+    {
+        var (rows, vocabChunk) = LogProbChunks(n, v, options.LogProbWorkspaceBytes, options.LogProbRowChunk, options.LogProbVocabChunk);
+        long logitsBytes = Aligned((long)rows * vocabChunk * sizeof(float));
+        long stateBytes = Aligned((long)rows * 4 * sizeof(double));
+        return (rows, vocabChunk, logitsBytes, stateBytes, logitsBytes + stateBytes + ((long)rows * 4 * sizeof(float)));
+    }
+
     private void HeadLogProbs(
         bool forward, bool backward, in TokenLogProbOutputs outputs, Tensor hiddenGrad, Tensor weightGrad, in TokenLogProbGrads grads, Tensor hidden,
         Tensor weight, Tensor rowStats, in TokenLogProbInputs inputs)
@@ -151,13 +164,9 @@ public sealed unsafe partial class CudaBackend
             return;
         }
 
-        var (chunkRows, vocabChunk) = LogProbChunks(n, v, options.LogProbWorkspaceBytes, options.LogProbRowChunk, options.LogProbVocabChunk);
+        var (chunkRows, vocabChunk, logitsBytes, stateBytes, totalBytes) = HeadWorkspace(n, v);
         bool singleVocabChunk = vocabChunk >= v;
-
-        // One scratch block: the logits chunk [R, Vc], the row states [R, 4] (double), the gradient coefficients [R, 4].
-        long logitsBytes = Aligned((long)chunkRows * vocabChunk * sizeof(float));
-        long stateBytes = Aligned((long)chunkRows * 4 * sizeof(double));
-        nint z = Scratch(logitsBytes + stateBytes + ((long)chunkRows * 4 * sizeof(float)));
+        nint z = Scratch(totalBytes);
         nint state = z + (nint)logitsBytes;
         nint coef = state + (nint)stateBytes;
         nint h = hidden.Address, w = weight.Address;

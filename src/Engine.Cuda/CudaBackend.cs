@@ -138,6 +138,13 @@ public sealed unsafe partial class CudaBackend : Backend
         ThrowRecordedInputError();
     }
 
+    /// <inheritdoc/>
+    public override DeviceMemoryInfo QueryMemory()
+    {
+        var (free, total) = DeviceMemory();
+        return new DeviceMemoryInfo(free, total, CudaBuffer.LiveBytes, "cuMemGetInfo (free device memory)");
+    }
+
     /// <summary>Free and total device memory in bytes, as the driver reports them.</summary>
     public (long Free, long Total) DeviceMemory()
     {

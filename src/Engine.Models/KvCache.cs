@@ -60,6 +60,33 @@ public sealed class KvCache : IDisposable
     /// <summary>Bytes of the key and value caches.</summary>
     public long CacheBytes => 2L * Keys.Length * (Keys.Length > 0 ? Keys[0].ElementCount * 4 : 0);
 
+    /// <summary>Bytes the cache holds now: keys, values, position and head buffers, and the inference plans made so far.</summary>
+    public long ByteLength =>
+        Keys.Concat(Values).Concat([Positions, PositionIds, RopeRows, PositionRows, LastHidden, Logits]).Sum(t => t.Buffer?.ByteLength ?? 0)
+        + (decodePlan?.ByteLength ?? 0) + (chunkPlan?.ByteLength ?? 0);
+
+    /// <summary>
+    /// Bytes a cache of <paramref name="batch"/> sequences of up to <paramref name="maxTime"/> tokens holds after a prefill
+    /// chunk of <paramref name="prefillTime"/> tokens per sequence and single-token decoding (<see cref="ByteLength"/> then),
+    /// computed from the same shapes the constructor allocates, without allocating anything.
+    /// </summary>
+    public static long ByteLengthFor(TransformerConfig config, int batch, int maxTime, int prefillTime)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxTime);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(prefillTime);
+        long f32 = DType.F32.SizeOf(), i32 = DType.I32.SizeOf(), rows = (long)batch * maxTime;
+        long keysAndValues = 2L * config.Layers * rows * config.KvHeadCount * config.HeadChannels * f32;
+        long positions = (batch + rows) * i32;
+        long positionRows = rows * (config.Architecture == Architecture.Llama ? config.HeadChannels : config.Channels) * f32;
+        long heads = (long)batch * (config.Channels + config.VocabSize) * f32;
+        long plans = ActivationPlan.ByteLengthFor(config, batch, 1, training: false)
+            + (prefillTime > 1 ? ActivationPlan.ByteLengthFor(config, batch, prefillTime, training: false) : 0);
+        return keysAndValues + positions + positionRows + heads + plans;
+    }
+
     internal Backend Backend { get; }
 
     internal TransformerConfig Config { get; }

@@ -208,7 +208,10 @@ public sealed class Trainer<TBatch>
             double lr = LearningRateScheduler.At(options, step, state.TotalSteps);
             double norm = double.NaN;
             string? fault = double.IsFinite(loss) ? null : $"the loss is {loss}";
-            if (fault is null)
+
+            // A step in which no micro-batch counts (no target token, no preference pair) has nothing to learn from.
+            bool empty = fault is null && total == 0;
+            if (fault is null && !empty)
             {
                 norm = model.OptimizerStep((float)lr, state.OptimizerSteps + 1, options.Optimizer);
                 fault = double.IsFinite(norm) ? null : $"the gradient norm is {norm}";
@@ -230,6 +233,11 @@ public sealed class Trainer<TBatch>
 
                 state.SkippedSteps++;
                 Logger.LogWarning("step {Step}: {Fault}; update skipped ({Skipped} so far)", step, fault, state.SkippedSteps);
+            }
+            else if (empty)
+            {
+                state.SkippedSteps++;
+                Logger.LogWarning("step {Step}: every micro-batch weighs 0 (nothing to learn from); update skipped ({Skipped} so far)", step, state.SkippedSteps);
             }
             else
             {
@@ -367,7 +375,7 @@ public sealed class Trainer<TBatch>
 
     // Lines past the checkpoint's step were written by the interrupted run after its last checkpoint; the resumed run
     // writes them again. A torn last line is dropped too.
-    private static void TruncateMetrics(string path, int step)
+    internal static void TruncateMetrics(string path, int step)
     {
         if (!File.Exists(path))
         {

@@ -23,7 +23,7 @@ public sealed record TrainingProgress(int Step, int TotalSteps, double Epoch, do
 /// <summary>The summary of a run.</summary>
 /// <param name="Status">Completed or cancelled.</param>
 /// <param name="Steps">Steps completed (skipped ones included).</param>
-/// <param name="SkippedSteps">Steps whose update was dropped for a non-finite loss or gradient norm.</param>
+/// <param name="SkippedSteps">Steps whose update was dropped: a non-finite loss or gradient norm, or no micro-batch that counts (all weigh 0).</param>
 /// <param name="TrainLoss">The loss of the last metrics line (mean over its steps).</param>
 /// <param name="EvalLoss">The last validation loss, if a validation set was given.</param>
 /// <param name="TokensSeen">Tokens processed, over the whole run including before a resume.</param>

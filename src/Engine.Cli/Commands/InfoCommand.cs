@@ -1,9 +1,11 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Engine.Core.Backends;
 using Engine.Models;
 using Engine.Models.Formats;
 using Engine.Models.HuggingFace;
+using Engine.Training.Rl.Memory;
 
 namespace Engine.Cli.Commands;
 
@@ -12,14 +14,29 @@ internal static class InfoCommand
 {
     public static Command Create()
     {
-        var path = new Argument<string>("MODEL_DIR") { Description = "a Hugging Face checkpoint directory, or a config.json" };
+        var path = new Argument<string?>("MODEL_DIR") { Description = "a Hugging Face checkpoint directory, or a config.json (not with --plan)", Arity = ArgumentArity.ZeroOrOne };
         var batch = new Option<int>("--batch") { Description = "B, sequences per step, for the memory estimate", DefaultValueFactory = _ => 1 };
         var seq = new Option<int>("--seq") { Description = "T, tokens per sequence (default: the model's maximum, at most 1024)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
-        var command = new Command("info", "Show a model's config, parameter count and the memory AdamW training in fp32 needs.") { path, batch, seq, json };
+        var plan = new PlanFlags();
+        var command = new Command("info", "Show a model's config, parameter count and the memory AdamW training in fp32 needs; or, with --plan, the memory plan of an RL run.") { path, batch, seq, json };
+        plan.AddTo(command);
         command.SetAction(parse =>
         {
-            var info = Describe(parse.GetValue(path)!, parse.GetValue(batch), parse.GetValue(seq));
+            string? model = parse.GetValue(path);
+            if (parse.GetValue(plan.Method) is string method)
+            {
+                if (model is not null)
+                {
+                    throw new CommandException("--plan reads the roles' checkpoints from --actor, --critic and --reward; give no MODEL_DIR");
+                }
+
+                var (memoryPlan, memory) = plan.Plan(parse, method);
+                Console.Out.Write(parse.GetValue(json) ? PlanJson(memoryPlan, memory) + Environment.NewLine : memoryPlan.ToTable(memory));
+                return 0;
+            }
+
+            var info = Describe(model ?? throw new CommandException("give a MODEL_DIR (or --plan ppo|online-dpo)"), parse.GetValue(batch), parse.GetValue(seq));
             Console.Out.Write(parse.GetValue(json) ? ToJson(info) + Environment.NewLine : ToText(info));
             return 0;
         });
@@ -106,14 +123,38 @@ internal static class InfoCommand
         });
     }
 
+    /// <summary>The plan as one JSON object: the shapes, every role's bytes, the total and what the device has.</summary>
+    internal static string PlanJson(MemoryPlan plan, DeviceMemoryInfo memory)
+    {
+        var s = plan.Shape;
+        return JsonSerializer.Serialize(new Dictionary<string, object?>
+        {
+            ["plan"] = plan.Method,
+            ["device"] = plan.Device,
+            ["rollout_batch"] = s.RolloutBatch,
+            ["generation_batch"] = s.GenerationRows,
+            ["minibatch"] = s.Minibatch,
+            ["scoring_batch"] = s.ScoringRows,
+            ["prompt_length"] = s.PromptLength,
+            ["response_length"] = s.ResponseLength,
+            ["cached_reference_logprobs"] = s.CachedReferenceLogProbs,
+            ["roles"] = plan.Roles.Select(r => new Dictionary<string, object?>
+            {
+                ["role"] = r.Role, ["parameters"] = r.Parameters, ["weights"] = r.Weights, ["gradients"] = r.Gradients,
+                ["optimizer"] = r.OptimizerState, ["activations"] = r.Activations, ["logprob_scratch"] = r.LogProbScratch, ["kv_cache"] = r.KvCache,
+                ["total"] = r.Total, ["note"] = r.Note,
+            }).ToList(),
+            ["total"] = plan.Total,
+            ["available"] = memory.AvailableBytes,
+            ["held_by_process"] = memory.AllocatedBytes,
+            ["available_source"] = memory.Source,
+            ["fits"] = plan.Total <= memory.AvailableBytes + memory.AllocatedBytes,
+        });
+    }
+
     private static string Yes(bool value) => value ? "yes" : "no";
 
-    private static string Bytes(long bytes) => bytes switch
-    {
-        >= 1L << 30 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30),10:F2} GiB"),
-        >= 1L << 20 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 20),10:F2} MiB"),
-        _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024.0,10:F2} KiB"),
-    };
+    private static string Bytes(long bytes) => $"{MemoryPlan.FormatBytes(bytes),14}";
 
     // Reads only the safetensors headers: how the weights are stored, not whether they fit the config (loading checks that).
     private static string? DescribeWeights(string directory)
@@ -149,5 +190,90 @@ internal static class InfoCommand
         }
 
         return string.Create(CultureInfo.InvariantCulture, $"{(files.Length == 1 ? Path.GetFileName(files[0]) : $"{files.Length} shards")}, {tensors} tensors, {string.Join("/", dtypes)}, {Bytes(bytes).Trim()}");
+    }
+}
+
+/// <summary>
+/// The flags of <c>engine info --plan ppo|online-dpo</c>: the roles' checkpoints (only their config.json is read) and the
+/// shapes of the run (<see cref="RlMemoryShape"/>, whose defaults they show).
+/// </summary>
+internal sealed class PlanFlags
+{
+    private static readonly RlMemoryShape Defaults = new();
+
+    public Option<string?> Method { get; } = new Option<string?>("--plan") { Description = "show the memory plan of an RL run: ppo or online-dpo" }.AcceptOnlyFromAmong("ppo", "online-dpo");
+
+    public Option<string?> Actor { get; } = new("--actor", "--policy") { Description = "--plan: the policy's checkpoint (actor; reference too unless --ref)" };
+
+    public Option<string?> Critic { get; } = new("--critic") { Description = "--plan ppo: the critic's checkpoint (default: --reward)" };
+
+    public Option<string?> Reward { get; } = new("--reward") { Description = "--plan: the reward model's checkpoint" };
+
+    public Option<string?> Reference { get; } = new("--ref") { Description = "--plan: the reference's checkpoint (default: --actor)" };
+
+    public Option<int> RolloutBatch { get; } = new("--rollout-batch") { Description = "--plan: sequences sampled per rollout", DefaultValueFactory = _ => Defaults.RolloutBatch };
+
+    public Option<int> GenerationBatch { get; } = new("--generation-batch") { Description = "--plan: sequences decoded together (0 = the whole rollout)", DefaultValueFactory = _ => Defaults.GenerationBatch };
+
+    public Option<int> Minibatch { get; } = new("--minibatch") { Description = "--plan: rows per training forward/backward", DefaultValueFactory = _ => Defaults.Minibatch };
+
+    public Option<int> ScoringBatch { get; } = new("--scoring-batch") { Description = "--plan: rows per scoring forward (0 = the whole rollout)", DefaultValueFactory = _ => Defaults.ScoringBatch };
+
+    public Option<int> PromptLength { get; } = new("--prompt-length") { Description = "--plan: longest prompt in tokens", DefaultValueFactory = _ => Defaults.PromptLength };
+
+    public Option<int> ResponseLength { get; } = new("--response-length") { Description = "--plan: longest response in tokens", DefaultValueFactory = _ => Defaults.ResponseLength };
+
+    public Option<bool> CachedReference { get; } = new("--cached-ref") { Description = "--plan: reference log-probs cached per rollout (the reference is not resident)" };
+
+    public Option<string> Device { get; } = DeviceOption.Create();
+
+    public void AddTo(Command command)
+    {
+        foreach (var option in new Option[] { Method, Actor, Critic, Reward, Reference, RolloutBatch, GenerationBatch, Minibatch, ScoringBatch, PromptLength, ResponseLength, CachedReference, Device })
+        {
+            command.Add(option);
+        }
+    }
+
+    /// <summary>The plan of <paramref name="method"/> from the roles' configs, and the memory the --device has.</summary>
+    public (MemoryPlan Plan, DeviceMemoryInfo Memory) Plan(ParseResult parse, string method)
+    {
+        string actorDir = parse.GetValue(Actor) ?? throw new CommandException($"--plan {method} needs --actor (the policy's checkpoint)");
+        string rewardDir = parse.GetValue(Reward) ?? throw new CommandException($"--plan {method} needs --reward (the reward model's checkpoint)");
+        if (method != "ppo" && parse.GetValue(Critic) is not null)
+        {
+            throw new CommandException($"--critic applies to --plan ppo only; {method} trains no critic");
+        }
+
+        var actor = Config(actorDir, "--actor");
+        var reward = Config(rewardDir, "--reward");
+        var reference = parse.GetValue(Reference) is string r ? Config(r, "--ref") : null;
+        var shape = new RlMemoryShape
+        {
+            RolloutBatch = parse.GetValue(RolloutBatch),
+            GenerationBatch = parse.GetValue(GenerationBatch),
+            Minibatch = parse.GetValue(Minibatch),
+            ScoringBatch = parse.GetValue(ScoringBatch),
+            PromptLength = parse.GetValue(PromptLength),
+            ResponseLength = parse.GetValue(ResponseLength),
+            CachedReferenceLogProbs = parse.GetValue(CachedReference),
+        };
+        using var backend = DeviceOption.CreateBackend(parse.GetValue(Device), threads: 1);
+        var plan = method == "ppo"
+            ? MemoryPlan.Ppo(actor, parse.GetValue(Critic) is string c ? Config(c, "--critic") : reward, reward, shape, backend, reference)
+            : MemoryPlan.OnlineDpo(actor, reward, shape, backend, reference);
+        return (plan, backend.QueryMemory());
+    }
+
+    private static TransformerConfig Config(string path, string flag)
+    {
+        try
+        {
+            return HfCheckpoint.ReadConfig(path).Model;
+        }
+        catch (Exception e) when (e is FormatException or NotSupportedException or IOException)
+        {
+            throw new CommandException($"{flag}: {e.Message}", e);
+        }
     }
 }

@@ -7,6 +7,8 @@ using Engine.Training;
 using Engine.Training.Data;
 using Engine.Training.Objectives;
 using Engine.Training.Options;
+using Engine.Training.Rl.OnlineDpo;
+using Engine.Training.Rl.Sampling;
 
 namespace Engine.Cli.Commands;
 
@@ -15,6 +17,8 @@ internal static class TrainCommands
 {
     /// <summary>Exit code of a run stopped by Ctrl+C (128 + SIGINT), after its checkpoint was written.</summary>
     public const int CancelledExitCode = 130;
+
+    private static readonly DpoOptions DpoDefaults = new();
 
     public static void AddTo(RootCommand root)
     {
@@ -134,32 +138,58 @@ internal static class TrainCommands
         var flags = new TrainingFlags();
         var reference = new Option<string?>("--ref") { Description = "the frozen reference checkpoint (default: --model)" };
         var precompute = new Option<bool>("--precompute-ref") { Description = "compute the reference log-probs once, cache them in --out, and release the reference" };
-        var defaults = new DpoOptions();
+        var defaults = DpoDefaults;
         var loss = new Option<string>("--loss") { Description = "sigmoid, ipo, hinge or robust", DefaultValueFactory = _ => "sigmoid" };
         loss.AcceptOnlyFromAmong("sigmoid", "ipo", "hinge", "robust");
         var beta = new Option<float>("--beta") { Description = "β: strength of the KL penalty to the reference", DefaultValueFactory = _ => defaults.Beta };
         var smoothing = new Option<float>("--label-smoothing") { Description = "label smoothing (sigmoid and robust losses)", DefaultValueFactory = _ => defaults.LabelSmoothing };
-        var command = new Command("dpo", "Direct preference optimisation of a policy against a frozen reference on preference pairs or rankings.");
+        var online = new Option<bool>("--online") { Description = "online DPO: sample pairs from the policy each round and label them with --reward; --data holds the prompts" };
+        var reward = new Option<string?>("--reward") { Description = "--online: the reward model's checkpoint (a scalar head) that picks chosen and rejected" };
+        var command = new Command("dpo", "Direct preference optimisation of a policy against a frozen reference on preference pairs or rankings (or, with --online, on pairs sampled from the policy).");
         flags.AddTo(command);
+        flags.Model.Aliases.Add("--policy");
+        flags.Data.Aliases.Add("--prompts");
         command.Add(reference);
         command.Add(precompute);
         command.Add(loss);
         command.Add(beta);
         command.Add(smoothing);
+        command.Add(online);
+        command.Add(reward);
         command.SetAction(parse =>
         {
-            var dpoOptions = new DpoOptions
+            // The flags given on the command line override the options' dpo.* keys (offline: the defaults).
+            DpoOptions Flags(DpoOptions options) => options with
             {
-                Loss = parse.GetValue(loss) switch
-                {
-                    "ipo" => PairwiseLossType.Ipo,
-                    "hinge" => PairwiseLossType.Hinge,
-                    "robust" => PairwiseLossType.Robust,
-                    _ => PairwiseLossType.Sigmoid,
-                },
-                Beta = parse.GetValue(beta),
-                LabelSmoothing = parse.GetValue(smoothing),
+                Loss = parse.GetResult(loss) is { Implicit: false }
+                    ? parse.GetValue(loss) switch
+                    {
+                        "ipo" => PairwiseLossType.Ipo,
+                        "hinge" => PairwiseLossType.Hinge,
+                        "robust" => PairwiseLossType.Robust,
+                        _ => PairwiseLossType.Sigmoid,
+                    }
+                    : options.Loss,
+                Beta = parse.GetResult(beta) is { Implicit: false } ? parse.GetValue(beta) : options.Beta,
+                LabelSmoothing = parse.GetResult(smoothing) is { Implicit: false } ? parse.GetValue(smoothing) : options.LabelSmoothing,
             };
+
+            if (parse.GetValue(online))
+            {
+                if (parse.GetValue(precompute) || parse.GetValue(flags.EvalData) is not null)
+                {
+                    throw new CommandException("--online samples new responses every round: --precompute-ref and --eval-data do not apply");
+                }
+
+                return RunOnlineDpo(flags, parse, parse.GetValue(reward) ?? throw new CommandException("--online needs --reward (the reward model's checkpoint)"), parse.GetValue(reference), Flags);
+            }
+
+            if (parse.GetValue(reward) is not null)
+            {
+                throw new CommandException("--reward applies to --online only (offline DPO learns from the preferences in --data)");
+            }
+
+            var dpoOptions = Flags(DpoDefaults);
             dpoOptions.Validate();
             using var session = TrainingSession<TrainerOptions>.Open(flags, parse);
             var train = session.TrainData();
@@ -202,6 +232,41 @@ internal static class TrainCommands
             }
         });
         return command;
+    }
+
+    // engine dpo --online: the options are OnlineDpoOptions (dpo.beta, samples_per_prompt, ...); the --loss, --beta and
+    // --label-smoothing flags, when given, override the dpo.* keys.
+    private static int RunOnlineDpo(TrainingFlags flags, ParseResult parse, string rewardDir, string? referenceDir, Func<DpoOptions, DpoOptions> dpoFlags)
+    {
+        using var session = TrainingSession<OnlineDpoOptions>.Open(flags, parse);
+        var options = session.Options with { Dpo = dpoFlags(session.Options.Dpo) };
+        options.Validate();
+        referenceDir ??= session.ModelDirectory!;
+        foreach (var (dir, flag) in new[] { (referenceDir, "--ref"), (rewardDir, "--reward") })
+        {
+            if (!Directory.Exists(dir))
+            {
+                throw new CommandException($"{flag}: directory '{dir}' does not exist");
+            }
+        }
+
+        var collator = session.Collator();
+        var prompts = RolloutPrompts.Tokenize(session.TrainData(), session.Encoder, options.MaxPromptLength, session.Template);
+        using var policy = session.LoadModel();
+        CheckVocabulary(policy, session.Tokenizer.VocabSize);
+        using var reference = session.LoadModel(referenceDir, trainable: false);
+        using var rm = session.LoadModel(rewardDir, trainable: false);
+        if (!rm.HasScalarHead)
+        {
+            throw new CommandException($"--reward: '{rewardDir}' has no scalar (reward) head; train one with engine rm");
+        }
+
+        var stops = session.EosTokenId is int eos ? new[] { eos } : [];
+        using var trainer = new OnlineDpoTrainer(policy, reference, rm, prompts, collator, options, stops) { CheckpointFormat = session.SaveOptions(policy) };
+        Console.Out.Write(trainer.MemoryPlan.ToTable(session.Backend.QueryMemory()));
+        var result = session.Run(trainer.Run, "online dpo");
+        Console.Out.WriteLine($"online dpo: {trainer.TimeSummary()}");
+        return Finish(session, policy, result);
     }
 
     private static PreferenceBatches Preferences(SequenceCollator collator, List<Example> examples, TrainerOptions options)

@@ -172,7 +172,13 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     /// Runs <paramref name="trainer"/> with progress on the console and Ctrl+C as cancellation. Returns the result, or
     /// null when cancelled (a checkpoint was written and the reason printed; the command exits with 130).
     /// </summary>
-    public TrainingResult? Run<TBatch>(Trainer<TBatch> trainer, string name)
+    public TrainingResult? Run<TBatch>(Trainer<TBatch> trainer, string name) => Run(trainer.Run, name);
+
+    /// <summary>
+    /// Runs a training loop given as <paramref name="run"/> (e.g. <c>OnlineDpoTrainer.Run</c>) the way
+    /// <see cref="Run{TBatch}(Trainer{TBatch}, string)"/> runs a trainer.
+    /// </summary>
+    public TrainingResult? Run(Func<IProgress<TrainingProgress>?, CancellationToken, TrainingResult> run, string name)
     {
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
@@ -184,7 +190,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
         TrainingResult result;
         try
         {
-            result = Console.IsOutputRedirected ? RunPlain(trainer, cts.Token) : RunFancy(trainer, name, cts.Token);
+            result = Console.IsOutputRedirected ? RunPlain(run, cts.Token) : RunFancy(run, name, cts.Token);
         }
         finally
         {
@@ -214,7 +220,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
 
     public void Dispose() => Backend.Dispose();
 
-    private TrainingResult RunPlain<TBatch>(Trainer<TBatch> trainer, CancellationToken token)
+    private TrainingResult RunPlain(Func<IProgress<TrainingProgress>?, CancellationToken, TrainingResult> run, CancellationToken token)
     {
         int lastStep = 0;
         double? lastEval = null;
@@ -236,10 +242,10 @@ internal sealed class TrainingSession<TOptions> : IDisposable
                 Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {p.Step}/{p.TotalSteps}  eval_loss {e:F4}"));
             }
         });
-        return trainer.Run(progress, token);
+        return run(progress, token);
     }
 
-    private static TrainingResult RunFancy<TBatch>(Trainer<TBatch> trainer, string name, CancellationToken token) =>
+    private static TrainingResult RunFancy(Func<IProgress<TrainingProgress>?, CancellationToken, TrainingResult> run, string name, CancellationToken token) =>
         AnsiConsole.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
@@ -254,7 +260,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
                         CultureInfo.InvariantCulture,
                         $"{name} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}{(p.EvalLoss is double e ? $" eval {e:F4}" : "")} {p.TokensPerSecond:F0} tok/s");
                 });
-                return trainer.Run(progress, token);
+                return run(progress, token);
             });
 
     private static TimeSpan Eta(TimeSpan elapsed, TrainingProgress p) =>

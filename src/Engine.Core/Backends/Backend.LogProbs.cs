@@ -8,6 +8,12 @@ public abstract partial class Backend
     // ------------------------------------------------------------------ token log-probs
 
     /// <summary>
+    /// Bytes of workspace the head path of the token log-prob ops holds for <paramref name="rows"/> rows over a
+    /// vocabulary of <paramref name="vocabulary"/> (a chunk of logits and its row state; kept by the backend between calls).
+    /// </summary>
+    public abstract long TokenLogProbWorkspaceBytes(long rows, long vocabulary);
+
+    /// <summary>
     /// Token log-probs through the LM head without ever holding the [N,V] logits: z = h·Wᵀ/τ is computed a chunk of
     /// rows at a time and reduced to logp_n = z[n,y_n] − logsumexp_v z[n,v] (plus the entropy and KL estimators when
     /// asked) and the per-row statistics the backward pass needs. hidden is [N,C], weight [V,C] (a tied or untied head).

@@ -26,6 +26,9 @@ public abstract partial class Backend : IDisposable
     /// <summary>Allocates one zeroed buffer of <paramref name="byteLength"/> bytes on this device.</summary>
     public abstract DeviceBuffer Allocate(long byteLength);
 
+    /// <summary>Memory still available on this device (host memory for the CPU, free device memory for a GPU).</summary>
+    public abstract DeviceMemoryInfo QueryMemory();
+
     /// <summary>Allocates a zeroed tensor in a buffer of its own (for arenas, prefer <see cref="ArenaLayout"/>).</summary>
     public Tensor AllocateTensor(DType dtype, params ReadOnlySpan<long> dims)
     {

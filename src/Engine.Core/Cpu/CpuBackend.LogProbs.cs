@@ -61,6 +61,10 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
+    public override long TokenLogProbWorkspaceBytes(long rows, long vocabulary) =>
+        rows <= 0 || vocabulary <= 0 ? 0 : LogProbChunkRows(vocabulary, rows) * vocabulary * sizeof(float);
+
+    /// <inheritdoc/>
     protected override void TokenLogProbsForwardCore(in TokenLogProbOutputs outputs, Tensor hidden, Tensor weight, in TokenLogProbInputs inputs) =>
         HeadLogProbs(ModeForward, outputs, default, default, default, hidden, weight, default, inputs);
 

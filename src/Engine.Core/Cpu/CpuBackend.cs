@@ -43,6 +43,9 @@ public sealed unsafe partial class CpuBackend : Backend
     public override DeviceBuffer Allocate(long byteLength) => new HostBuffer(byteLength);
 
     /// <inheritdoc/>
+    public override DeviceMemoryInfo QueryMemory() => HostMemory.Query();
+
+    /// <inheritdoc/>
     public override void Synchronize()
     {
     }

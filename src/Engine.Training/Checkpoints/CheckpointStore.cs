@@ -98,7 +98,12 @@ public sealed class CheckpointStore
     /// Writes the checkpoint of <paramref name="state"/>.GlobalStep and returns its directory. The weights are always
     /// stored as F32 so a resume is exact; <paramref name="format"/> supplies config fields and the tokenizer directory.
     /// </summary>
-    public string Save(Transformer model, TrainerState state, HfSaveOptions? format = null, int keepLast = 0)
+    /// <remarks>
+    /// <paramref name="writeExtra"/>, when given, writes further files (or subdirectories, e.g. a second model through
+    /// <see cref="WriteModel"/>) into the checkpoint's temporary directory after the optimizer moments; they are digested
+    /// and published with the rest.
+    /// </remarks>
+    public string Save(Transformer model, TrainerState state, HfSaveOptions? format = null, int keepLast = 0, Action<string>? writeExtra = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(state);
@@ -114,11 +119,12 @@ public sealed class CheckpointStore
 
             BeforeStage?.Invoke(CheckpointStage.Optimizer);
             WriteMoments(model, System.IO.Path.Combine(temp, OptimizerFile));
+            writeExtra?.Invoke(temp);
 
             BeforeStage?.Invoke(CheckpointStage.State);
             var saved = state.Clone();
-            saved.Files = System.IO.Directory.EnumerateFiles(temp)
-                .Select(System.IO.Path.GetFileName).OfType<string>()
+            saved.Files = System.IO.Directory.EnumerateFiles(temp, "*", SearchOption.AllDirectories)
+                .Select(f => System.IO.Path.GetRelativePath(temp, f).Replace('\\', '/'))
                 .Order(StringComparer.Ordinal)
                 .ToDictionary(n => n, n => Digest(System.IO.Path.Combine(temp, n)), StringComparer.Ordinal);
             WriteFileDurably(System.IO.Path.Combine(temp, StateFile), JsonSerializer.SerializeToUtf8Bytes(saved, TrainerState.Json));
@@ -149,6 +155,19 @@ public sealed class CheckpointStore
         }
 
         return final;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="model"/> as a Hugging Face directory (F32 weights) with its AdamW moments in
+    /// <c>optimizer.safetensors</c>, the form <see cref="Restore"/> reads; for further models of one checkpoint.
+    /// </summary>
+    public static void WriteModel(Transformer model, string directory, HfSaveOptions? format = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        System.IO.Directory.CreateDirectory(directory);
+        HfCheckpoint.Save(model, directory, (format ?? new HfSaveOptions()) with { DType = SafetensorsDType.F32 });
+        WriteMoments(model, System.IO.Path.Combine(directory, OptimizerFile));
     }
 
     /// <summary>The newest checkpoint whose files all match their digests; older ones are tried when a newer one is incomplete or damaged. Null when none is usable.</summary>

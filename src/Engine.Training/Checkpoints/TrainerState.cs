@@ -32,7 +32,7 @@ public sealed class TrainerState
     /// <summary>AdamW updates applied (its bias-correction step count; excludes skipped steps).</summary>
     public int OptimizerSteps { get; set; }
 
-    /// <summary>Steps dropped for a non-finite loss or gradient norm.</summary>
+    /// <summary>Steps dropped for a non-finite loss or gradient norm, or because every micro-batch weighed 0.</summary>
     public int SkippedSteps { get; set; }
 
     /// <summary>The current epoch, 0-based.</summary>

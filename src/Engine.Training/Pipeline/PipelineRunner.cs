@@ -67,6 +67,9 @@ public sealed record PipelineOptions
     /// <inheritdoc cref="DpoSteps"/>
     public float DpoBeta { get; init; } = 0.1f;
 
+    /// <summary>The online-DPO stage's sizes (PipelineRunner.OnlineDpo.cs).</summary>
+    public PipelineOnlineDpoOptions OnlineDpo { get; init; } = new();
+
     /// <summary>Answers sampled per held-out prompt in each policy evaluation.</summary>
     public int SamplesPerPrompt { get; init; } = 8;
 
@@ -99,6 +102,7 @@ public sealed record PipelineOptions
         SftSteps = 4,
         RmSteps = 4,
         DpoSteps = 4,
+        OnlineDpo = new PipelineOnlineDpoOptions { Steps = 2, PromptsPerRound = 4, SamplesPerPrompt = 2 },
         SamplesPerPrompt = 1,
         MaxNewTokens = 8,
         Task = new SyntheticTaskOptions { Countries = 6, Animals = 4, Sums = 4, CorpusDocuments = 100 },
@@ -111,7 +115,7 @@ public sealed record PipelineOptions
 /// <c>out/&lt;stage&gt;/</c>, every policy stage evaluated on the held-out prompts with the gold reward, and the
 /// <see cref="PipelineReport"/> written to <c>out/summary.json</c> and <c>out/report.html</c>.
 /// </summary>
-public sealed class PipelineRunner(PipelineOptions options, Backend backend, TextWriter? log = null)
+public sealed partial class PipelineRunner(PipelineOptions options, Backend backend, TextWriter? log = null)
 {
     private const string Eos = "<|endoftext|>";
     private readonly TextWriter log = log ?? TextWriter.Null;
@@ -227,11 +231,14 @@ public sealed class PipelineRunner(PipelineOptions options, Backend backend, Tex
                 policy, sft, tokenizer, encoder, task, evalFacts, klIsZero: false));
         }
 
+        // Online DPO from the SFT model, with the reward model above labelling its samples.
+        stages.Add(OnlineDpoStage(outDirectory, sft, sftFinal, Path.Combine(rmOptions.OutputDirectory, "final"), collator, tokenizer, encoder, task, evalFacts, save, cancellationToken));
+
         var report = new PipelineReport(stages)
         {
             Notes =
             [
-                string.Create(CultureInfo.InvariantCulture, $"seed {o.Seed}; GPT-2 L={o.Layers} C={o.Channels} H={o.Heads} T={o.MaxLength}, vocab {tokenizer.VocabSize}; steps pretrain {o.PretrainSteps}, sft {o.SftSteps}, rm {o.RmSteps}, dpo {o.DpoSteps}"),
+                string.Create(CultureInfo.InvariantCulture, $"seed {o.Seed}; GPT-2 L={o.Layers} C={o.Channels} H={o.Heads} T={o.MaxLength}, vocab {tokenizer.VocabSize}; steps pretrain {o.PretrainSteps}, sft {o.SftSteps}, rm {o.RmSteps}, dpo {o.DpoSteps}, online_dpo {o.OnlineDpo.Steps}"),
                 string.Create(CultureInfo.InvariantCulture, $"{evalFacts.Count} held-out prompts × {o.SamplesPerPrompt} samples at temperature {o.Temperature}; wall time {clock.Elapsed.TotalSeconds:F0} s"),
             ],
         };
@@ -248,10 +255,13 @@ public sealed class PipelineRunner(PipelineOptions options, Backend backend, Tex
     private static int LogInterval(int steps) => Math.Max(1, Math.Min(10, steps / 20));
 
     /// <exception cref="OperationCanceledException">Cancelled: its message names the stage, the step and the checkpoint written.</exception>
-    private void RunStage<TBatch>(string name, Trainer<TBatch> trainer, CancellationToken token)
+    private void RunStage<TBatch>(string name, Trainer<TBatch> trainer, CancellationToken token) => RunStage(name, trainer.Run, token);
+
+    /// <exception cref="OperationCanceledException">Cancelled: its message names the stage, the step and the checkpoint written.</exception>
+    private void RunStage(string name, Func<IProgress<TrainingProgress>?, CancellationToken, TrainingResult> run, CancellationToken token)
     {
         int every = 0, first = -1;
-        var result = trainer.Run(new Progress(p =>
+        var result = run(new Progress(p =>
         {
             every = every > 0 ? every : Math.Max(1, p.TotalSteps / 5);
             first = first >= 0 ? first : p.Step;
@@ -436,7 +446,7 @@ public sealed class PipelineRunner(PipelineOptions options, Backend backend, Tex
             foreach (var property in doc.RootElement.EnumerateObject())
             {
                 bool wanted = reward
-                    ? property.Name is "rewards/chosen" or "rewards/rejected" or "rewards/margins" or "eval_rewards/accuracies" or "eval_accuracy"
+                    ? property.Name is "rewards/chosen" or "rewards/rejected" or "rewards/margins" or "eval_rewards/accuracies" or "eval_accuracy" or "objective/scores"
                     : property.Name is "loss" or "eval_loss";
                 if (wanted && property.Value.ValueKind == JsonValueKind.Number && double.IsFinite(property.Value.GetDouble()))
                 {

@@ -81,22 +81,5 @@ public sealed class InfoCommandTests : IDisposable
         Assert.DoesNotContain('\n', stderr.Trim());
     }
 
-    private static (int Code, string Stdout, string Stderr) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        var (savedOut, savedError) = (Console.Out, Console.Error);
-        Console.SetOut(output);
-        Console.SetError(error);
-        try
-        {
-            int code = Engine.Cli.Program.Main(args);
-            return (code, output.ToString(), error.ToString());
-        }
-        finally
-        {
-            Console.SetOut(savedOut);
-            Console.SetError(savedError);
-        }
-    }
+    private static (int Code, string Stdout, string Stderr) Run(params string[] args) => CliRun.Engine(args);
 }

@@ -1,0 +1,187 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using Engine.Models;
+using Engine.Models.HuggingFace;
+using Engine.Training;
+using Engine.Training.Data;
+using Engine.Training.Rl.Memory;
+using Engine.Training.Rl.Ppo;
+using Engine.Training.Rl.Sampling;
+using Spectre.Console;
+
+namespace Engine.Cli.Commands;
+
+/// <summary>
+/// <c>engine ppo</c>: RLHF with PPO (and PPO-ptx) from an SFT checkpoint (actor and reference), a reward model
+/// (reward, and the critic's start unless <c>--critic</c> is given) and a prompts file; options as the other
+/// trainers take them (<c>--config</c>, <c>--set key=value</c>, <see cref="PpoOptions"/>).
+/// </summary>
+internal static class PpoCommand
+{
+    public static Command Create()
+    {
+        var flags = new TrainingFlags();
+        var actor = new Option<string>("--actor") { Description = "the SFT checkpoint: the actor starts from it and it is the frozen reference", Required = true };
+        var reward = new Option<string>("--reward") { Description = "the reward model's checkpoint (scalar head)", Required = true };
+        var critic = new Option<string?>("--critic") { Description = "the critic's starting checkpoint, trunk + scalar head (default: --reward)" };
+        var reference = new Option<string?>("--ref") { Description = "the frozen reference policy (default: --actor)" };
+        var referencePerRollout = new Option<bool>("--ref-per-rollout") { Description = "load the reference only to compute each rollout's log-probs, then release it" };
+        var prompts = new Option<string>("--prompts") { Description = "prompts, JSONL (prompt field, or messages ending before the answer)", Required = true };
+        var ptxData = new Option<string?>("--ptx-data") { Description = "pretraining text, JSONL (text field), for PPO-ptx (ptx_coef)" };
+        var command = new Command("ppo", "RLHF with PPO (InstructGPT, PPO-ptx): actor from SFT, critic from the reward model, KL penalty to the frozen SFT policy.");
+        foreach (var option in (Option[])[actor, reward, critic, reference, referencePerRollout, prompts, ptxData, flags.Config, flags.Set, flags.Tokenizer, flags.Out, flags.Resume, flags.Device, flags.Threads, flags.SkipBadLines, flags.ChatTemplate])
+        {
+            command.Add(option);
+        }
+
+        command.SetAction(parse =>
+        {
+            string actorDir = ExistingDirectory(parse.GetValue(actor)!, "--actor");
+            string rewardDir = ExistingDirectory(parse.GetValue(reward)!, "--reward");
+            string criticDir = ExistingDirectory(parse.GetValue(critic) ?? rewardDir, "--critic");
+            string referenceDir = ExistingDirectory(parse.GetValue(reference) ?? actorDir, "--ref");
+            if (HfCheckpoint.ReadConfig(rewardDir).Model.Head != HeadKind.Scalar)
+            {
+                throw new CommandException($"--reward: {rewardDir} has no scalar (reward) head; train one with engine rm");
+            }
+
+            using var session = TrainingSession<PpoOptions>.Open(flags, parse, actorDir);
+            session.ModelConfig = HfCheckpoint.ReadConfig(actorDir);
+            var options = session.Options;
+            int eos = session.EosTokenId ?? throw new CommandException($"{actorDir}: no eos_token_id in config.json and no EOS token in the tokenizer; PPO needs one to end responses");
+            var promptIds = Tokenize(session.Read(parse.GetValue(prompts), "--prompts")!, session, options);
+            var ptxExamples = session.Read(parse.GetValue(ptxData), "--ptx-data");
+            var ptx = ptxExamples is null ? null : new PretrainBatches(session.Encoder, ptxExamples, options.MaxLength, PpoTrainer.PtxRows(options));
+
+            using var actorModel = session.LoadModel(actorDir);
+            using var criticModel = session.LoadModel(criticDir, load: new HfLoadOptions { Head = HeadKind.Scalar, HeadSeed = options.Seed });
+            using var rewardModel = session.LoadModel(rewardDir, trainable: false);
+
+            Transformer? residentReference = parse.GetValue(referencePerRollout) ? null : session.LoadModel(referenceDir, trainable: false);
+            using var policyReference = residentReference is null
+                ? PolicyReference.LoadedPerRollout(() => session.LoadModel(referenceDir, trainable: false), HfCheckpoint.ReadConfig(referenceDir).Model)
+                : PolicyReference.Resident(residentReference);
+            try
+            {
+                var trainer = new PpoTrainer(new PpoModels(actorModel, criticModel, rewardModel, policyReference), promptIds, ptx, eos, options)
+                {
+                    CheckpointFormat = session.SaveOptions(actorModel),
+                    CriticCheckpointFormat = session.SaveOptions(criticModel),
+                    BeforeRun = shape =>
+                    {
+                        var plan = MemoryPlan.Ppo(shape, session.Backend);
+                        var memory = session.Backend.QueryMemory();
+                        Console.Out.Write(plan.ToTable(memory));
+                        plan.EnsureFits(memory);
+                    },
+                };
+                var result = Run(trainer, options);
+                if (result is null)
+                {
+                    return TrainCommands.CancelledExitCode;
+                }
+
+                session.SaveFinal(actorModel);
+                string criticFinal = Path.Combine(options.OutputDirectory, "final", PpoTrainer.CriticDirectory);
+                HfCheckpoint.Save(criticModel, criticFinal, session.SaveOptions(criticModel));
+                Console.Out.WriteLine($"saved {criticFinal}");
+                return 0;
+            }
+            finally
+            {
+                residentReference?.Dispose();
+            }
+        });
+        return command;
+    }
+
+    private static List<int[]> Tokenize(List<Example> examples, TrainingSession<PpoOptions> session, PpoOptions options)
+    {
+        try
+        {
+            return RolloutPrompts.Tokenize(examples, session.Encoder, options.MaxPromptLength, session.Template);
+        }
+        catch (ArgumentException e)
+        {
+            throw new CommandException($"--prompts: {e.Message}", e);
+        }
+    }
+
+    private static string ExistingDirectory(string path, string flag) =>
+        Directory.Exists(path) ? path : throw new CommandException($"{flag}: directory '{path}' does not exist");
+
+    // Progress like the other trainers: plain lines when the output is redirected, a Spectre bar otherwise; Ctrl+C
+    // cancels (the trainer writes a checkpoint) and null comes back.
+    private static TrainingResult? Run(PpoTrainer trainer, PpoOptions options)
+    {
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cts.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        TrainingResult result;
+        try
+        {
+            result = Console.IsOutputRedirected ? RunPlain(trainer, options, cts.Token) : RunFancy(trainer, cts.Token);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+
+        if (result.Status == TrainingStatus.Cancelled)
+        {
+            Console.Error.WriteLine($"engine: cancelled at step {result.Steps}; checkpoint {result.LastCheckpoint ?? "(none)"}; continue with --resume");
+            return null;
+        }
+
+        Console.Out.WriteLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"ppo: {result.Steps} steps, policy loss {result.TrainLoss:F4}, {result.TokensSeen} tokens in {result.Elapsed.TotalSeconds:F1} s{(result.ResumedFrom is null ? "" : $" (resumed from {result.ResumedFrom})")}"));
+        return result;
+    }
+
+    private static TrainingResult RunPlain(PpoTrainer trainer, PpoOptions options, CancellationToken token)
+    {
+        var clock = Stopwatch.StartNew();
+        int first = -1;
+        var progress = new LineProgress(p =>
+        {
+            first = first < 0 ? p.Step - 1 : first;
+            if (p.Step % options.LogInterval == 0 || p.Step == p.TotalSteps)
+            {
+                double eta = clock.Elapsed.TotalSeconds / Math.Max(1, p.Step - first) * Math.Max(0, p.TotalSteps - p.Step);
+                Console.Out.WriteLine(Line(p) + string.Create(CultureInfo.InvariantCulture, $"  eta {TimeSpan.FromSeconds(eta):hh\\:mm\\:ss}"));
+            }
+        });
+        return trainer.Run(progress, token);
+    }
+
+    private static TrainingResult RunFancy(PpoTrainer trainer, CancellationToken token) =>
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("ppo");
+                var progress = new LineProgress(p =>
+                {
+                    task.MaxValue = p.TotalSteps;
+                    task.Value = p.Step;
+                    task.Description = Markup.Escape("ppo " + Line(p));
+                });
+                return trainer.Run(progress, token);
+            });
+
+    private static string Line(PpoProgress p) => string.Create(
+        CultureInfo.InvariantCulture,
+        $"step {p.Step}/{p.TotalSteps}  score {p.Score:F4}  kl {p.Kl:F4}  beta {p.KlCoef:F4}  policy_loss {p.PolicyLoss:F4}  value_loss {p.ValueLoss:F4}  len {p.ResponseLength:F1}  eos {p.EosRate:P0}  gen {p.GenerationShare:P0}  {p.SecondsPerStep:F2} s/step");
+
+    private sealed class LineProgress(Action<PpoProgress> report) : IProgress<PpoProgress>
+    {
+        public void Report(PpoProgress value) => report(value);
+    }
+}

@@ -1,0 +1,39 @@
+using Engine.Models.Chat;
+using Engine.Training.Data;
+
+namespace Engine.Training.Rl.Sampling;
+
+/// <summary>Prompts for rollouts from a dataset: the <c>prompt</c> (or prompt-only <c>messages</c>) of each example, tokenized for generation.</summary>
+public static class RolloutPrompts
+{
+    /// <summary>
+    /// The prompt of each example (prompt-only, prompt/completion, preference pair or ranking), tokenized by
+    /// <paramref name="encoder"/> as a generation prompt (BOS first when the encoder has one; conversations rendered by
+    /// <paramref name="template"/>, ending with the assistant header) and cut from the left, keeping BOS, to
+    /// <paramref name="maxPromptLength"/> tokens.
+    /// </summary>
+    /// <exception cref="ArgumentException">An example has no prompt (names its file and line) or tokenizes to nothing.</exception>
+    public static List<int[]> Tokenize(IEnumerable<Example> examples, ITextEncoder encoder, int maxPromptLength, ChatTemplate? template = null)
+    {
+        ArgumentNullException.ThrowIfNull(examples);
+        ArgumentNullException.ThrowIfNull(encoder);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPromptLength);
+        var cut = new SequenceCollator(encoder, new CollatorOptions { MaxLength = maxPromptLength, MaxPromptLength = maxPromptLength, TruncatePromptLeft = true }, template);
+        var result = new List<int[]>();
+        foreach (var example in examples)
+        {
+            var prompt = example switch
+            {
+                PromptExample p => p.Prompt,
+                PromptCompletionExample pc => pc.Prompt,
+                PreferenceExample pref => pref.Prompt,
+                RankingExample rank => rank.Prompt,
+                _ => throw new ArgumentException($"{example.Source}:{example.Line}: a {example.GetType().Name.Replace("Example", "", StringComparison.Ordinal)} example has no prompt to sample a response to", nameof(examples)),
+            };
+            var ids = cut.TokenizePrompt(prompt).Ids;
+            result.Add(ids.Length > 0 ? ids : throw new ArgumentException($"{example.Source}:{example.Line}: the prompt tokenizes to nothing", nameof(examples)));
+        }
+
+        return result;
+    }
+}
