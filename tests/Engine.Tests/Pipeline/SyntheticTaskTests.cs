@@ -60,6 +60,49 @@ public sealed class SyntheticTaskTests
     }
 
     [Fact]
+    public void Fact_checks_give_the_right_verdict_on_right_and_wrong_claims_of_every_kind()
+    {
+        var checks = Task.Pretrain.Select(d => d.Text).Where(d => d.StartsWith("Fact check:", StringComparison.Ordinal)).ToList();
+        Assert.InRange(checks.Count, Task.Pretrain.Count / 4, Task.Pretrain.Count * 3 / 4);
+        var claim = new System.Text.RegularExpressions.Regex(@" ([^.]+?) ([A-Za-z0-9]+)\. (True|False)\.");
+        int right = 0, wrong = 0;
+        foreach (var doc in checks)
+        {
+            var matches = claim.Matches(doc["Fact check:".Length..]);
+            Assert.NotEmpty(matches);
+            foreach (System.Text.RegularExpressions.Match m in matches)
+            {
+                var fact = Task.FactFor(m.Groups[1].Value) ?? throw new Xunit.Sdk.XunitException($"not a prompt: '{m.Groups[1].Value}' in {doc}");
+                bool correct = m.Groups[2].Value == fact.Answer;
+                Assert.Equal(correct ? "True" : "False", m.Groups[3].Value);
+                right += correct ? 1 : 0;
+                wrong += correct ? 0 : 1;
+            }
+        }
+
+        // About half the claims are wrong, and held-out facts are checked too (they are in the corpus, not in any training split).
+        Assert.InRange(right / (double)(right + wrong), 0.4, 0.6);
+        Assert.All(Task.HeldOutFacts, f => Assert.Contains(checks, d => d.Contains(f.Prompt + " ", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void Contrast_pairs_set_the_right_concise_answer_against_distinct_wrong_ones()
+    {
+        foreach (var fact in Task.TrainFacts)
+        {
+            string right = " " + fact.Answer + ".";
+            var contrast = Task.Preferences
+                .Where(p => p.Prompt.Text == fact.Prompt && (p.Chosen.Text == right || p.Rejected.Text == right))
+                .Select(p => p.Chosen.Text == right ? p.Rejected.Text! : p.Chosen.Text!)
+                .Where(other => other.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length == 1)
+                .ToList();
+            int wrongAnswers = Task.Facts.Where(f => f.Kind == fact.Kind).Select(f => f.Answer).Distinct().Count() - 1;
+            Assert.True(contrast.Distinct().Count() >= Math.Min(Task.Options.ContrastPairsPerFact, wrongAnswers), $"{fact.Prompt}: {contrast.Count} contrast pairs");
+            Assert.DoesNotContain(right, contrast);
+        }
+    }
+
+    [Fact]
     public void Held_out_facts_are_in_the_corpus_but_in_no_training_split()
     {
         Assert.NotEmpty(Task.HeldOutFacts);
@@ -96,7 +139,10 @@ public sealed class SyntheticTaskTests
         double Agree(IEnumerable<PreferenceExample> pairs) => pairs.Average(p =>
             Task.Gold.Score(p.Prompt.Text!, p.Chosen.Text!).Reward > Task.Gold.Score(p.Prompt.Text!, p.Rejected.Text!).Reward ? 1.0 : 0.0);
 
-        Assert.InRange(Agree(Task.Preferences), 0.75, 0.99);
+        // Mostly the gold order, but not always: the labeller is noisy (Bradley–Terry with Gumbel noise).
+        double agree = Agree(Task.Preferences);
+        Assert.InRange(agree, 0.75, 1.0);
+        Assert.True(agree < 1.0, "no pair was labelled against the gold reward: the label noise is missing");
         Assert.Equal(1.0, Agree(Task.EvalPreferences));
         Assert.All(Task.Preferences, p => Assert.NotEqual(p.Chosen, p.Rejected));
         Assert.All(Task.Rankings, r =>
