@@ -105,7 +105,7 @@ public sealed record PipelineOptions
 /// <c>out/&lt;stage&gt;/</c>, every policy stage evaluated on the held-out prompts with the gold reward, and the
 /// <see cref="PipelineReport"/> written to <c>out/summary.json</c> and <c>out/report.html</c>.
 /// </summary>
-public sealed class PipelineRunner(PipelineOptions options, Backend backend, TextWriter? log = null)
+public sealed partial class PipelineRunner(PipelineOptions options, Backend backend, TextWriter? log = null)
 {
     private const string Eos = "<|endoftext|>";
     private readonly TextWriter log = log ?? TextWriter.Null;
@@ -197,6 +197,7 @@ public sealed class PipelineRunner(PipelineOptions options, Backend backend, Tex
             Evaluation = new StageEvaluation { PairwiseAccuracy = pairwise },
         });
         Say(string.Create(CultureInfo.InvariantCulture, $"rm: held-out pairwise accuracy {pairwise:P1}"));
+        stages.Add(RunPpo(outDirectory, sftFinal, Path.Combine(rmOptions.OutputDirectory, "final"), sft, tokenizer, encoder, task, save, cancellationToken));
 
         // DPO from the SFT model, against the SFT model's cached log-probs.
         var dpoOptions = new TrainerOptions
