@@ -317,16 +317,7 @@ public sealed class Trainer<TBatch>
 
         Dictionary<string, double> Line(int step) => new(StringComparer.Ordinal) { ["step"] = step, ["epoch"] = EpochPosition() };
 
-        void Write(Dictionary<string, double> line)
-        {
-            metrics.WriteLine(JsonSerializer.Serialize(line, CompactJson));
-            metrics.Flush();
-            state.LogHistory.Add(line);
-            if (state.LogHistory.Count > LogHistoryLength)
-            {
-                state.LogHistory.RemoveAt(0);
-            }
-        }
+        void Write(Dictionary<string, double> line) => AppendMetrics(metrics, state, line);
 
         TrainingResult Result(TrainingStatus status) => new(
             status, state.GlobalStep, state.SkippedSteps, lastLoggedLoss, state.LastEvalLoss, state.TokensSeen, clock.Elapsed, lastCheckpoint, resumedFrom);
@@ -371,6 +362,18 @@ public sealed class Trainer<TBatch>
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
         return z ^ (z >> 31);
+    }
+
+    // One metrics line to metrics.jsonl (flushed) and to the state's log history, which keeps the last ones.
+    internal static void AppendMetrics(StreamWriter metrics, TrainerState state, Dictionary<string, double> line)
+    {
+        metrics.WriteLine(JsonSerializer.Serialize(line, CompactJson));
+        metrics.Flush();
+        state.LogHistory.Add(line);
+        if (state.LogHistory.Count > LogHistoryLength)
+        {
+            state.LogHistory.RemoveAt(0);
+        }
     }
 
     // Lines past the checkpoint's step were written by the interrupted run after its last checkpoint; the resumed run

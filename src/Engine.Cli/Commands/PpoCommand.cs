@@ -115,26 +115,9 @@ internal static class PpoCommand
     // cancels (the trainer writes a checkpoint) and null comes back.
     private static TrainingResult? Run(PpoTrainer trainer, PpoOptions options)
     {
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        var result = TrainingSession<PpoOptions>.RunCancellable(token => Console.IsOutputRedirected ? RunPlain(trainer, options, token) : RunFancy(trainer, token));
+        if (result is null)
         {
-            e.Cancel = true;
-            cts.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        TrainingResult result;
-        try
-        {
-            result = Console.IsOutputRedirected ? RunPlain(trainer, options, cts.Token) : RunFancy(trainer, cts.Token);
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
-
-        if (result.Status == TrainingStatus.Cancelled)
-        {
-            Console.Error.WriteLine($"engine: cancelled at step {result.Steps}; checkpoint {result.LastCheckpoint ?? "(none)"}; continue with --resume");
             return null;
         }
 

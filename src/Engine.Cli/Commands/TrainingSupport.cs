@@ -180,6 +180,24 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     /// </summary>
     public TrainingResult? Run(Func<IProgress<TrainingProgress>?, CancellationToken, TrainingResult> run, string name)
     {
+        var result = RunCancellable(token => Console.IsOutputRedirected ? RunPlain(run, token) : RunFancy(run, name, token));
+        if (result is null)
+        {
+            return null;
+        }
+
+        Console.Out.WriteLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"{name}: {result.Steps} steps, loss {result.TrainLoss:F4}{(result.EvalLoss is double ev ? $", eval loss {ev:F4}" : "")}, {result.TokensSeen} tokens in {result.Elapsed.TotalSeconds:F1} s{(result.ResumedFrom is null ? "" : $" (resumed from {result.ResumedFrom})")}"));
+        return result;
+    }
+
+    /// <summary>
+    /// Runs a trainer with Ctrl+C as its cancellation. Returns the result, or null when it was cancelled (its checkpoint
+    /// written; the line saying where and how to continue is printed here).
+    /// </summary>
+    public static TrainingResult? RunCancellable(Func<CancellationToken, TrainingResult> run)
+    {
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
@@ -190,7 +208,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
         TrainingResult result;
         try
         {
-            result = Console.IsOutputRedirected ? RunPlain(run, cts.Token) : RunFancy(run, name, cts.Token);
+            result = run(cts.Token);
         }
         finally
         {
@@ -203,9 +221,6 @@ internal sealed class TrainingSession<TOptions> : IDisposable
             return null;
         }
 
-        Console.Out.WriteLine(string.Create(
-            CultureInfo.InvariantCulture,
-            $"{name}: {result.Steps} steps, loss {result.TrainLoss:F4}{(result.EvalLoss is double ev ? $", eval loss {ev:F4}" : "")}, {result.TokensSeen} tokens in {result.Elapsed.TotalSeconds:F1} s{(result.ResumedFrom is null ? "" : $" (resumed from {result.ResumedFrom})")}"));
         return result;
     }
 

@@ -34,11 +34,6 @@ public sealed record PipelineOnlineDpoOptions
     /// <summary>Subtracted from the reward-model score of a sample without EOS.</summary>
     public float MissingEosPenalty { get; init; }
 
-    /// <summary>
-    /// The most KL to the SFT model (nats per held-out answer, as the evaluation measures it) the stage may reach: the
-    /// PPO stage's target, so the two RL methods are held to the same leash.
-    /// </summary>
-    public double KlTarget { get; init; } = 6.0;
 }
 
 public sealed partial class PipelineRunner
@@ -76,7 +71,7 @@ public sealed partial class PipelineRunner
             new StageReport("online_dpo") { Loss = ReadCurves(options.OutputDirectory, reward: false), Reward = ReadCurves(options.OutputDirectory, reward: true) },
             policy, sft, tokenizer, encoder, task, evalFacts, klIsZero: false);
         double kl = stage.Evaluation.KlToSft ?? double.NaN;
-        Say(string.Create(CultureInfo.InvariantCulture, $"online_dpo: KL to SFT {kl:F3} {(kl <= s.KlTarget ? "within" : "ABOVE")} the target {s.KlTarget:F1}"));
+        Say(string.Create(CultureInfo.InvariantCulture, $"online_dpo: KL to SFT {kl:F3} {(kl <= o.KlTarget ? "within" : "ABOVE")} the target {o.KlTarget:F3}"));
         return stage;
     }
 }

@@ -67,6 +67,15 @@ public sealed record PipelineOptions
     /// <inheritdoc cref="DpoSteps"/>
     public float DpoBeta { get; init; } = 0.1f;
 
+    /// <summary>
+    /// The mean KL to the SFT model, in nats per held-out response, that the RL stages (PPO, online DPO) must stay within:
+    /// PPO's adaptive β aims at it, and each stage's log line says whether its evaluation is within it.
+    /// </summary>
+    public double KlTarget { get; init; } = 1.0;
+
+    /// <summary>The PPO stage's settings (PipelineRunner.Ppo.cs).</summary>
+    public PipelinePpoOptions Ppo { get; init; } = new();
+
     /// <summary>The online-DPO stage's sizes (PipelineRunner.OnlineDpo.cs).</summary>
     public PipelineOnlineDpoOptions OnlineDpo { get; init; } = new();
 
@@ -207,6 +216,7 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
             Evaluation = new StageEvaluation { PairwiseAccuracy = pairwise },
         });
         Say(string.Create(CultureInfo.InvariantCulture, $"rm: held-out pairwise accuracy {pairwise:P1}"));
+        stages.Add(RunPpo(outDirectory, sftFinal, Path.Combine(rmOptions.OutputDirectory, "final"), sft, tokenizer, encoder, task, save, cancellationToken));
 
         // DPO from the SFT model, against the SFT model's cached log-probs.
         var dpoOptions = new TrainerOptions
@@ -272,13 +282,19 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
                 Say(string.Create(CultureInfo.InvariantCulture, $"{name}: step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}{(p.EvalLoss is double e ? $" eval {e:F4}" : "")}"));
             }
         }), token);
+        ThrowIfCancelled(name, result, token);
+        Say(string.Create(CultureInfo.InvariantCulture, $"{name}: {result.Steps} steps, loss {result.TrainLoss:F4}, {result.Elapsed.TotalSeconds:F1} s{(result.ResumedFrom is null ? "" : $" (resumed from {result.ResumedFrom})")}"));
+    }
+
+    /// <exception cref="OperationCanceledException">Cancelled: its message names the stage, the step and the checkpoint written.</exception>
+    private static void ThrowIfCancelled(string name, TrainingResult result, CancellationToken token)
+    {
         if (result.Status == TrainingStatus.Cancelled)
         {
             throw new OperationCanceledException($"{name} stopped at step {result.Steps}; checkpoint {result.LastCheckpoint ?? "(none)"}", token);
         }
 
         token.ThrowIfCancellationRequested();
-        Say(string.Create(CultureInfo.InvariantCulture, $"{name}: {result.Steps} steps, loss {result.TrainLoss:F4}, {result.Elapsed.TotalSeconds:F1} s{(result.ResumedFrom is null ? "" : $" (resumed from {result.ResumedFrom})")}"));
     }
 
     private static string SaveFinal(Transformer model, string stageDirectory, HfSaveOptions save)

@@ -38,7 +38,7 @@ public sealed class PipelineCommandTests : IDisposable
         Assert.True(code == 0, $"exit {code}: {error}\n{output}");
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")));
         var stages = summary.RootElement.GetProperty("stages").EnumerateArray().ToList();
-        Assert.Equal<string>(["pretrain", "sft", "rm", "dpo", "online_dpo"], stages.Select(s => s.GetProperty("stage").GetString()!).ToList());
+        Assert.Equal<string>(["pretrain", "sft", "rm", "ppo", "dpo", "online_dpo"], stages.Select(s => s.GetProperty("stage").GetString()!).ToList());
         foreach (var stage in stages)
         {
             foreach (string key in new[] { "gold_reward_mean", "accuracy", "mean_response_tokens", "kl_to_sft" })
@@ -61,7 +61,7 @@ public sealed class PipelineCommandTests : IDisposable
         Assert.InRange(rm.GetProperty("pairwise_accuracy").GetDouble(), 0.0, 1.0);
         Assert.Equal(0.0, stages[1].GetProperty("kl_to_sft").GetDouble());
         Assert.True(new FileInfo(Path.Combine(dir, "report.html")).Length > 0);
-        foreach (string stage in new[] { "pretrain", "sft", "rm", "dpo", "online_dpo" })
+        foreach (string stage in new[] { "pretrain", "sft", "rm", "ppo", "dpo", "online_dpo" })
         {
             Assert.True(File.Exists(Path.Combine(dir, stage, "final", "config.json")), $"{stage}/final/config.json");
             Assert.True(File.Exists(Path.Combine(dir, stage, "metrics.jsonl")), $"{stage}/metrics.jsonl");

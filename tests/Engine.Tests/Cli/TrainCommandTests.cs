@@ -150,5 +150,5 @@ public sealed class TrainCommandTests : IDisposable
     private static List<JsonElement> MetricsLines(string output) =>
         [.. File.ReadAllLines(Path.Combine(output, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)];
 
-    private static (int Code, string Output, string Error) Run(string[] args) => CliHarness.Run(args);
+    internal static (int Code, string Output, string Error) Run(string[] args) => CliHarness.Run(args);
 }

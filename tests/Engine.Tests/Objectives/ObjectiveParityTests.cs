@@ -144,7 +144,7 @@ public class ObjectiveParityTests(ITestOutputHelper output)
         }
     }
 
-    private static void CheckGradients(ObjectiveFixture f, Transformer model, string prefix)
+    internal static void CheckGradients(ObjectiveFixture f, Transformer model, string prefix)
     {
         foreach (var map in HfWeightMap.For(model.Config))
         {

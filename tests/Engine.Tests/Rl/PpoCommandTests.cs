@@ -93,23 +93,5 @@ public sealed class PpoCommandTests : IDisposable
         Assert.Contains("pairs.jsonl:1", error, StringComparison.Ordinal);
     }
 
-    private static (int Code, string Output, string Error) Run(string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        var savedOut = Console.Out;
-        var savedError = Console.Error;
-        Console.SetOut(output);
-        Console.SetError(error);
-        try
-        {
-            int code = Engine.Cli.Program.Main(args);
-            return (code, output.ToString(), error.ToString());
-        }
-        finally
-        {
-            Console.SetOut(savedOut);
-            Console.SetError(savedError);
-        }
-    }
+    private static (int Code, string Output, string Error) Run(string[] args) => Cli.TrainCommandTests.Run(args);
 }

@@ -1,8 +1,6 @@
 using System.Text.Json;
-using Engine.Core.Backends;
 using Engine.Core.Cpu;
 using Engine.Models;
-using Engine.Models.Formats;
 using Engine.Models.HuggingFace;
 using Engine.Tests.Support;
 using Engine.Training.Data;
@@ -21,7 +19,7 @@ namespace Engine.Tests.Rl;
 [Trait("Category", "Parity")]
 public sealed class PpoFixtureTests(ITestOutputHelper output) : IDisposable
 {
-    private static readonly Lazy<Fixture> Shared = new(Fixture.Load);
+    private static readonly Lazy<ObjectiveFixture> Shared = new(() => ObjectiveFixture.Load("ppo_update"));
     private readonly CpuBackend backend = new(2);
 
     public static TheoryData<string> Cases => new("k1", "k3");
@@ -35,7 +33,7 @@ public sealed class PpoFixtureTests(ITestOutputHelper output) : IDisposable
         var f = Shared.Value;
         var c = f.Cases.GetProperty(name);
         var options = Options(c);
-        var batch = f.Batch();
+        var batch = Batch(f);
         Assert.Equal(f.Ints["rollout.tokens"], batch.Tokens);
         Assert.Equal(f.Ints["rollout.targets"], batch.Targets);
         Assert.Equal(f.Floats["rollout.mask"], batch.Mask);
@@ -57,13 +55,13 @@ public sealed class PpoFixtureTests(ITestOutputHelper output) : IDisposable
         Close(f.Floats[$"{name}.explained_variance"][0], e.ExplainedVariance, "val/explained_variance", 1e-5);
 
         // The update's losses, statistics and gradients (PPO-ptx included).
-        using var actor = f.Model(backend, "actor");
-        using var critic = f.Model(backend, "critic");
+        using var actor = f.Model(backend, "actor_config", "actor");
+        using var critic = f.Model(backend, "critic_config", "critic");
         using var learner = new PpoLearner(actor, critic, options);
         actor.ZeroGradients();
         critic.ZeroGradients();
         var stats = learner.AccumulateGradients(e, [0, 1, 2, 3], 1f);
-        double ptx = learner.AccumulatePtxGradients(f.PtxBatch(), options.PtxCoef);
+        double ptx = learner.AccumulatePtxGradients(PtxBatch(f), options.PtxCoef);
         var expected = f.Floats[$"{name}.ppo_stats"];
         float[] actual = [stats.PolicyLoss, stats.ValueLoss, stats.ClipFraction, stats.ApproxKl, stats.Entropy, stats.ExplainedVariance, stats.ValueClipFraction, stats.RatioMean, stats.TokenCount];
         string[] names = ["loss/policy", "loss/value", "policy/clipfrac", "policy/approxkl", "policy/entropy", "explained variance", "val/clipfrac", "val/ratio", "tokens"];
@@ -92,10 +90,10 @@ public sealed class PpoFixtureTests(ITestOutputHelper output) : IDisposable
         var c = f.Cases.GetProperty("k1");
         var options = Options(c);
         var e = PpoExperience.Build(
-            backend, f.Batch(), f.Floats["rollout.old_logp"], f.Floats["rollout.ref_logp"], f.Floats["rollout.values"], f.Floats["rollout.scores"], options,
+            backend, Batch(f), f.Floats["rollout.old_logp"], f.Floats["rollout.ref_logp"], f.Floats["rollout.values"], f.Floats["rollout.scores"], options,
             c.GetProperty("kl_coef").GetSingle());
-        using var actor = f.Model(backend, "actor");
-        using var critic = f.Model(backend, "critic");
+        using var actor = f.Model(backend, "actor_config", "actor");
+        using var critic = f.Model(backend, "critic_config", "critic");
         using var learner = new PpoLearner(actor, critic, options);
         actor.ZeroGradients();
         critic.ZeroGradients();
@@ -108,7 +106,7 @@ public sealed class PpoFixtureTests(ITestOutputHelper output) : IDisposable
             policyLoss += scale * learner.AccumulateGradients(e, rows, scale).PolicyLoss;
         }
 
-        learner.AccumulatePtxGradients(f.PtxBatch(), options.PtxCoef);
+        learner.AccumulatePtxGradients(PtxBatch(f), options.PtxCoef);
         Close(f.Floats["k1.ppo_stats"][0], policyLoss, "accumulated policy loss");
         CheckGradients(f, actor, "k1.actor");
         CheckGradients(f, critic, "k1.critic");
@@ -148,17 +146,9 @@ public sealed class PpoFixtureTests(ITestOutputHelper output) : IDisposable
         Assert.True(Math.Abs(actual - expected) <= relative * Math.Max(1, Math.Abs(expected)), $"{what}: {actual:R}, expected {expected:R}");
     }
 
-    private static void CheckGradients(Fixture f, Transformer model, string prefix)
+    private static void CheckGradients(ObjectiveFixture f, Transformer model, string prefix)
     {
-        foreach (var map in HfWeightMap.For(model.Config))
-        {
-            var expected = f.Floats[$"{prefix}.grad.{map.HfName}"];
-            var actual = model.ReadHuggingFaceTensor(map.HfName, gradient: true);
-            Approx.RelativeNorm(expected, actual, 1e-5, $"{prefix} grad {map.HfName}");
-            float scale = expected.Max(Math.Abs);
-            Approx.Equal(expected, actual, atol: 1e-5f * Math.Max(scale, 1e-3f), rtol: 1e-3f, what: $"{prefix} grad {map.HfName}");
-        }
-
+        Objectives.ObjectiveParityTests.CheckGradients(f, model, prefix);
         if (model.HasScalarHead)
         {
             var bias = new float[1];
@@ -168,7 +158,7 @@ public sealed class PpoFixtureTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    private static void CheckParameters(Fixture f, Transformer model, string prefix, float learningRate)
+    private static void CheckParameters(ObjectiveFixture f, Transformer model, string prefix, float learningRate)
     {
         foreach (var map in HfWeightMap.For(model.Config))
         {
@@ -197,74 +187,27 @@ public sealed class PpoFixtureTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    /// <summary>The fixture file: tensors by name and the metadata.</summary>
-    private sealed class Fixture
+    /// <summary>The rollout rebuilt from its prompts and responses and packed as the trainer packs (EOS padding).</summary>
+    private static RolloutBatch Batch(ObjectiveFixture f)
     {
-        public required IReadOnlyDictionary<string, string> Metadata { get; init; }
+        var tokens = f.Ints["rollout.tokens"];
+        var prompts = f.Ints["rollout.prompt_lengths"];
+        var responses = f.Ints["rollout.response_lengths"];
+        var ended = f.Ints["rollout.ended"];
+        int time = (int)f.Shapes["rollout.tokens"][1], eos = int.Parse(f.Metadata["eos"], System.Globalization.CultureInfo.InvariantCulture);
+        var rollouts = Enumerable.Range(0, prompts.Length).Select(b => new Rollout(
+            tokens[(b * time)..((b * time) + prompts[b])],
+            tokens[((b * time) + prompts[b])..((b * time) + prompts[b] + responses[b])],
+            ended[b] != 0)).ToList();
+        return RolloutBatch.Pack(rollouts, eos);
+    }
 
-        public required JsonElement Cases { get; init; }
-
-        public Dictionary<string, float[]> Floats { get; } = new(StringComparer.Ordinal);
-
-        public Dictionary<string, int[]> Ints { get; } = new(StringComparer.Ordinal);
-
-        public Dictionary<string, long[]> Shapes { get; } = new(StringComparer.Ordinal);
-
-        public static Fixture Load()
-        {
-            using var file = SafetensorsFile.Open(Path.Combine(ModelFixture.Directory, "ppo_update.safetensors"));
-            using var cases = JsonDocument.Parse(file.Metadata["cases"]);
-            var fixture = new Fixture { Metadata = file.Metadata, Cases = cases.RootElement.Clone() };
-            foreach (TensorInfo t in file.Tensors)
-            {
-                fixture.Shapes[t.Name] = [.. t.Shape];
-                if (t.DType == SafetensorsDType.I32)
-                {
-                    fixture.Ints[t.Name] = file.ReadI32(t.Name);
-                }
-                else
-                {
-                    fixture.Floats[t.Name] = file.ReadF32(t.Name);
-                }
-            }
-
-            return fixture;
-        }
-
-        public Transformer Model(Backend backend, string role)
-        {
-            var model = new Transformer(HfConfig.Parse(Metadata[$"{role}_config"], $"{role}_config"), backend);
-            model.LoadHuggingFaceWeights((name, _) => Floats.GetValueOrDefault($"{role}.{name}"));
-            if (model.HasScalarHead)
-            {
-                model.ScoreBias = Floats[$"{role}.{Names.ScoreBias}"][0];
-            }
-
-            return model;
-        }
-
-        /// <summary>The rollout rebuilt from its prompts and responses and packed as the trainer packs (EOS padding).</summary>
-        public RolloutBatch Batch()
-        {
-            var tokens = Ints["rollout.tokens"];
-            var prompts = Ints["rollout.prompt_lengths"];
-            var responses = Ints["rollout.response_lengths"];
-            var ended = Ints["rollout.ended"];
-            int time = (int)Shapes["rollout.tokens"][1], eos = int.Parse(Metadata["eos"], System.Globalization.CultureInfo.InvariantCulture);
-            var rollouts = Enumerable.Range(0, prompts.Length).Select(b => new Rollout(
-                tokens[(b * time)..((b * time) + prompts[b])],
-                tokens[((b * time) + prompts[b])..((b * time) + prompts[b] + responses[b])],
-                ended[b] != 0)).ToList();
-            return RolloutBatch.Pack(rollouts, eos);
-        }
-
-        public SequenceBatch PtxBatch()
-        {
-            var shape = Shapes["ptx.tokens"];
-            int rows = (int)shape[0], time = (int)shape[1];
-            var targets = Ints["ptx.targets"];
-            return new SequenceBatch(
-                rows, time, Ints["ptx.tokens"], targets, [.. targets.Select(t => t >= 0 ? 1f : 0f)], new int[rows * time], new int[rows * time], [.. Enumerable.Repeat(time, rows)]);
-        }
+    private static SequenceBatch PtxBatch(ObjectiveFixture f)
+    {
+        var shape = f.Shapes["ptx.tokens"];
+        int rows = (int)shape[0], time = (int)shape[1];
+        var targets = f.Ints["ptx.targets"];
+        return new SequenceBatch(
+            rows, time, f.Ints["ptx.tokens"], targets, [.. targets.Select(t => t >= 0 ? 1f : 0f)], new int[rows * time], new int[rows * time], [.. Enumerable.Repeat(time, rows)]);
     }
 }

@@ -5,6 +5,7 @@ using Engine.Tests.Training;
 using Engine.Training;
 using Engine.Training.Checkpoints;
 using Engine.Training.Data;
+using Engine.Training.Options;
 using Engine.Training.Rl.Ppo;
 using Xunit;
 using Xunit.Abstractions;
@@ -170,6 +171,42 @@ public sealed class PpoTrainerTests(ITestOutputHelper output) : IDisposable
         var swapped = roles.Models with { Critic = roles.Reward };
         Assert.Contains("separate model", Assert.Throws<ArgumentException>(() => new PpoTrainer(swapped, prompts, null, PpoHarness.Eos, good)).Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentException>(() => new PpoTrainer(roles.Models with { Critic = roles.Actor }, prompts, null, PpoHarness.Eos, good));
+    }
+
+    [Fact]
+    public void Options_read_from_yaml_and_overrides_with_trl_keys()
+    {
+        const string yaml = """
+            learning_rate: 1.0e-5
+            critic_learning_rate: 5.0e-5
+            batch_size: 16
+            num_mini_batches: 4
+            num_ppo_epochs: 2
+            kl_estimator: k3
+            adaptive_kl: true
+            kl_target: 3
+            missing_eos_penalty: 1.5
+            optimizer:
+              max_grad_norm: 0.5
+            """;
+        var options = OptionsReader.Parse<PpoOptions>(yaml, "ppo.yaml", OptionsFormat.Yaml);
+        options = OptionsReader.Apply(options, ["cliprange=0.1", "whiten_rewards=true", "response_length=24"]);
+        options.Validate();
+        Assert.Equal(1e-5, options.LearningRate);
+        Assert.Equal(5e-5, options.CriticLearningRate);
+        Assert.Equal(4, options.MiniBatchRows);
+        Assert.Equal(KlEstimator.K3, options.KlEstimator);
+        Assert.True(options.AdaptiveKl);
+        Assert.Equal(1.5f, options.MissingEosPenalty);
+        Assert.Equal(0.5f, options.Optimizer.MaxGradNorm);
+        Assert.Equal(0.1f, options.Cliprange);
+        Assert.True(options.WhitenRewards);
+        Assert.Equal(512 - 24, options.MaxPromptLength);
+        Assert.Equal(0.95f, options.Lam);
+        Assert.DoesNotContain("mini_batch_rows", OptionsReader.ToJson(options), StringComparison.Ordinal);
+
+        var e = Assert.Throws<OptionsException>(() => OptionsReader.Parse<PpoOptions>("num_ppo_epochs: 2\nkl_estimator: k2\n", "ppo.yaml", OptionsFormat.Yaml));
+        Assert.Equal("ppo.yaml:2: key 'kl_estimator': expected a one of k1, k3, got 'k2'", e.Message);
     }
 
     [Fact]

@@ -15,7 +15,7 @@ namespace Engine.Tests.Support;
 /// </summary>
 public sealed class ObjectiveFixture
 {
-    private static readonly Lazy<ObjectiveFixture> Shared = new(Load);
+    private static readonly Lazy<ObjectiveFixture> Shared = new(() => Load("objectives"));
 
     private ObjectiveFixture(IReadOnlyDictionary<string, string> metadata)
     {
@@ -83,9 +83,10 @@ public sealed class ObjectiveFixture
         Sequences(name), Ints[$"{name}.chosen"], Ints[$"{name}.rejected"], Floats[$"{name}.weights"],
         margins ? Floats[$"{name}.margins"] : null, Ints[$"{name}.groups"][0]);
 
-    private static ObjectiveFixture Load()
+    /// <summary>Reads <c>Fixtures/&lt;name&gt;.safetensors</c>, a fixture of the same layout (tensors, <c>cases</c> and model configs in its metadata).</summary>
+    internal static ObjectiveFixture Load(string name)
     {
-        using var file = SafetensorsFile.Open(Path.Combine(ModelFixture.Directory, "objectives.safetensors"));
+        using var file = SafetensorsFile.Open(Path.Combine(ModelFixture.Directory, name + ".safetensors"));
         var fixture = new ObjectiveFixture(file.Metadata);
         foreach (TensorInfo t in file.Tensors)
         {

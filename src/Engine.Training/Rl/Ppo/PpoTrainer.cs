@@ -42,9 +42,6 @@ public sealed class PpoTrainer
     /// <summary>The critic's subdirectory of a checkpoint (a Hugging Face directory with its own optimizer moments).</summary>
     public const string CriticDirectory = "critic";
 
-    private const int LogHistoryLength = 100;
-    private static readonly JsonSerializerOptions CompactJson = new(TrainerState.Json) { WriteIndented = false };
-
     private readonly PpoModels models;
     private readonly IReadOnlyList<int[]> prompts;
     private readonly IBatchSource<SequenceBatch>? ptx;
@@ -412,16 +409,7 @@ public sealed class PpoTrainer
             return lastCheckpoint;
         }
 
-        void Write(Dictionary<string, double> line)
-        {
-            metrics.WriteLine(JsonSerializer.Serialize(line, CompactJson));
-            metrics.Flush();
-            state.LogHistory.Add(line);
-            if (state.LogHistory.Count > LogHistoryLength)
-            {
-                state.LogHistory.RemoveAt(0);
-            }
-        }
+        void Write(Dictionary<string, double> line) => Trainer<SequenceBatch>.AppendMetrics(metrics, state, line);
 
         TrainingResult Result(TrainingStatus status) => new(
             status, state.GlobalStep, state.SkippedSteps, lastPolicyLoss, null, state.TokensSeen, clock.Elapsed, lastCheckpoint, resumedFrom);
