@@ -81,37 +81,12 @@ public sealed class Trainer<TBatch>
         string metricsPath = Path.Combine(store.Directory, MetricsFile);
         model.ResidualDropout = options.Dropout;
 
-        TrainerState state;
-        RandomStream rng;
-        string? resumedFrom = null;
-        var resume = options.Resume ? store.FindLatest() : null;
-        if (resume is not null)
+        var (state, rng, resume) = RunStart.Begin(store, options, metricsPath, Logger, checkpoint =>
         {
-            CheckpointStore.Restore(model, resume.Path);
-            state = resume.State;
-            rng = new RandomStream(0) { State = (state.RngState[0], state.RngState[1], state.RngState[2], state.RngState[3]) };
-            resumedFrom = resume.Path;
-            WarnAboutChangedOptions(state);
-            TruncateMetrics(metricsPath, state.GlobalStep);
-            Logger.LogInformation("resuming from {Checkpoint} at step {Step} of {Total}", resume.Path, state.GlobalStep, state.TotalSteps);
-        }
-        else
-        {
-            if (store.List().Count > 0)
-            {
-                if (!options.Resume)
-                {
-                    throw new InvalidOperationException(
-                        $"{store.Directory} holds checkpoints of an earlier run; set resume to continue it, or choose another output_directory");
-                }
-
-                throw new InvalidOperationException($"{store.Directory}: no complete checkpoint to resume from (see the warnings logged for each)");
-            }
-
-            rng = new RandomStream(options.Seed);
-            state = new TrainerState { ShuffleSeed = rng.NextUInt64() };
-            File.WriteAllText(metricsPath, "");
-        }
+            CheckpointStore.Restore(model, checkpoint.Path);
+            WarnAboutChangedOptions(checkpoint.State);
+        });
+        string? resumedFrom = resume?.Path;
 
         var epochBatches = train.Batches(state.ShuffleSeed);
         if (epochBatches.Count == 0)
@@ -374,38 +349,6 @@ public sealed class Trainer<TBatch>
         {
             state.LogHistory.RemoveAt(0);
         }
-    }
-
-    // Lines past the checkpoint's step were written by the interrupted run after its last checkpoint; the resumed run
-    // writes them again. A torn last line is dropped too.
-    internal static void TruncateMetrics(string path, int step)
-    {
-        if (!File.Exists(path))
-        {
-            File.WriteAllText(path, "");
-            return;
-        }
-
-        var kept = new List<string>();
-        foreach (string line in File.ReadLines(path))
-        {
-            try
-            {
-                using var doc = JsonDocument.Parse(line);
-                if (doc.RootElement.TryGetProperty("step", out var s) && s.GetDouble() <= step)
-                {
-                    kept.Add(line);
-                }
-            }
-            catch (JsonException)
-            {
-                break;
-            }
-        }
-
-        string temp = $"{path}.{Guid.NewGuid():N}.tmp";
-        File.WriteAllLines(temp, kept, new UTF8Encoding(false));
-        File.Move(temp, path, overwrite: true);
     }
 
     private void WarnAboutChangedOptions(TrainerState state)

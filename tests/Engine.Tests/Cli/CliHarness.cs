@@ -54,23 +54,5 @@ internal static class CliHarness
     }
 
     /// <summary>Runs <c>engine <paramref name="args"/></c> in this process with stdout and stderr captured.</summary>
-    public static (int Code, string Output, string Error) Run(string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        var savedOut = Console.Out;
-        var savedError = Console.Error;
-        Console.SetOut(output);
-        Console.SetError(error);
-        try
-        {
-            int code = Engine.Cli.Program.Main(args);
-            return (code, output.ToString(), error.ToString());
-        }
-        finally
-        {
-            Console.SetOut(savedOut);
-            Console.SetError(savedError);
-        }
-    }
+    public static (int Code, string Output, string Error) Run(string[] args) => Engine.Tests.Support.CliRun.Engine(args);
 }

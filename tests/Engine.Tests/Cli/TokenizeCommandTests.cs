@@ -105,23 +105,5 @@ public class TokenizeCommandTests
         }
     }
 
-    private static (int Code, string Output, string Error) Run(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        var savedOut = Console.Out;
-        var savedError = Console.Error;
-        Console.SetOut(output);
-        Console.SetError(error);
-        try
-        {
-            int code = Engine.Cli.Program.Main(args);
-            return (code, output.ToString(), error.ToString());
-        }
-        finally
-        {
-            Console.SetOut(savedOut);
-            Console.SetError(savedError);
-        }
-    }
+    private static (int Code, string Output, string Error) Run(params string[] args) => Engine.Tests.Support.CliRun.Engine(args);
 }

@@ -165,38 +165,20 @@ public sealed class PpoTrainer
         actor.ResidualDropout = 0f;
         critic.ResidualDropout = 0f;
 
-        TrainerState state;
-        PpoRunState run;
-        RandomStream rng;
-        string? resumedFrom = null;
-        var resume = options.Resume ? store.FindLatest() : null;
-        if (resume is not null)
+        PpoRunState? restored = null;
+        var (state, rng, resume) = RunStart.Begin(store, options, metricsPath, Logger, checkpoint =>
         {
-            run = PpoRunState.Read(resume.Path, resume.State);
-            CheckpointStore.Restore(actor, resume.Path);
-            CheckpointStore.Restore(critic, Path.Combine(resume.Path, CriticDirectory));
-            state = resume.State;
-            rng = new RandomStream(0) { State = (state.RngState[0], state.RngState[1], state.RngState[2], state.RngState[3]) };
-            resumedFrom = resume.Path;
-            Trainer<SequenceBatch>.TruncateMetrics(metricsPath, state.GlobalStep);
-            Logger.LogInformation("resuming from {Checkpoint} at step {Step} of {Total}", resume.Path, state.GlobalStep, state.TotalSteps);
-        }
-        else
+            restored = PpoRunState.Read(checkpoint.Path, checkpoint.State);
+            CheckpointStore.Restore(actor, checkpoint.Path);
+            CheckpointStore.Restore(critic, Path.Combine(checkpoint.Path, CriticDirectory));
+        });
+        string? resumedFrom = resume?.Path;
+        var run = restored ?? new PpoRunState { KlCoef = options.KlCoef, PtxShuffleSeed = rng.NextUInt64() };
+        if (resume is null)
         {
-            if (store.List().Count > 0)
-            {
-                throw new InvalidOperationException(options.Resume
-                    ? $"{store.Directory}: no complete checkpoint to resume from (see the warnings logged for each)"
-                    : $"{store.Directory} holds checkpoints of an earlier run; set resume to continue it, or choose another output_directory");
-            }
-
-            rng = new RandomStream(options.Seed);
-            state = new TrainerState { ShuffleSeed = rng.NextUInt64() };
-            run = new PpoRunState { KlCoef = options.KlCoef, PtxShuffleSeed = rng.NextUInt64() };
             state.BatchesInEpoch = prompts.Count / options.BatchSize;
             state.TotalSteps = options.MaxSteps > 0 ? options.MaxSteps : Math.Max(1, options.Epochs * state.BatchesInEpoch);
             state.Options = JsonDocument.Parse(OptionsReader.ToJson(options)).RootElement.Clone();
-            File.WriteAllText(metricsPath, "");
         }
 
         if (state.BatchesInEpoch != prompts.Count / options.BatchSize)
