@@ -24,23 +24,7 @@ public sealed class OnlineDpoCliTests : IDisposable
 
     public OnlineDpoCliTests()
     {
-        var config = TransformerConfig.Gpt2(257, 32, layers: 1, channels: 16, heads: 2);
-        var save = new HfSaveOptions { Config = HfModelConfig.For(config) with { EosTokenIds = [256] } };
-        using var backend = new CpuBackend(1);
-        using (var policy = new Transformer(config, backend))
-        {
-            policy.InitializeWeights(7);
-            HfCheckpoint.Save(policy, Policy, save);
-        }
-
-        using (var rm = new Transformer(config with { Head = HeadKind.Scalar }, backend))
-        {
-            rm.InitializeWeights(8);
-            HfCheckpoint.Save(rm, Reward, save with { Config = save.Config! with { Model = rm.Config } });
-        }
-
-        BpeTrainer.ByteLevel(["<|endoftext|>"]).Save(Path.Combine(Policy, "tokenizer.json"));
-        File.WriteAllLines(dir.Sub("prompts.jsonl"), Enumerable.Range(0, 6).Select(i => $$"""{"prompt": "question {{i}}:"}"""));
+        TinyRlModels.Write(Policy, Reward, dir.Sub("prompts.jsonl"), i => $"question {i}:");
     }
 
     private string Policy => dir.Sub("policy");

@@ -24,18 +24,7 @@ public sealed class PpoCommandTests : IDisposable
 
     public PpoCommandTests()
     {
-        var config = TransformerConfig.Gpt2(257, 32, layers: 1, channels: 16, heads: 2);
-        using var backend = new CpuBackend(1);
-        foreach (var (name, head, seed) in new[] { ("sft", HeadKind.LanguageModel, 7UL), ("rm", HeadKind.Scalar, 8UL) })
-        {
-            using var model = new Transformer(config with { Head = head }, backend);
-            model.InitializeWeights(seed);
-            string path = dir.Sub(name);
-            HfCheckpoint.Save(model, path, new HfSaveOptions { Config = HfModelConfig.For(model.Config) with { EosTokenIds = [256] } });
-            BpeTrainer.ByteLevel(["<|endoftext|>"]).Save(Path.Combine(path, "tokenizer.json"));
-        }
-
-        File.WriteAllLines(dir.Sub("prompts.jsonl"), Enumerable.Range(0, 6).Select(i => $$"""{"prompt": "q{{i}}?"}"""));
+        TinyRlModels.Write(dir.Sub("sft"), dir.Sub("rm"), dir.Sub("prompts.jsonl"), i => $"q{i}?");
         File.WriteAllLines(dir.Sub("text.jsonl"), Enumerable.Range(0, 8).Select(i => $$"""{"text": "document {{i}} with some words in it, long enough to fill rows"}"""));
     }
 
