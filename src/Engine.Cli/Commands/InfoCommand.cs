@@ -219,9 +219,9 @@ internal sealed class PlanFlags
 
     public Option<int> ScoringBatch { get; } = new("--scoring-batch") { Description = "--plan: rows per scoring forward (0 = the whole rollout)", DefaultValueFactory = _ => Defaults.ScoringBatch };
 
-    public Option<int> PromptLength { get; } = new("--prompt-length") { Description = "--plan: longest prompt in tokens", DefaultValueFactory = _ => Defaults.PromptLength };
+    public Option<int> PromptLength { get; } = new("--prompt-length") { Description = $"--plan: longest prompt in tokens (default {Defaults.PromptLength}, at most half the actor's context)" };
 
-    public Option<int> ResponseLength { get; } = new("--response-length") { Description = "--plan: longest response in tokens", DefaultValueFactory = _ => Defaults.ResponseLength };
+    public Option<int> ResponseLength { get; } = new("--response-length") { Description = $"--plan: longest response in tokens (default {Defaults.ResponseLength}, at most half the actor's context)" };
 
     public Option<bool> CachedReference { get; } = new("--cached-ref") { Description = "--plan: reference log-probs cached per rollout (the reference is not resident)" };
 
@@ -254,8 +254,8 @@ internal sealed class PlanFlags
             GenerationBatch = parse.GetValue(GenerationBatch),
             Minibatch = parse.GetValue(Minibatch),
             ScoringBatch = parse.GetValue(ScoringBatch),
-            PromptLength = parse.GetValue(PromptLength),
-            ResponseLength = parse.GetValue(ResponseLength),
+            PromptLength = parse.GetValue(PromptLength) is > 0 and var prompt ? prompt : Math.Min(Defaults.PromptLength, actor.MaxSequenceLength / 2),
+            ResponseLength = parse.GetValue(ResponseLength) is > 0 and var response ? response : Math.Min(Defaults.ResponseLength, actor.MaxSequenceLength / 2),
             CachedReferenceLogProbs = parse.GetValue(CachedReference),
         };
         using var backend = DeviceOption.CreateBackend(parse.GetValue(Device), threads: 1);

@@ -65,7 +65,7 @@ public sealed record StageReport(string Stage)
 public sealed record PipelineReport(IReadOnlyList<StageReport> Stages)
 {
     /// <summary>The page's heading.</summary>
-    public string Title { get; init; } = "Engine pipeline: pretrain → SFT → RM → DPO";
+    public string Title { get; init; } = "Engine pipeline: pretrain → SFT → RM → PPO, DPO, online DPO";
 
     /// <summary>Lines shown under the heading (seed, model size, wall time, …).</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
