@@ -5,7 +5,7 @@ using Engine.Training.Pipeline;
 
 namespace Engine.Cli.Commands;
 
-/// <summary><c>engine pipeline</c>: tokenizer → pretrain → SFT → RM → DPO on the synthetic task, evaluated and reported.</summary>
+/// <summary><c>engine pipeline</c>: tokenizer → pretrain → SFT → RM → PPO, DPO, online DPO on the synthetic task, evaluated and reported.</summary>
 internal static class PipelineCommand
 {
     public static Command Create()
@@ -17,7 +17,7 @@ internal static class PipelineCommand
         var resume = new Option<bool>("--resume") { Description = "continue a run stopped by Ctrl+C from its checkpoints in --out (same --seed and --quick)" };
         var device = DeviceOption.Create();
         var threads = new Option<int>("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var command = new Command("pipeline", "Run the InstructGPT story on the bundled synthetic task: tokenizer, pretrain, SFT, RM, DPO; evaluate and report.");
+        var command = new Command("pipeline", "Run the InstructGPT story on the bundled synthetic task: tokenizer, pretrain, SFT, RM, PPO, DPO, online DPO; evaluate and report.");
         command.Add(outDir);
         command.Add(seed);
         command.Add(quick);
