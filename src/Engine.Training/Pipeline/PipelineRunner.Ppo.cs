@@ -59,7 +59,7 @@ public sealed partial class PipelineRunner
         int eos = encoder.EosTokenId ?? throw new InvalidOperationException("the pipeline's encoder has no EOS token");
         var options = new PpoOptions
         {
-            MaxSteps = p.Steps ?? Math.Max(2, 3 * o.DpoSteps / 10), BatchSize = o.BatchSize, NumMiniBatches = o.BatchSize % 2 == 0 ? 2 : 1, NumPpoEpochs = 4,
+            MaxSteps = PpoSteps, BatchSize = o.BatchSize, NumMiniBatches = o.BatchSize % 2 == 0 ? 2 : 1, NumPpoEpochs = 4,
             LearningRate = p.LearningRate, CriticLearningRate = p.CriticLearningRate, Schedule = LearningRateSchedule.Constant,
             ResponseLength = o.MaxNewTokens, MaxLength = o.MaxLength, Temperature = p.Temperature,
             KlCoef = p.KlCoef, AdaptiveKl = true, KlTarget = o.KlTarget, KlHorizon = 10 * o.BatchSize,
@@ -99,6 +99,9 @@ public sealed partial class PipelineRunner
         Say(string.Create(CultureInfo.InvariantCulture, $"ppo: KL to SFT {kl:F3} {(kl <= o.KlTarget ? "within" : "ABOVE")} the target {o.KlTarget:F3}"));
         return stage;
     }
+
+    // The PPO stage's steps: its own setting, or three tenths of DPO's.
+    private int PpoSteps => Options.Ppo.Steps ?? Math.Max(2, 3 * Options.DpoSteps / 10);
 
     // Curves of the named PPO metrics from the stage's metrics.jsonl.
     private static List<Curve> PpoCurves(string directory, string[] names)

@@ -248,7 +248,7 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
         {
             Notes =
             [
-                string.Create(CultureInfo.InvariantCulture, $"seed {o.Seed}; GPT-2 L={o.Layers} C={o.Channels} H={o.Heads} T={o.MaxLength}, vocab {tokenizer.VocabSize}; steps pretrain {o.PretrainSteps}, sft {o.SftSteps}, rm {o.RmSteps}, dpo {o.DpoSteps}, online_dpo {o.OnlineDpo.Steps}"),
+                string.Create(CultureInfo.InvariantCulture, $"seed {o.Seed}; GPT-2 L={o.Layers} C={o.Channels} H={o.Heads} T={o.MaxLength}, vocab {tokenizer.VocabSize}; steps pretrain {o.PretrainSteps}, sft {o.SftSteps}, rm {o.RmSteps}, ppo {PpoSteps}, dpo {o.DpoSteps}, online_dpo {o.OnlineDpo.Steps}"),
                 string.Create(CultureInfo.InvariantCulture, $"{evalFacts.Count} held-out prompts × {o.SamplesPerPrompt} samples at temperature {o.Temperature}; wall time {clock.Elapsed.TotalSeconds:F0} s"),
             ],
         };
