@@ -353,11 +353,21 @@ public sealed class PpoTrainer
             double actorNorm = double.NaN, criticNorm = double.NaN;
             if (fault is null)
             {
-                actorNorm = actor.OptimizerStep((float)lr, state.OptimizerSteps + 1, options.Optimizer);
-                criticNorm = critic.OptimizerStep((float)criticLr, run.CriticOptimizerSteps + 1, options.Optimizer);
-                state.OptimizerSteps += double.IsFinite(actorNorm) ? 1 : 0;
-                run.CriticOptimizerSteps += double.IsFinite(criticNorm) ? 1 : 0;
-                fault = double.IsFinite(actorNorm) && double.IsFinite(criticNorm) ? null : $"the gradient norms are not finite (actor {actorNorm}, critic {criticNorm})";
+                // Both gradients are checked before either model moves, so a skipped update skips both: the actor and the
+                // critic always take their AdamW steps together.
+                double actorSquares = actor.Backend.SquaredNorm(actor.Parameters.Gradients);
+                double criticSquares = critic.Backend.SquaredNorm(critic.Parameters.Gradients);
+                if (double.IsFinite(actorSquares) && double.IsFinite(criticSquares))
+                {
+                    actorNorm = actor.OptimizerStep((float)lr, state.OptimizerSteps + 1, options.Optimizer);
+                    criticNorm = critic.OptimizerStep((float)criticLr, run.CriticOptimizerSteps + 1, options.Optimizer);
+                    state.OptimizerSteps++;
+                    run.CriticOptimizerSteps++;
+                }
+                else
+                {
+                    fault = $"the gradient norms are not finite (actor {Math.Sqrt(actorSquares)}, critic {Math.Sqrt(criticSquares)})";
+                }
             }
 
             if (fault is not null)
