@@ -30,7 +30,7 @@ internal sealed class RolloutPasses(Backend backend) : IDisposable
         int time = batch.Time;
         var logProbs = new float[batch.Batch * time];
         var entropy = new float[batch.Batch * time];
-        foreach (var (start, rows) in Chunks(batch.Batch, rowsPerPass))
+        foreach (var (start, rows) in BatchRanges.Of(batch.Batch, rowsPerPass))
         {
             int n = rows * time, offset = start * time;
             var hidden = model.Forward(batch.Tokens.AsSpan(offset, n), rows, time);
@@ -52,7 +52,7 @@ internal sealed class RolloutPasses(Backend backend) : IDisposable
     {
         int time = batch.Time;
         var values = new float[batch.Batch * time];
-        foreach (var (start, rows) in Chunks(batch.Batch, rowsPerPass))
+        foreach (var (start, rows) in BatchRanges.Of(batch.Batch, rowsPerPass))
         {
             int n = rows * time, offset = start * time;
             var hidden = critic.Forward(batch.Tokens.AsSpan(offset, n), rows, time);
@@ -70,13 +70,4 @@ internal sealed class RolloutPasses(Backend backend) : IDisposable
     }
 
     public void Dispose() => scratch.Dispose();
-
-    private static IEnumerable<(int Start, int Rows)> Chunks(int batch, int rowsPerPass)
-    {
-        int chunk = rowsPerPass > 0 ? rowsPerPass : batch;
-        for (int start = 0; start < batch; start += chunk)
-        {
-            yield return (start, Math.Min(chunk, batch - start));
-        }
-    }
 }

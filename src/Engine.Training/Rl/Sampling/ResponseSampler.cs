@@ -63,10 +63,8 @@ public sealed class ResponseSampler : IDisposable
 
         var stops = new HashSet<int>(options.StopTokens);
         var rollouts = new Rollout[expanded.Count];
-        int chunk = MaxBatch > 0 ? MaxBatch : Math.Max(1, expanded.Count);
-        for (int start = 0; start < expanded.Count; start += chunk)
+        foreach (var (start, count) in BatchRanges.Of(expanded.Count, MaxBatch))
         {
-            int count = Math.Min(chunk, expanded.Count - start);
             var part = expanded.GetRange(start, count);
 
             // SequenceSeed is linear in the index, so this seed gives sequence i of the chunk the stream of start + i.

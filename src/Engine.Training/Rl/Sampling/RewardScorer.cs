@@ -81,12 +81,10 @@ public sealed class RewardScorer
     {
         ArgumentNullException.ThrowIfNull(rollouts);
         var raw = new float[rollouts.Count];
-        int chunk = Options.BatchSize > 0 ? Options.BatchSize : Math.Max(1, rollouts.Count);
         int context = Model.Config.MaxSequenceLength;
-        for (int start = 0; start < rollouts.Count; start += chunk)
+        foreach (var (start, count) in BatchRanges.Of(rollouts.Count, Options.BatchSize))
         {
-            int count = Math.Min(chunk, rollouts.Count - start);
-            int time = 0;
+            var part = new Rollout[count];
             for (int i = 0; i < count; i++)
             {
                 var r = rollouts[start + i] ?? throw new ArgumentException($"rollout {start + i} is null", nameof(rollouts));
@@ -95,21 +93,12 @@ public sealed class RewardScorer
                     throw new ArgumentException($"rollout {start + i} has {r.Length} tokens; the reward model reads 1 to {context}", nameof(rollouts));
                 }
 
-                time = Math.Max(time, r.Length);
+                part[i] = r;
             }
 
-            var tokens = new int[count * time];
-            var positions = new int[count];
-            Array.Fill(tokens, padTokenId);
-            for (int i = 0; i < count; i++)
-            {
-                var r = rollouts[start + i];
-                r.Prompt.CopyTo(tokens, i * time);
-                r.Response.CopyTo(tokens, (i * time) + r.Prompt.Length);
-                positions[i] = r.Length - 1;
-            }
-
-            Model.Score(tokens, count, time, positions).CopyTo(raw, start);
+            var batch = RolloutBatch.Pack(part, padTokenId);
+            var positions = part.Select(r => r.Length - 1).ToArray();
+            Model.Score(batch.Tokens, count, batch.Time, positions).CopyTo(raw, start);
         }
 
         return new RolloutScores(raw, Rewards(raw));
