@@ -39,11 +39,7 @@ internal static class GenerateCommand
         };
         command.SetAction(parse =>
         {
-            string dir = parse.GetValue(model)!;
-            if (!Directory.Exists(dir))
-            {
-                throw new CommandException($"MODEL_DIR: directory '{dir}' does not exist");
-            }
+            string dir = ModelInputs.ExistingDirectory(parse.GetValue(model)!, "MODEL_DIR");
 
             if (parse.GetValue(threads) < 1)
             {

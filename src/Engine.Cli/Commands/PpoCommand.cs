@@ -37,10 +37,10 @@ internal static class PpoCommand
 
         command.SetAction(parse =>
         {
-            string actorDir = ExistingDirectory(parse.GetValue(actor)!, "--actor");
-            string rewardDir = ExistingDirectory(parse.GetValue(reward)!, "--reward");
-            string criticDir = ExistingDirectory(parse.GetValue(critic) ?? rewardDir, "--critic");
-            string referenceDir = ExistingDirectory(parse.GetValue(reference) ?? actorDir, "--ref");
+            string actorDir = ModelInputs.ExistingDirectory(parse.GetValue(actor)!, "--actor");
+            string rewardDir = ModelInputs.ExistingDirectory(parse.GetValue(reward)!, "--reward");
+            string criticDir = ModelInputs.ExistingDirectory(parse.GetValue(critic) ?? rewardDir, "--critic");
+            string referenceDir = ModelInputs.ExistingDirectory(parse.GetValue(reference) ?? actorDir, "--ref");
             if (HfCheckpoint.ReadConfig(rewardDir).Model.Head != HeadKind.Scalar)
             {
                 throw new CommandException($"--reward: {rewardDir} has no scalar (reward) head; train one with engine rm");
@@ -108,9 +108,6 @@ internal static class PpoCommand
         }
     }
 
-    private static string ExistingDirectory(string path, string flag) =>
-        Directory.Exists(path) ? path : throw new CommandException($"{flag}: directory '{path}' does not exist");
-
     // Progress like the other trainers: plain lines when the output is redirected, a Spectre bar otherwise; Ctrl+C
     // cancels (the trainer writes a checkpoint) and null comes back.
     private static TrainingResult? Run(PpoTrainer trainer, PpoOptions options)
@@ -131,7 +128,7 @@ internal static class PpoCommand
     {
         var clock = Stopwatch.StartNew();
         int first = -1;
-        var progress = new LineProgress(p =>
+        var progress = new InlineProgress<PpoProgress>(p =>
         {
             first = first < 0 ? p.Step - 1 : first;
             if (p.Step % options.LogInterval == 0 || p.Step == p.TotalSteps)
@@ -150,7 +147,7 @@ internal static class PpoCommand
             .Start(ctx =>
             {
                 var task = ctx.AddTask("ppo");
-                var progress = new LineProgress(p =>
+                var progress = new InlineProgress<PpoProgress>(p =>
                 {
                     task.MaxValue = p.TotalSteps;
                     task.Value = p.Step;
@@ -162,9 +159,4 @@ internal static class PpoCommand
     private static string Line(PpoProgress p) => string.Create(
         CultureInfo.InvariantCulture,
         $"step {p.Step}/{p.TotalSteps}  score {p.Score:F4}  kl {p.Kl:F4}  beta {p.KlCoef:F4}  policy_loss {p.PolicyLoss:F4}  value_loss {p.ValueLoss:F4}  len {p.ResponseLength:F1}  eos {p.EosRate:P0}  gen {p.GenerationShare:P0}  {p.SecondsPerStep:F2} s/step");
-
-    private sealed class LineProgress(Action<PpoProgress> report) : IProgress<PpoProgress>
-    {
-        public void Report(PpoProgress value) => report(value);
-    }
 }

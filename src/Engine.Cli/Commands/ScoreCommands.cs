@@ -43,11 +43,7 @@ internal static class ScoreCommands
 
         command.SetAction(parse =>
         {
-            string dir = parse.GetValue(model)!;
-            if (!Directory.Exists(dir))
-            {
-                throw new CommandException($"{modelName}: directory '{dir}' does not exist");
-            }
+            string dir = ModelInputs.ExistingDirectory(parse.GetValue(model)!, modelName);
 
             int rows = parse.GetValue(batchSize) > 0 ? parse.GetValue(batchSize) : throw new CommandException("--batch-size must be at least 1");
             string tokenizerPath = ModelInputs.TokenizerPath(parse.GetValue(tokenizer), dir);

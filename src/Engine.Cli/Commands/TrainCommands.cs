@@ -194,11 +194,7 @@ internal static class TrainCommands
             using var session = TrainingSession<TrainerOptions>.Open(flags, parse);
             var train = session.TrainData();
             var validation = session.EvalData();
-            string referenceDir = parse.GetValue(reference) ?? session.ModelDirectory!;
-            if (!Directory.Exists(referenceDir))
-            {
-                throw new CommandException($"--ref: directory '{referenceDir}' does not exist");
-            }
+            string referenceDir = ModelInputs.ExistingDirectory(parse.GetValue(reference) ?? session.ModelDirectory!, "--ref");
 
             using var policy = session.LoadModel();
             CheckVocabulary(policy, session.Tokenizer.VocabSize);
@@ -242,13 +238,8 @@ internal static class TrainCommands
         var options = session.Options with { Dpo = dpoFlags(session.Options.Dpo) };
         options.Validate();
         referenceDir ??= session.ModelDirectory!;
-        foreach (var (dir, flag) in new[] { (referenceDir, "--ref"), (rewardDir, "--reward") })
-        {
-            if (!Directory.Exists(dir))
-            {
-                throw new CommandException($"{flag}: directory '{dir}' does not exist");
-            }
-        }
+        ModelInputs.ExistingDirectory(referenceDir, "--ref");
+        ModelInputs.ExistingDirectory(rewardDir, "--reward");
 
         var collator = session.Collator();
         var prompts = RolloutPrompts.Tokenize(session.TrainData(), session.Encoder, options.MaxPromptLength, session.Template);

@@ -97,11 +97,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
         options = options with { OutputDirectory = parse.GetValue(flags.Out)!, Resume = parse.GetValue(flags.Resume) || options.Resume };
         options.Validate();
 
-        string? modelDir = parse.GetValue(flags.Model);
-        if (modelDir is not null && !Directory.Exists(modelDir))
-        {
-            throw new CommandException($"--model: directory '{modelDir}' does not exist");
-        }
+        string? modelDir = parse.GetValue(flags.Model) is string given ? ModelInputs.ExistingDirectory(given, "--model") : null;
 
         string tokenizerPath = ModelInputs.TokenizerPath(parse.GetValue(flags.Tokenizer), modelDir ?? defaultTokenizerDirectory);
 
@@ -241,7 +237,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
         double? lastEval = null;
         var clock = Stopwatch.StartNew();
         int interval = Options.LogInterval;
-        var progress = new InlineProgress(p =>
+        var progress = new InlineProgress<TrainingProgress>(p =>
         {
             if (p.Step != lastStep && (p.Step % interval == 0 || p.Step == p.TotalSteps))
             {
@@ -267,7 +263,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
             .Start(ctx =>
             {
                 var task = ctx.AddTask(name);
-                var progress = new InlineProgress(p =>
+                var progress = new InlineProgress<TrainingProgress>(p =>
                 {
                     task.MaxValue = p.TotalSteps;
                     task.Value = p.Step;
@@ -280,16 +276,15 @@ internal sealed class TrainingSession<TOptions> : IDisposable
 
     private static TimeSpan Eta(TimeSpan elapsed, TrainingProgress p) =>
         p.Step <= 0 ? TimeSpan.Zero : TimeSpan.FromSeconds(elapsed.TotalSeconds / p.Step * Math.Max(0, p.TotalSteps - p.Step));
-
-    private sealed class InlineProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
-    }
 }
 
 /// <summary>What every command that feeds text to a model resolves the same way: tokenizer, encoder, EOS, template, datasets.</summary>
 internal static class ModelInputs
 {
+    /// <summary><paramref name="path"/> when it is a directory; otherwise one error naming <paramref name="flag"/>.</summary>
+    public static string ExistingDirectory(string path, string flag) =>
+        Directory.Exists(path) ? path : throw new CommandException($"{flag}: directory '{path}' does not exist");
+
     private static readonly string[] EosCandidates = ["<|endoftext|>", "</s>", "<|end_of_text|>", "<|im_end|>", "<eos>"];
 
     /// <summary>--tokenizer, else tokenizer.json in <paramref name="directory"/>; it must exist.</summary>

@@ -80,7 +80,7 @@ public sealed partial class PipelineRunner
         };
         int every = Math.Max(1, options.MaxSteps / 5);
         var result = trainer.Run(
-            new PpoProgressLog(r =>
+            new InlineProgress<PpoProgress>(r =>
             {
                 if (r.Step % every == 0 || r.Step == r.TotalSteps)
                 {
@@ -121,10 +121,5 @@ public sealed partial class PipelineRunner
         }
 
         return [.. series.Where(s => s.Value.Count > 0).Select(s => new Curve(s.Key, s.Value))];
-    }
-
-    private sealed class PpoProgressLog(Action<PpoProgress> report) : IProgress<PpoProgress>
-    {
-        public void Report(PpoProgress value) => report(value);
     }
 }

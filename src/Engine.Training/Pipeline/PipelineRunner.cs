@@ -271,7 +271,7 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
     private void RunStage(string name, Func<IProgress<TrainingProgress>?, CancellationToken, TrainingResult> run, CancellationToken token)
     {
         int every = 0, first = -1;
-        var result = run(new Progress(p =>
+        var result = run(new InlineProgress<TrainingProgress>(p =>
         {
             every = every > 0 ? every : Math.Max(1, p.TotalSteps / 5);
             first = first >= 0 ? first : p.Step;
@@ -473,10 +473,5 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
         }
 
         return [.. series.Select(s => new Curve(s.Key, s.Value))];
-    }
-
-    private sealed class Progress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
     }
 }
