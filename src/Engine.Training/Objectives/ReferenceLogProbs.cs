@@ -37,22 +37,17 @@ public sealed class ReferenceModel : IReferenceLogProbs, IDisposable
     public Transformer Model { get; }
 
     /// <inheritdoc/>
-    public void SequenceLogProbs(PreferenceBatch batch, Span<float> destination)
-    {
-        ArgumentNullException.ThrowIfNull(batch);
-        var hidden = Model.Forward(batch.Sequences.Tokens, batch.Rows, batch.Time);
-        pass.Forward(Model, hidden, batch, destination);
-    }
+    public void SequenceLogProbs(PreferenceBatch batch, Span<float> destination) => SequenceLogProbs(batch, destination, default);
 
     /// <summary>
     /// As <see cref="SequenceLogProbs(PreferenceBatch, Span{float})"/>, and also writes every position's token log-prob
     /// log π(y_t | y_&lt;t, x) into <paramref name="tokens"/> [R·T] (row-major; the response tokens are where the batch's
-    /// loss mask is 1), from the same fused pass.
+    /// loss mask is 1), from the same fused pass (nothing when <paramref name="tokens"/> is empty).
     /// </summary>
     public void SequenceLogProbs(PreferenceBatch batch, Span<float> destination, Span<float> tokens)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        if (tokens.Length < batch.Rows * batch.Time)
+        if (!tokens.IsEmpty && tokens.Length < batch.Rows * batch.Time)
         {
             throw new ArgumentException($"tokens holds {tokens.Length} values; the batch has R·T = {batch.Rows * batch.Time} positions", nameof(tokens));
         }
