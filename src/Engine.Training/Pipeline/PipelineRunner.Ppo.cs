@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using Engine.Models;
 using Engine.Models.HuggingFace;
 using Engine.Models.Tokenizers;
@@ -93,7 +92,7 @@ public sealed partial class PipelineRunner
         SaveFinal(actor, options.OutputDirectory, save);
 
         var stage = Evaluated(
-            new StageReport("ppo") { Loss = PpoCurves(options.OutputDirectory, ["loss/policy_avg", "loss/ptx_avg"]), Reward = PpoCurves(options.OutputDirectory, ["objective/scores", "objective/kl"]) },
+            new StageReport("ppo") { Loss = ReadCurves(options.OutputDirectory, ["loss/policy_avg", "loss/ptx_avg"]), Reward = ReadCurves(options.OutputDirectory, ["objective/scores", "objective/kl"]) },
             actor, sft, tokenizer, encoder, task, task.HeldOutFacts, klIsZero: false);
         double kl = stage.Evaluation.KlToSft ?? double.NaN;
         Say(string.Create(CultureInfo.InvariantCulture, $"ppo: KL to SFT {kl:F3} {(kl <= o.KlTarget ? "within" : "ABOVE")} the target {o.KlTarget:F3}"));
@@ -102,24 +101,4 @@ public sealed partial class PipelineRunner
 
     // The PPO stage's steps: its own setting, or three tenths of DPO's.
     private int PpoSteps => Options.Ppo.Steps ?? Math.Max(2, 3 * Options.DpoSteps / 10);
-
-    // Curves of the named PPO metrics from the stage's metrics.jsonl.
-    private static List<Curve> PpoCurves(string directory, string[] names)
-    {
-        var series = names.ToDictionary(n => n, _ => new List<CurvePoint>(), StringComparer.Ordinal);
-        foreach (string line in File.ReadLines(Path.Combine(directory, Trainer<SequenceBatch>.MetricsFile)))
-        {
-            using var doc = JsonDocument.Parse(line);
-            long step = (long)doc.RootElement.GetProperty("step").GetDouble();
-            foreach (var (name, points) in series)
-            {
-                if (doc.RootElement.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && double.IsFinite(v.GetDouble()))
-                {
-                    points.Add(new CurvePoint(step, v.GetDouble()));
-                }
-            }
-        }
-
-        return [.. series.Where(s => s.Value.Count > 0).Select(s => new Curve(s.Key, s.Value))];
-    }
 }

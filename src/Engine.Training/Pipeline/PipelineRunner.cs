@@ -436,7 +436,15 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
     }
 
     /// <summary>Loss curves (train and eval loss) or reward curves (metrics named rewards/…) from a stage's metrics.jsonl.</summary>
-    private static List<Curve> ReadCurves(string directory, bool reward)
+    private static readonly string[] LossMetrics = ["loss", "eval_loss"];
+
+    private static readonly string[] RewardMetrics =
+        ["rewards/chosen", "rewards/rejected", "rewards/margins", "eval_rewards/accuracies", "eval_accuracy", "objective/scores"];
+
+    private static List<Curve> ReadCurves(string directory, bool reward) => ReadCurves(directory, reward ? RewardMetrics : LossMetrics);
+
+    // The named metrics of a stage's metrics.jsonl as curves over steps, in the order of metrics; absent ones are left out.
+    private static List<Curve> ReadCurves(string directory, IReadOnlyList<string> metrics)
     {
         string path = Path.Combine(directory, Trainer<SequenceBatch>.MetricsFile);
         var series = new Dictionary<string, List<CurvePoint>>(StringComparer.Ordinal);
@@ -459,19 +467,15 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
             }
 
             long step = (long)stepElement.GetDouble();
-            foreach (var property in doc.RootElement.EnumerateObject())
+            foreach (string metric in metrics)
             {
-                bool wanted = reward
-                    ? property.Name is "rewards/chosen" or "rewards/rejected" or "rewards/margins" or "eval_rewards/accuracies" or "eval_accuracy" or "objective/scores"
-                    : property.Name is "loss" or "eval_loss";
-                if (wanted && property.Value.ValueKind == JsonValueKind.Number && double.IsFinite(property.Value.GetDouble()))
+                if (doc.RootElement.TryGetProperty(metric, out var value) && value.ValueKind == JsonValueKind.Number && double.IsFinite(value.GetDouble()))
                 {
-                    string name = property.Name switch { "loss" => "train loss", "eval_loss" => "eval loss", _ => property.Name };
-                    (series.TryGetValue(name, out var points) ? points : series[name] = []).Add(new CurvePoint(step, property.Value.GetDouble()));
+                    (series.TryGetValue(metric, out var points) ? points : series[metric] = []).Add(new CurvePoint(step, value.GetDouble()));
                 }
             }
         }
 
-        return [.. series.Select(s => new Curve(s.Key, s.Value))];
+        return [.. metrics.Where(series.ContainsKey).Select(m => new Curve(m switch { "loss" => "train loss", "eval_loss" => "eval loss", _ => m }, series[m]))];
     }
 }
