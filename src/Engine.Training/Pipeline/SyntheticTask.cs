@@ -446,10 +446,8 @@ public sealed class SyntheticTask
                 continue;
             }
 
-            bool aWins = ra + noise * Gumbel(random) > rb + noise * Gumbel(random);
-            var (chosen, rejected) = aWins ? (candidates[a], candidates[b]) : (candidates[b], candidates[a]);
             made++;
-            yield return new PreferenceExample(TextOrChat.FromText(fact.Prompt), TextOrChat.FromText(chosen), TextOrChat.FromText(rejected), null, false);
+            yield return Labelled(fact, candidates[a], ra, candidates[b], rb, noise, random);
         }
     }
 
@@ -462,10 +460,16 @@ public sealed class SyntheticTask
         foreach (string answer in wrong.Take(Options.ContrastPairsPerFact))
         {
             string other = Concise(answer);
-            bool rightWins = gold + (Options.LabelNoise * Gumbel(random)) > Gold.Score(fact, other).Reward + (Options.LabelNoise * Gumbel(random));
-            var (chosen, rejected) = rightWins ? (right, other) : (other, right);
-            yield return new PreferenceExample(TextOrChat.FromText(fact.Prompt), TextOrChat.FromText(chosen), TextOrChat.FromText(rejected), null, false);
+            yield return Labelled(fact, right, gold, other, Gold.Score(fact, other).Reward, Options.LabelNoise, random);
         }
+    }
+
+    /// <summary>The pair (a, b) as the labeller orders it: a is chosen when r_a + τ·G₁ &gt; r_b + τ·G₂ (Gumbel G, drawn in that order).</summary>
+    private static PreferenceExample Labelled(SyntheticFact fact, string a, double ra, string b, double rb, double noise, RandomStream random)
+    {
+        bool aWins = ra + (noise * Gumbel(random)) > rb + (noise * Gumbel(random));
+        var (chosen, rejected) = aWins ? (a, b) : (b, a);
+        return new PreferenceExample(TextOrChat.FromText(fact.Prompt), TextOrChat.FromText(chosen), TextOrChat.FromText(rejected), null, false);
     }
 
     private RankingExample Ranking(SyntheticFact fact, RandomStream random)
