@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using Engine.Core.Cpu.Simd;
 
 namespace Engine.Core.Cpu.Attention;
 
@@ -101,77 +102,15 @@ internal static unsafe class AttentionSimd
         int c = 0;
         if (Vector512.IsHardwareAccelerated)
         {
-            for (; c <= n - 64; c += 64)
-            {
-                var y0 = Vector512.Load(y + c);
-                var y1 = Vector512.Load(y + c + 16);
-                var y2 = Vector512.Load(y + c + 32);
-                var y3 = Vector512.Load(y + c + 48);
-                float* r = rows + c;
-                for (int j = 0; j < count; j++, r += stride)
-                {
-                    var wj = Vector512.Create(w[j * wStride]);
-                    y0 = Vector512.MultiplyAddEstimate(wj, Vector512.Load(r), y0);
-                    y1 = Vector512.MultiplyAddEstimate(wj, Vector512.Load(r + 16), y1);
-                    y2 = Vector512.MultiplyAddEstimate(wj, Vector512.Load(r + 32), y2);
-                    y3 = Vector512.MultiplyAddEstimate(wj, Vector512.Load(r + 48), y3);
-                }
-
-                y0.Store(y + c);
-                y1.Store(y + c + 16);
-                y2.Store(y + c + 32);
-                y3.Store(y + c + 48);
-            }
-
-            for (; c <= n - 16; c += 16)
-            {
-                var y0 = Vector512.Load(y + c);
-                float* r = rows + c;
-                for (int j = 0; j < count; j++, r += stride)
-                {
-                    y0 = Vector512.MultiplyAddEstimate(Vector512.Create(w[j * wStride]), Vector512.Load(r), y0);
-                }
-
-                y0.Store(y + c);
-            }
+            c = AccumulateRowBlocks<V512>(y, w, wStride, rows, stride, count, n, c);
+            c = AccumulateRowVectors<V512>(y, w, wStride, rows, stride, count, n, c);
         }
         else
         {
-            for (; c <= n - 32; c += 32)
-            {
-                var y0 = Vector256.Load(y + c);
-                var y1 = Vector256.Load(y + c + 8);
-                var y2 = Vector256.Load(y + c + 16);
-                var y3 = Vector256.Load(y + c + 24);
-                float* r = rows + c;
-                for (int j = 0; j < count; j++, r += stride)
-                {
-                    var wj = Vector256.Create(w[j * wStride]);
-                    y0 = Vector256.MultiplyAddEstimate(wj, Vector256.Load(r), y0);
-                    y1 = Vector256.MultiplyAddEstimate(wj, Vector256.Load(r + 8), y1);
-                    y2 = Vector256.MultiplyAddEstimate(wj, Vector256.Load(r + 16), y2);
-                    y3 = Vector256.MultiplyAddEstimate(wj, Vector256.Load(r + 24), y3);
-                }
-
-                y0.Store(y + c);
-                y1.Store(y + c + 8);
-                y2.Store(y + c + 16);
-                y3.Store(y + c + 24);
-            }
+            c = AccumulateRowBlocks<V256>(y, w, wStride, rows, stride, count, n, c);
         }
 
-        for (; c <= n - 8; c += 8)
-        {
-            var y0 = Vector256.Load(y + c);
-            float* r = rows + c;
-            for (int j = 0; j < count; j++, r += stride)
-            {
-                y0 = Vector256.MultiplyAddEstimate(Vector256.Create(w[j * wStride]), Vector256.Load(r), y0);
-            }
-
-            y0.Store(y + c);
-        }
-
+        c = AccumulateRowVectors<V256>(y, w, wStride, rows, stride, count, n, c);
         for (; c < n; c++)
         {
             float acc = y[c];
@@ -183,5 +122,56 @@ internal static unsafe class AttentionSimd
 
             y[c] = acc;
         }
+    }
+
+    // AccumulateRows over blocks of four vectors from column c on; returns the first column not done.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int AccumulateRowBlocks<V>(float* y, float* w, int wStride, float* rows, long stride, int count, int n, int c)
+        where V : unmanaged, IVec<V>
+    {
+        int lanes = V.Count;
+        for (; c <= n - (4 * lanes); c += 4 * lanes)
+        {
+            var y0 = V.Load(y + c);
+            var y1 = V.Load(y + c + lanes);
+            var y2 = V.Load(y + c + (2 * lanes));
+            var y3 = V.Load(y + c + (3 * lanes));
+            float* r = rows + c;
+            for (int j = 0; j < count; j++, r += stride)
+            {
+                var wj = V.Create(w[j * wStride]);
+                y0 = V.MulAdd(wj, V.Load(r), y0);
+                y1 = V.MulAdd(wj, V.Load(r + lanes), y1);
+                y2 = V.MulAdd(wj, V.Load(r + (2 * lanes)), y2);
+                y3 = V.MulAdd(wj, V.Load(r + (3 * lanes)), y3);
+            }
+
+            V.Store(y + c, y0);
+            V.Store(y + c + lanes, y1);
+            V.Store(y + c + (2 * lanes), y2);
+            V.Store(y + c + (3 * lanes), y3);
+        }
+
+        return c;
+    }
+
+    // AccumulateRows one vector at a time from column c on; returns the first column not done.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int AccumulateRowVectors<V>(float* y, float* w, int wStride, float* rows, long stride, int count, int n, int c)
+        where V : unmanaged, IVec<V>
+    {
+        for (; c <= n - V.Count; c += V.Count)
+        {
+            var y0 = V.Load(y + c);
+            float* r = rows + c;
+            for (int j = 0; j < count; j++, r += stride)
+            {
+                y0 = V.MulAdd(V.Create(w[j * wStride]), V.Load(r), y0);
+            }
+
+            V.Store(y + c, y0);
+        }
+
+        return c;
     }
 }
