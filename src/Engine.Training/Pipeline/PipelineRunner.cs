@@ -56,7 +56,13 @@ public sealed record PipelineOptions
     public int RmSteps { get; init; } = 400;
 
     /// <inheritdoc cref="RmSteps"/>
-    public double RmLearningRate { get; init; } = 1e-4;
+    public double RmLearningRate { get; init; } = 3e-4;
+
+    /// <summary>
+    /// Residual dropout while the reward model trains: with ~50 training prompts, each met in hundreds of comparisons,
+    /// it keeps the model from memorising which answers are right for those prompts instead of judging answers.
+    /// </summary>
+    public float RmDropout { get; init; } = 0.1f;
 
     /// <summary>DPO steps, peak learning rate and β.</summary>
     public int DpoSteps { get; init; } = 200;
@@ -194,7 +200,7 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
         {
             MaxSteps = o.RmSteps, BatchSize = o.BatchSize, LearningRate = o.RmLearningRate, MaxLength = o.MaxLength,
             WarmupSteps = Math.Min(20, o.RmSteps / 10), Seed = o.Seed, OutputDirectory = Path.Combine(outDirectory, "rm"),
-            CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.RmSteps), Resume = o.Resume,
+            CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.RmSteps), Resume = o.Resume, Dropout = o.RmDropout,
         };
         double pairwise;
         using (var rm = HfCheckpoint.Load(sftFinal, backend, trainable: true, new HfLoadOptions { Head = HeadKind.Scalar, HeadSeed = o.Seed }))
@@ -248,7 +254,7 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
         {
             Notes =
             [
-                string.Create(CultureInfo.InvariantCulture, $"seed {o.Seed}; GPT-2 L={o.Layers} C={o.Channels} H={o.Heads} T={o.MaxLength}, vocab {tokenizer.VocabSize}; steps pretrain {o.PretrainSteps}, sft {o.SftSteps}, rm {o.RmSteps}, ppo {PpoSteps}, dpo {o.DpoSteps}, online_dpo {o.OnlineDpo.Steps}"),
+                string.Create(CultureInfo.InvariantCulture, $"seed {o.Seed}; GPT-2 L={o.Layers} C={o.Channels} H={o.Heads} T={o.MaxLength}, vocab {tokenizer.VocabSize}; steps pretrain {o.PretrainSteps}, sft {o.SftSteps}, rm {o.RmSteps} (dropout {o.RmDropout}), ppo {PpoSteps}, dpo {o.DpoSteps}, online_dpo {o.OnlineDpo.Steps}"),
                 string.Create(CultureInfo.InvariantCulture, $"{evalFacts.Count} held-out prompts × {o.SamplesPerPrompt} samples at temperature {o.Temperature}; wall time {clock.Elapsed.TotalSeconds:F0} s"),
             ],
         };

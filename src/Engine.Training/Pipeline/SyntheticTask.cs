@@ -23,10 +23,11 @@ public sealed record SyntheticTaskOptions
     public int CorpusDocuments { get; init; } = 2000;
 
     /// <summary>
-    /// Share of corpus documents that are fact checks ("Fact check: the capital of Aldora is Tallo. False. …"): statements
-    /// of the world, half of them wrong, each followed by its verdict. Like the claims and corrections of real web text,
-    /// they teach the pretrained model to recognise a wrong statement, knowledge a reward model fine-tuned from it can use
-    /// on facts it never saw a preference about.
+    /// Share of corpus documents that are fact checks ("Fact check: The capital of Aldora is Tallo (false), the capital
+    /// of Brisk is Veyn, …"): run-on lists of statements, half of them wrong, every wrong one flagged right after its
+    /// answer. Like the claims and corrections of real web text, they teach the pretrained model to recognise a wrong
+    /// answer at the answer itself, knowledge a reward model fine-tuned from it can use on facts it never saw a
+    /// preference about.
     /// </summary>
     public double FactCheckRate { get; init; } = 0.5;
 
@@ -39,8 +40,8 @@ public sealed record SyntheticTaskOptions
     /// <summary>Share of demonstrations where the labeller gives a wrong answer.</summary>
     public double SftWrongRate { get; init; } = 0.08;
 
-    /// <summary>Preference pairs per training fact.</summary>
-    public int PairsPerFact { get; init; } = 4;
+    /// <summary>Preference pairs per training fact, each between two responses of a fresh set of candidates.</summary>
+    public int PairsPerFact { get; init; } = 12;
 
     /// <summary>
     /// Pairs per training fact that contrast the concise right answer with a concise wrong one (each a different wrong
@@ -50,13 +51,13 @@ public sealed record SyntheticTaskOptions
     public int ContrastPairsPerFact { get; init; } = 16;
 
     /// <summary>K-wise rankings per training fact.</summary>
-    public int RankingsPerFact { get; init; } = 2;
+    public int RankingsPerFact { get; init; } = 8;
 
-    /// <summary>Responses per ranking (K).</summary>
-    public int RankingSize { get; init; } = 4;
+    /// <summary>Responses per ranking (K, at most the 5 kinds of candidate).</summary>
+    public int RankingSize { get; init; } = 5;
 
     /// <summary>Held-out preference pairs per held-out fact, labelled by the gold reward without noise.</summary>
-    public int EvalPairsPerFact { get; init; } = 4;
+    public int EvalPairsPerFact { get; init; } = 20;
 
     /// <summary>
     /// Scale τ of the Gumbel noise added to the gold reward before labelling, so a labeller prefers a over b with
@@ -109,6 +110,9 @@ public sealed class SyntheticTask
         [FactKind.Colour] = "Animal colours",
         [FactKind.Sum] = "Addition table",
     };
+
+    /// <summary>What a fact check writes after a wrong answer.</summary>
+    public const string WrongFlag = "(false)";
 
     private readonly ulong seed;
 
@@ -384,18 +388,27 @@ public sealed class SyntheticTask
         return docs;
     }
 
-    /// <summary>Each fact stated, right or (half the time) wrong, then its verdict: "3 plus 4 is 8. False."</summary>
+    /// <summary>
+    /// A run-on list like the others, each fact stated right or (half the time) wrong, every wrong answer flagged right
+    /// after it: "Fact check: 3 plus 4 is 8 (false), 2 plus 5 is 7." The flag follows the answer word, not the
+    /// punctuation, so the pretrained model learns to judge an answer at the answer itself, whatever comes after it —
+    /// which is what a reward model needs of a response that gives a wrong answer and then runs on with true facts.
+    /// </summary>
     private string FactCheck(List<SyntheticFact> items, RandomStream random)
     {
-        var sb = new StringBuilder("Fact check:");
-        foreach (var fact in items)
+        var sb = new StringBuilder("Fact check: ");
+        for (int i = 0; i < items.Count; i++)
         {
+            var fact = items[i];
             bool right = random.NextDouble() < 0.5;
-            string answer = right ? fact.Answer : WrongAnswer(fact, random);
-            sb.Append(' ').Append(fact.Prompt).Append(' ').Append(answer).Append(right ? ". True." : ". False.");
+            sb.Append(i == 0 ? fact.Prompt : ", " + fact.Clause).Append(' ').Append(right ? fact.Answer : WrongAnswer(fact, random));
+            if (!right)
+            {
+                sb.Append(' ').Append(WrongFlag);
+            }
         }
 
-        return sb.ToString();
+        return sb.Append('.').ToString();
     }
 
     private List<PromptCompletionExample> BuildSft(RandomStream random)
@@ -431,17 +444,19 @@ public sealed class SyntheticTask
         ];
     }
 
+    /// <summary>
+    /// <paramref name="count"/> pairs, each of two kinds of response from a fresh set of candidates (another wrong answer,
+    /// other facts run on), so that a reward model meets many responses per prompt rather than the same few again.
+    /// </summary>
     private IEnumerable<PreferenceExample> Pairs(SyntheticFact fact, int count, RandomStream random, double noise)
     {
-        var candidates = Candidates(fact, random);
-        var seen = new HashSet<(int, int)>();
-        int made = 0;
-        for (int attempt = 0; made < count && attempt < 100; attempt++)
+        for (int made = 0; made < count;)
         {
+            var candidates = Candidates(fact, random);
             int a = random.NextInt(candidates.Count), b = random.NextInt(candidates.Count);
             double ra = Gold.Score(fact, candidates[a]).Reward, rb = Gold.Score(fact, candidates[b]).Reward;
-            // Ties teach nothing and make a noise-free label arbitrary.
-            if (a == b || ra == rb || !seen.Add((Math.Min(a, b), Math.Max(a, b))))
+            // Ties teach nothing and make a noise-free label arbitrary; the concise right and wrong answers never tie.
+            if (a == b || ra == rb)
             {
                 continue;
             }

@@ -60,29 +60,39 @@ public sealed class SyntheticTaskTests
     }
 
     [Fact]
-    public void Fact_checks_give_the_right_verdict_on_right_and_wrong_claims_of_every_kind()
+    public void Fact_checks_run_on_like_lists_and_flag_exactly_the_wrong_answers_of_every_kind()
     {
-        var checks = Task.Pretrain.Select(d => d.Text).Where(d => d.StartsWith("Fact check:", StringComparison.Ordinal)).ToList();
+        const string Header = "Fact check: ";
+        var checks = Task.Pretrain.Select(d => d.Text).Where(d => d.StartsWith(Header, StringComparison.Ordinal)).ToList();
         Assert.InRange(checks.Count, Task.Pretrain.Count / 4, Task.Pretrain.Count * 3 / 4);
-        var claim = new System.Text.RegularExpressions.Regex(@" ([^.]+?) ([A-Za-z0-9]+)\. (True|False)\.");
+        string flag = " " + SyntheticTask.WrongFlag;
         int right = 0, wrong = 0;
+        var kinds = new HashSet<FactKind>();
         foreach (var doc in checks)
         {
-            var matches = claim.Matches(doc["Fact check:".Length..]);
-            Assert.NotEmpty(matches);
-            foreach (System.Text.RegularExpressions.Match m in matches)
+            Assert.EndsWith(".", doc, StringComparison.Ordinal);
+            var claims = doc[Header.Length..^1].Split(", ");
+            Assert.True(claims.Length >= 3, doc);
+            foreach (string claim in claims)
             {
-                var fact = Task.FactFor(m.Groups[1].Value) ?? throw new Xunit.Sdk.XunitException($"not a prompt: '{m.Groups[1].Value}' in {doc}");
-                bool correct = m.Groups[2].Value == fact.Answer;
-                Assert.Equal(correct ? "True" : "False", m.Groups[3].Value);
+                bool flagged = claim.EndsWith(flag, StringComparison.Ordinal);
+                string statement = flagged ? claim[..^flag.Length] : claim;
+                int space = statement.LastIndexOf(' ');
+                string prefix = statement[..space];
+                var fact = Task.FactFor(char.ToUpperInvariant(prefix[0]) + prefix[1..]) ?? throw new Xunit.Sdk.XunitException($"not a prompt: '{prefix}' in {doc}");
+                bool correct = statement[(space + 1)..] == fact.Answer;
+                Assert.True(correct != flagged, $"'{claim}' in {doc}");
+                kinds.Add(fact.Kind);
                 right += correct ? 1 : 0;
                 wrong += correct ? 0 : 1;
             }
         }
 
-        // About half the claims are wrong, and held-out facts are checked too (they are in the corpus, not in any training split).
+        // About half the claims are wrong, every kind is checked, and so are held-out facts (they are in the corpus, not
+        // in any training split).
         Assert.InRange(right / (double)(right + wrong), 0.4, 0.6);
-        Assert.All(Task.HeldOutFacts, f => Assert.Contains(checks, d => d.Contains(f.Prompt + " ", StringComparison.Ordinal)));
+        Assert.Equal(Enum.GetValues<FactKind>().Length, kinds.Count);
+        Assert.All(Task.HeldOutFacts, f => Assert.Contains(checks, d => d.Contains(f.Clause + " ", StringComparison.Ordinal) || d.Contains(f.Prompt + " ", StringComparison.Ordinal)));
     }
 
     [Fact]
@@ -145,6 +155,14 @@ public sealed class SyntheticTaskTests
         Assert.True(agree < 1.0, "no pair was labelled against the gold reward: the label noise is missing");
         Assert.Equal(1.0, Agree(Task.EvalPreferences));
         Assert.All(Task.Preferences, p => Assert.NotEqual(p.Chosen, p.Rejected));
+
+        // Every pair draws a fresh set of candidates, so a fact's run-on responses are many, not the same five again.
+        foreach (var fact in Task.TrainFacts)
+        {
+            var runOn = Task.Preferences.Where(p => p.Prompt.Text == fact.Prompt)
+                .SelectMany(p => new[] { p.Chosen.Text!, p.Rejected.Text! }).Where(r => r.Contains(',', StringComparison.Ordinal)).Distinct().Count();
+            Assert.True(runOn > Task.Options.PairsPerFact / 2, $"{fact.Prompt}: {runOn} distinct run-on responses in {Task.Options.PairsPerFact} pairs");
+        }
         Assert.All(Task.Rankings, r =>
         {
             Assert.Equal(Task.Options.RankingSize, r.Responses.Count);
