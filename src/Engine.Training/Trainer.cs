@@ -109,8 +109,7 @@ public sealed class Trainer<TBatch>
                 $"{resume.Path}: the data gives {epochBatches.Count} batches per epoch, the checkpoint's run had {state.BatchesInEpoch}; resume with the same data and batch options");
         }
 
-        string? lastCheckpoint = resumedFrom;
-        int lastSavedStep = state.GlobalStep;
+        var checkpoints = new CheckpointCursor(resumedFrom, state.GlobalStep, Logger, WriteCheckpoint);
         long tokensThisCall = 0;
         double lastLoggedLoss = state.LogHistory.LastOrDefault(h => h.ContainsKey("loss"))?["loss"] ?? double.NaN;
         var sinceLog = Stopwatch.StartNew();
@@ -118,25 +117,17 @@ public sealed class Trainer<TBatch>
         var micro = new TBatch[options.GradientAccumulationSteps];
         using var metrics = new StreamWriter(metricsPath, append: true, new UTF8Encoding(false));
 
-        string Save()
+        string WriteCheckpoint()
         {
             state.RngState = [rng.State.Item1, rng.State.Item2, rng.State.Item3, rng.State.Item4];
-            lastCheckpoint = store.Save(model, state, CheckpointFormat, options.KeepLast);
-            lastSavedStep = state.GlobalStep;
-            Logger.LogInformation("saved {Checkpoint}", lastCheckpoint);
-            return lastCheckpoint;
+            return store.Save(model, state, CheckpointFormat, options.KeepLast);
         }
 
         while (state.GlobalStep < state.TotalSteps)
         {
             if (cancellationToken.IsCancellationRequested)
             {
-                if (state.GlobalStep > lastSavedStep)
-                {
-                    Save();
-                }
-
-                Logger.LogWarning("cancelled at step {Step}; checkpoint {Checkpoint}", state.GlobalStep, lastCheckpoint);
+                checkpoints.Cancelled(state.GlobalStep);
                 return Result(TrainingStatus.Cancelled);
             }
 
@@ -200,10 +191,7 @@ public sealed class Trainer<TBatch>
             {
                 if (options.NanPolicy == NanPolicy.Stop)
                 {
-                    string message = $"step {step}: {fault}; training stopped (nan_policy: stop). " +
-                        (lastCheckpoint is null ? "No checkpoint was written yet." : $"The last good checkpoint is {lastCheckpoint}.");
-                    Logger.LogError("{Message}", message);
-                    throw new TrainingDivergedException(step, message, lastCheckpoint);
+                    throw checkpoints.Diverged(step, fault);
                 }
 
                 state.SkippedSteps++;
@@ -273,7 +261,7 @@ public sealed class Trainer<TBatch>
 
             if (step == state.TotalSteps || (options.CheckpointInterval > 0 && step % options.CheckpointInterval == 0))
             {
-                Save();
+                checkpoints.Save(step);
             }
 
             void NextEpoch()
@@ -295,7 +283,7 @@ public sealed class Trainer<TBatch>
         void Write(Dictionary<string, double> line) => AppendMetrics(metrics, state, line);
 
         TrainingResult Result(TrainingStatus status) => new(
-            status, state.GlobalStep, state.SkippedSteps, lastLoggedLoss, state.LastEvalLoss, state.TokensSeen, clock.Elapsed, lastCheckpoint, resumedFrom);
+            status, state.GlobalStep, state.SkippedSteps, lastLoggedLoss, state.LastEvalLoss, state.TokensSeen, clock.Elapsed, checkpoints.Last, resumedFrom);
     }
 
     /// <summary>Validation metrics of the current model: <c>eval_loss</c> and the objective's metrics as <c>eval_&lt;name&gt;</c>, each averaged with the batches' weights.</summary>

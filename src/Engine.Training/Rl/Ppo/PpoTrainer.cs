@@ -205,8 +205,7 @@ public sealed class PpoTrainer
             MaxNewTokens = options.ResponseLength, Temperature = options.Temperature, TopK = options.TopK, TopP = options.TopP, StopTokens = [eos],
         };
 
-        string? lastCheckpoint = resumedFrom;
-        int lastSavedStep = state.GlobalStep;
+        var checkpoints = new CheckpointCursor(resumedFrom, state.GlobalStep, Logger, WriteCheckpoint);
         double lastPolicyLoss = state.LogHistory.LastOrDefault(h => h.ContainsKey("loss/policy_avg"))?["loss/policy_avg"] ?? double.NaN;
         using var metrics = new StreamWriter(metricsPath, append: true, new UTF8Encoding(false));
 
@@ -214,12 +213,7 @@ public sealed class PpoTrainer
         {
             if (cancellationToken.IsCancellationRequested)
             {
-                if (state.GlobalStep > lastSavedStep)
-                {
-                    Save();
-                }
-
-                Logger.LogWarning("cancelled at step {Step}; checkpoint {Checkpoint}", state.GlobalStep, lastCheckpoint);
+                checkpoints.Cancelled(state.GlobalStep);
                 return Result(TrainingStatus.Cancelled);
             }
 
@@ -311,7 +305,7 @@ public sealed class PpoTrainer
 
             if (step == state.TotalSteps || (options.CheckpointInterval > 0 && step % options.CheckpointInterval == 0))
             {
-                Save();
+                checkpoints.Save(step);
             }
         }
 
@@ -374,10 +368,7 @@ public sealed class PpoTrainer
             {
                 if (options.NanPolicy == NanPolicy.Stop)
                 {
-                    string message = $"step {step}: {fault}; training stopped (nan_policy: stop). " +
-                        (lastCheckpoint is null ? "No checkpoint was written yet." : $"The last good checkpoint is {lastCheckpoint}.");
-                    Logger.LogError("{Message}", message);
-                    throw new TrainingDivergedException(step, message, lastCheckpoint);
+                    throw checkpoints.Diverged(step, fault);
                 }
 
                 state.SkippedSteps++;
@@ -388,23 +379,20 @@ public sealed class PpoTrainer
             totals.Add(sum, actorNorm, criticNorm, ptxLoss);
         }
 
-        string Save()
+        string WriteCheckpoint()
         {
             state.RngState = [rng.State.Item1, rng.State.Item2, rng.State.Item3, rng.State.Item4];
-            lastCheckpoint = store.Save(actor, state, CheckpointFormat, options.KeepLast, directory =>
+            return store.Save(actor, state, CheckpointFormat, options.KeepLast, directory =>
             {
                 CheckpointStore.WriteModel(critic, Path.Combine(directory, CriticDirectory), CriticCheckpointFormat);
                 run.Write(directory);
             });
-            lastSavedStep = state.GlobalStep;
-            Logger.LogInformation("saved {Checkpoint}", lastCheckpoint);
-            return lastCheckpoint;
         }
 
         void Write(Dictionary<string, double> line) => Trainer<SequenceBatch>.AppendMetrics(metrics, state, line);
 
         TrainingResult Result(TrainingStatus status) => new(
-            status, state.GlobalStep, state.SkippedSteps, lastPolicyLoss, null, state.TokensSeen, clock.Elapsed, lastCheckpoint, resumedFrom);
+            status, state.GlobalStep, state.SkippedSteps, lastPolicyLoss, null, state.TokensSeen, clock.Elapsed, checkpoints.Last, resumedFrom);
     }
 
     // TRL's PPOTrainer metric names where it has them; the rollout's statistics, then the means over its updates.
