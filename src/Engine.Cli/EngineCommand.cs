@@ -31,7 +31,7 @@ internal static class EngineCommand
         {
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (e is CommandException or ArgumentException or InvalidOperationException or IOException or FormatException
+        catch (Exception e) when (e is Engine.Core.InputException or CommandException or ArgumentException or InvalidOperationException or IOException or FormatException
             or TokenizerFormatException or SafetensorsException or TrainingDivergedException)
         {
             Console.Error.WriteLine($"engine: error: {e.Message}");
