@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using Engine.Core.Backends;
 using Engine.Core.Tensors;
 using Engine.Models;
@@ -11,12 +12,15 @@ public sealed record DpoOptions
     /// The per-pair loss of h = log-ratio(chosen) − log-ratio(rejected): sigmoid (DPO), robust (label noise ε), hinge
     /// (SLiC) or IPO (length-normalised log-ratios, target 1/(2β)).
     /// </summary>
+    [Description("the pairwise loss: sigmoid, robust, hinge or ipo")]
     public PairwiseLossType Loss { get; init; } = PairwiseLossType.Sigmoid;
 
     /// <summary>β: how far the policy may move from the reference (the implicit reward is β·log(π/π_ref)).</summary>
+    [Description("β: how far the policy may move from the reference")]
     public float Beta { get; init; } = 0.1f;
 
     /// <summary>ε of the sigmoid (conservative DPO) and robust losses: the assumed probability that a label is flipped.</summary>
+    [Description("ε, assumed probability that a preference label is flipped (sigmoid, robust)")]
     public float LabelSmoothing { get; init; }
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first setting out of range.</summary>
