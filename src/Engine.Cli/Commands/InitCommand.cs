@@ -113,12 +113,30 @@ internal static class InitCommand
 
     private static HfModelConfig Custom(string arch, int layers, int dim, int heads, int? kvHeads, int? intermediate)
     {
+        foreach (var (value, flag) in new[] { (layers, "--layers"), (dim, "--dim"), (heads, "--heads"), (kvHeads ?? 1, "--kv-heads"), (intermediate ?? 1, "--intermediate") })
+        {
+            if (value <= 0)
+            {
+                throw new CommandException($"{flag} must be positive, got {value}");
+            }
+        }
+
         var model = arch == "gpt2"
             ? TransformerConfig.Gpt2(0, 1024, layers, dim, heads) with { HiddenChannels = intermediate ?? 0 }
             : TransformerConfig.Llama(0, 1024, layers, dim, heads, kvHeads ?? heads, intermediate ?? 0) with { AttentionBias = arch == "qwen2", NormEpsilon = 1e-6f };
         if (arch == "gpt2" && kvHeads is int k && k != heads)
         {
             throw new CommandException("--kv-heads: gpt2 has no grouped-query attention (leave it out)");
+        }
+
+        if (dim % heads != 0)
+        {
+            throw new CommandException($"--dim {dim} is not divisible by --heads {heads}");
+        }
+
+        if (heads % (kvHeads ?? heads) != 0)
+        {
+            throw new CommandException($"--heads {heads} is not a multiple of --kv-heads {kvHeads}");
         }
 
         return new HfModelConfig(model, arch, "float32", null, []);

@@ -265,7 +265,7 @@ internal static class TrainCommands
     {
         if (examples.FirstOrDefault(e => e is not (PreferenceExample or RankingExample)) is { } other)
         {
-            throw new CommandException($"{other.Source}:{other.Line}: expected a preference pair (chosen/rejected) or a ranking, got {other.GetType().Name.Replace("Example", "", StringComparison.Ordinal)} data");
+            throw new CommandException($"{other.Source}:{other.Line}: expected a preference pair (chosen/rejected) or a ranking, got {ExampleFormats.Fields(other)}");
         }
 
         return new PreferenceBatches(collator, examples, options.BatchSize);

@@ -64,7 +64,7 @@ public sealed partial class ChatTemplate
             "chatml" or "qwen" or "qwen2" or "smollm" => ChatMl,
             "llama3" or "llama-3" => Llama3,
             "alpaca" => Alpaca,
-            _ => throw new ArgumentException($"unknown chat template '{name}' (known: {string.Join(", ", Names)})", nameof(name)),
+            _ => throw new ArgumentException($"unknown chat template '{name}' (known: {string.Join(", ", Names)})"),
         };
     }
 

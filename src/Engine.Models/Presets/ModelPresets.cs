@@ -109,7 +109,7 @@ public static class ModelPresets
     }
 
     private static HfModelConfig Gpt2(int channels, int layers, int heads) =>
-        new(TransformerConfig.Gpt2(vocabSize: 50257, maxSequenceLength: 1024, layers, channels, heads), "gpt2", "float32", 50256, [50256]);
+        new(TransformerConfig.Gpt2(vocabSize: 50257, maxSequenceLength: 1024, layers, channels, heads) with { HiddenChannels = 4 * channels }, "gpt2", "float32", 50256, [50256]);
 
     private static HfModelConfig Llama(
         int vocab, int positions, int layers, int channels, int heads, int kvHeads, int mlp, double theta, float eps, bool tied, string type, int? bos, int[] eos) =>

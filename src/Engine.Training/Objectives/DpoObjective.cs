@@ -23,17 +23,17 @@ public sealed record DpoOptions
     [Description("ε, assumed probability that a preference label is flipped (sigmoid, robust)")]
     public float LabelSmoothing { get; init; }
 
-    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first setting out of range.</summary>
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first setting out of range by its key and flag.</summary>
     public void Validate()
     {
         if (!(Beta > 0f && float.IsFinite(Beta)))
         {
-            throw new ArgumentOutOfRangeException(nameof(Beta), $"DPO needs β > 0, got {Beta}");
+            throw new ArgumentException($"beta (--beta) must be positive and finite, got {Beta}");
         }
 
         if (!Enum.IsDefined(Loss))
         {
-            throw new ArgumentOutOfRangeException(nameof(Loss), $"unknown DPO loss {(int)Loss}");
+            throw new ArgumentException($"loss (--loss) must be sigmoid, ipo, hinge or robust, got {(int)Loss}");
         }
 
         bool smoothingOk = Loss switch
@@ -44,8 +44,8 @@ public sealed record DpoOptions
         };
         if (!smoothingOk)
         {
-            throw new ArgumentOutOfRangeException(
-                nameof(LabelSmoothing), $"label smoothing {LabelSmoothing} is out of range for the {Loss} loss ([0, ½] for sigmoid, [0, ½) for robust, 0 otherwise)");
+            throw new ArgumentException(
+                $"label_smoothing (--label-smoothing) {LabelSmoothing} is out of range for the {Loss.ToString().ToLowerInvariant()} loss ([0, ½] for sigmoid, [0, ½) for robust, 0 otherwise)");
         }
     }
 }

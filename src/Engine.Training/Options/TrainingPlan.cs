@@ -11,9 +11,9 @@ public static class TrainingPlan
     /// <summary>
     /// The warning for a run of <paramref name="totalSteps"/> steps that <c>epochs</c> passes over
     /// <paramref name="batchesPerEpoch"/> micro-batches gave (null when max_steps was set or the run is long enough), e.g.
-    /// <c>this run is 3 optimizer steps (1 epoch of 3 batches of 4 rows, up to 4,096 tokens per step); raise epochs or max_steps (--set epochs=7)</c>.
+    /// <c>this run is 3 optimizer steps (1 epoch of 3 batches of 4 rows, ...); ... raise epochs or max_steps (--set epochs=7)</c>.
     /// </summary>
-    public static string? FewStepsWarning(TrainerOptions options, int totalSteps, int batchesPerEpoch, string unit = "batches")
+    public static string? FewStepsWarning(TrainerOptions options, int totalSteps, int batchesPerEpoch, string unit = "batch")
     {
         ArgumentNullException.ThrowIfNull(options);
         if (options.MaxSteps > 0 || totalSteps >= FewSteps)
@@ -25,7 +25,7 @@ public static class TrainingPlan
         int epochs = (int)Math.Ceiling((double)FewSteps * options.Epochs / Math.Max(1, totalSteps));
         return string.Create(
             CultureInfo.InvariantCulture,
-            $"this run is {totalSteps} optimizer step{(totalSteps == 1 ? "" : "s")} ({options.Epochs} epoch{(options.Epochs == 1 ? "" : "s")} of {batchesPerEpoch} {unit} of {options.BatchSize} rows, {rowsPerStep} rows and up to {(long)rowsPerStep * options.MaxLength:N0} tokens per step); " +
+            $"this run is {totalSteps} optimizer step{(totalSteps == 1 ? "" : "s")} ({options.Epochs} epoch{(options.Epochs == 1 ? "" : "s")} of {batchesPerEpoch} {unit}{(batchesPerEpoch == 1 ? "" : unit.EndsWith('h') ? "es" : "s")} of {options.BatchSize} rows, {rowsPerStep} rows and up to {(long)rowsPerStep * options.MaxLength:N0} tokens per step); " +
             $"too few for a model to learn much: raise epochs or max_steps (--set epochs={epochs})");
     }
 }

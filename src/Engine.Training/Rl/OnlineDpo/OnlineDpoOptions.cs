@@ -77,7 +77,7 @@ public sealed record OnlineDpoOptions : TrainerOptions
         {
             Dpo.Validate();
         }
-        catch (ArgumentOutOfRangeException e)
+        catch (ArgumentException e)
         {
             throw new ArgumentException($"dpo: {e.Message}", e);
         }

@@ -182,7 +182,7 @@ public sealed class PpoTrainer
             state.BatchesInEpoch = prompts.Count / options.BatchSize;
             state.TotalSteps = options.MaxSteps > 0 ? options.MaxSteps : Math.Max(1, options.Epochs * state.BatchesInEpoch);
             state.Options = JsonDocument.Parse(OptionsReader.ToJson(options)).RootElement.Clone();
-            if (TrainingPlan.FewStepsWarning(options, state.TotalSteps, state.BatchesInEpoch, "rollouts") is { } few)
+            if (TrainingPlan.FewStepsWarning(options, state.TotalSteps, state.BatchesInEpoch, "rollout") is { } few)
             {
                 Logger.LogWarning("{Warning}", few);
                 Warnings?.Invoke(few);
