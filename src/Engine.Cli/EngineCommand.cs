@@ -13,6 +13,7 @@ internal static class EngineCommand
     {
         var root = new RootCommand("Engine: a .NET-native transformer runtime and alignment trainer (pretrain, SFT, RM, PPO, DPO).");
         root.Add(BenchCommand.Create());
+        root.Add(InitCommand.Create());
         root.Add(InfoCommand.Create());
         TokenizeCommand.AddTo(root);
         TrainCommands.AddTo(root);

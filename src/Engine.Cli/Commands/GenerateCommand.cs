@@ -91,6 +91,12 @@ internal static class GenerateCommand
                 throw new CommandException("--prompt: encodes to no tokens");
             }
 
+            if (ids.Count > config.Model.MaxSequenceLength)
+            {
+                throw new CommandException(
+                    $"--prompt: {ids.Count} tokens{(parse.GetValue(chat) ? " in the chat template" : "")} do not fit the model's context of {config.Model.MaxSequenceLength} (max_position_embeddings in {Path.Combine(dir, HfCheckpoint.ConfigFile)})");
+            }
+
             var options = new GenerationOptions
             {
                 MaxNewTokens = parse.GetValue(maxNew),
@@ -121,7 +127,7 @@ internal static class GenerateCommand
     /// <summary>
     /// Incremental decoding: keeps the generated ids, decodes them all after each token and hands out only the new
     /// suffix, holding back a trailing U+FFFD (an incomplete UTF-8 sequence that a later token may complete). Stop tokens
-    /// are not printed.
+    /// and ids the tokenizer does not have are not printed.
     /// </summary>
     internal sealed class TextStream(Tokenizer tokenizer, IReadOnlyCollection<int> stops)
     {
@@ -131,7 +137,9 @@ internal static class GenerateCommand
         /// <summary>The text newly completed by <paramref name="token"/>.</summary>
         public string Add(int token)
         {
-            if (!stops.Contains(token))
+            // A vocabulary padded past the tokenizer's (Qwen2.5's 151936 rows for 151665 tokens, or a fresh model from
+            // engine init) can sample an id with no text; it prints nothing.
+            if (!stops.Contains(token) && tokenizer.IdToToken(token) is not null)
             {
                 ids.Add(token);
             }

@@ -5,6 +5,7 @@ using Engine.Models;
 using Engine.Models.HuggingFace;
 using Engine.Training;
 using Engine.Training.Data;
+using Engine.Training.Options;
 using Engine.Training.Rl.Memory;
 using Engine.Training.Rl.Ppo;
 using Engine.Training.Rl.Sampling;
@@ -29,7 +30,7 @@ internal static class PpoCommand
         var referencePerRollout = new Option<bool>("--ref-per-rollout") { Description = "load the reference only to compute each rollout's log-probs, then release it" };
         var prompts = new Option<string>("--prompts") { Description = "prompts, JSONL (prompt field, or messages ending before the answer)", Required = true };
         var ptxData = new Option<string?>("--ptx-data") { Description = "pretraining text, JSONL (text field), for PPO-ptx (ptx_coef)" };
-        var command = new Command("ppo", "RLHF with PPO (InstructGPT, PPO-ptx): actor from SFT, critic from the reward model, KL penalty to the frozen SFT policy.");
+        var command = new Command("ppo", TrainingFlags.Describe("RLHF with PPO (InstructGPT, PPO-ptx): actor from SFT, critic from the reward model, KL penalty to the frozen SFT policy.", new PpoOptions()));
         foreach (var option in (Option[])[actor, reward, critic, reference, referencePerRollout, prompts, ptxData, flags.Config, flags.Set, flags.Tokenizer, flags.Out, flags.Resume, flags.Device, flags.Threads, flags.SkipBadLines, flags.ChatTemplate])
         {
             command.Add(option);
@@ -68,6 +69,7 @@ internal static class PpoCommand
                 {
                     CheckpointFormat = session.SaveOptions(actorModel),
                     CriticCheckpointFormat = session.SaveOptions(criticModel),
+                    Warnings = ModelInputs.Warn,
                     BeforeRun = shape =>
                     {
                         var plan = MemoryPlan.Ppo(shape, session.Backend);

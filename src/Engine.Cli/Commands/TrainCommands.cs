@@ -32,7 +32,7 @@ internal static class TrainCommands
     {
         var flags = new TrainingFlags();
         var configModel = new Option<string?>("--config-model") { Description = "a config.json: create the model from scratch with these dimensions (instead of --model)" };
-        var command = new Command("pretrain", "Pretrain a language model on text JSONL (documents joined by EOS, cut into max_length rows).");
+        var command = new Command("pretrain", TrainingFlags.Describe("Pretrain a language model on text JSONL (documents joined by EOS, cut into max_length rows).", new PretrainOptions()));
         flags.AddTo(command, requireModel: false);
         command.Add(configModel);
         command.SetAction(parse =>
@@ -77,7 +77,7 @@ internal static class TrainCommands
     private static Command CreateSft()
     {
         var flags = new TrainingFlags();
-        var command = new Command("sft", "Supervised fine-tuning on text, prompt/completion, Alpaca or messages JSONL (loss on responses only).");
+        var command = new Command("sft", TrainingFlags.Describe("Supervised fine-tuning on text, prompt/completion, Alpaca or messages JSONL (loss on responses only).", new SftOptions()));
         flags.AddTo(command);
         command.SetAction(parse =>
         {
@@ -97,7 +97,7 @@ internal static class TrainCommands
         var flags = new TrainingFlags();
         var demos = new Option<string?>("--demos") { Description = "SFT demonstrations (JSONL): after training, shift the reward bias so their mean reward is 0" };
         var center = new Option<float>("--center-rewards") { Description = "center_rewards_coefficient: penalty on (r_chosen + r_rejected)²", DefaultValueFactory = _ => 0f };
-        var command = new Command("rm", "Train a reward model (scalar head) on preference pairs or rankings, starting from an SFT checkpoint.");
+        var command = new Command("rm", TrainingFlags.Describe("Train a reward model (scalar head) on preference pairs or rankings, starting from an SFT checkpoint.", new TrainerOptions()));
         flags.AddTo(command);
         command.Add(demos);
         command.Add(center);
@@ -145,7 +145,8 @@ internal static class TrainCommands
         var smoothing = new Option<float>("--label-smoothing") { Description = "label smoothing (sigmoid and robust losses)", DefaultValueFactory = _ => defaults.LabelSmoothing };
         var online = new Option<bool>("--online") { Description = "online DPO: sample pairs from the policy each round and label them with --reward; --data holds the prompts" };
         var reward = new Option<string?>("--reward") { Description = "--online: the reward model's checkpoint (a scalar head) that picks chosen and rejected" };
-        var command = new Command("dpo", "Direct preference optimisation of a policy against a frozen reference on preference pairs or rankings (or, with --online, on pairs sampled from the policy).");
+        var command = new Command("dpo", TrainingFlags.Describe("Direct preference optimisation of a policy against a frozen reference on preference pairs or rankings (or, with --online, on pairs sampled from the policy).", new TrainerOptions())
+            + "\n\nWith --online:\n" + OptionsReader.HelpText(new OnlineDpoOptions()));
         flags.AddTo(command);
         flags.Model.Aliases.Add("--policy");
         flags.Data.Aliases.Add("--prompts");
@@ -264,7 +265,7 @@ internal static class TrainCommands
     {
         if (examples.FirstOrDefault(e => e is not (PreferenceExample or RankingExample)) is { } other)
         {
-            throw new CommandException($"{other.Source}:{other.Line}: expected a preference pair (chosen/rejected) or a ranking, got {other.GetType().Name.Replace("Example", "", StringComparison.Ordinal)} data");
+            throw new CommandException($"{other.Source}:{other.Line}: expected a preference pair (chosen/rejected) or a ranking, got {ExampleFormats.Fields(other)}");
         }
 
         return new PreferenceBatches(collator, examples, options.BatchSize);

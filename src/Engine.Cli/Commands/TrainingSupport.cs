@@ -29,6 +29,9 @@ internal sealed class TrainingFlags
     public Option<bool> SkipBadLines { get; } = new("--skip-bad-lines") { Description = "skip malformed dataset lines (each reported on stderr) instead of stopping" };
     public Option<string?> ChatTemplate { get; } = new("--chat-template") { Description = "chatml, llama3 or alpaca (default: recognised from the tokenizer files, if any)" };
 
+    /// <summary>A training command's description: <paramref name="summary"/>, then every trainer key of <paramref name="defaults"/>' record with its default and meaning.</summary>
+    public static string Describe(string summary, TrainerOptions defaults) => $"{summary}\n\n{OptionsReader.HelpText(defaults)}";
+
     /// <summary>Adds the shared flags to <paramref name="command"/>; <paramref name="requireModel"/> makes --model required.</summary>
     public void AddTo(Command command, bool requireModel = true)
     {
@@ -64,6 +67,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
 {
     private readonly TrainingFlags flags;
     private readonly ParseResult parse;
+    private readonly Lazy<ChatTemplate?> template;
 
     private TrainingSession(TrainingFlags flags, ParseResult parse, TOptions options, Backend backend, Tokenizer tokenizer, string tokenizerPath)
     {
@@ -73,6 +77,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
         Backend = backend;
         Tokenizer = tokenizer;
         TokenizerPath = tokenizerPath;
+        template = new Lazy<ChatTemplate?>(() => ModelInputs.Template(parse.GetValue(flags.ChatTemplate), tokenizerPath));
     }
 
     public TOptions Options { get; }
@@ -133,8 +138,8 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     /// <summary>Padding: the EOS token when there is one (padding is never trained), else 0.</summary>
     public int PadTokenId => EosTokenId ?? 0;
 
-    /// <summary>The chat template named by --chat-template, else the one in the tokenizer's directory, else none.</summary>
-    public ChatTemplate? Template => ModelInputs.Template(parse.GetValue(flags.ChatTemplate), TokenizerPath);
+    /// <summary>The chat template named by --chat-template, else the one in the tokenizer's directory, else none (resolved once).</summary>
+    public ChatTemplate? Template => template.Value;
 
     /// <summary>The collator for <see cref="TrainerOptions.MaxLength"/>, the pad token and the template.</summary>
     public SequenceCollator Collator(CollatorOptions? options = null) =>
@@ -157,18 +162,26 @@ internal sealed class TrainingSession<TOptions> : IDisposable
         return ModelInputs.ReadExamples(path, flag, parse.GetValue(flags.SkipBadLines));
     }
 
-    /// <summary>Checkpoint format: the model's config.json fields (with the model's current head) and the tokenizer files.</summary>
+    /// <summary>
+    /// Checkpoint format: the model's config.json fields (with the model's current head), the tokenizer files, and the
+    /// --chat-template when it is not the one those files already carry (so later commands render chats as trained).
+    /// </summary>
     public HfSaveOptions SaveOptions(Transformer model) => new()
     {
         Config = ModelConfig is null ? null : ModelConfig with { Model = model.Config },
         TokenizerDirectory = Path.GetDirectoryName(Path.GetFullPath(TokenizerPath)),
+        ChatTemplate = parse.GetValue(flags.ChatTemplate) is not null && Template is { } chosen && !chosen.SameAs(ModelInputs.DirectoryTemplate(TokenizerPath)) ? chosen : null,
     };
 
     /// <summary>
     /// Runs <paramref name="trainer"/> with progress on the console and Ctrl+C as cancellation. Returns the result, or
     /// null when cancelled (a checkpoint was written and the reason printed; the command exits with 130).
     /// </summary>
-    public TrainingResult? Run<TBatch>(Trainer<TBatch> trainer, string name) => Run(trainer.Run, name);
+    public TrainingResult? Run<TBatch>(Trainer<TBatch> trainer, string name)
+    {
+        trainer.Warnings = ModelInputs.Warn;
+        return Run(trainer.Run, name);
+    }
 
     /// <summary>
     /// Runs a training loop given as <paramref name="run"/> (e.g. <c>OnlineDpoTrainer.Run</c>) the way
@@ -285,6 +298,9 @@ internal static class ModelInputs
     public static string ExistingDirectory(string path, string flag) =>
         Directory.Exists(path) ? path : throw new CommandException($"{flag}: directory '{path}' does not exist");
 
+    /// <summary>Prints a warning line on stderr: <c>engine: warning: ...</c>.</summary>
+    public static void Warn(string warning) => Console.Error.WriteLine($"engine: warning: {warning}");
+
     private static readonly string[] EosCandidates = ["<|endoftext|>", "</s>", "<|end_of_text|>", "<|im_end|>", "<eos>"];
 
     /// <summary>--tokenizer, else tokenizer.json in <paramref name="directory"/>; it must exist.</summary>
@@ -317,14 +333,32 @@ internal static class ModelInputs
     /// <summary>The tokenizer without added special tokens; BOS is the token its post-processor puts first, if any.</summary>
     public static ITextEncoder Encoder(Tokenizer tokenizer, int? eos) => FuncTextEncoder.ForTokenizer(tokenizer, eos);
 
-    /// <summary>The chat template named by --chat-template, else the one in the tokenizer's directory, else none.</summary>
-    public static ChatTemplate? Template(string? name, string tokenizerPath)
+    /// <summary>
+    /// The chat template named by --chat-template, else the one in the tokenizer's directory (a checkpoint trained with a
+    /// template carries it there), else none. A name that disagrees with the directory's own template wins, with a
+    /// warning on <paramref name="warnings"/> (stderr by default) naming both.
+    /// </summary>
+    public static ChatTemplate? Template(string? name, string tokenizerPath, TextWriter? warnings = null)
     {
-        if (!string.IsNullOrWhiteSpace(name))
+        var own = DirectoryTemplate(tokenizerPath);
+        if (string.IsNullOrWhiteSpace(name))
         {
-            return ChatTemplate.FromName(name);
+            return own;
         }
 
+        var chosen = ChatTemplate.FromName(name);
+        if (own is not null && own.Kind != chosen.Kind)
+        {
+            (warnings ?? Console.Error).WriteLine(
+                $"engine: warning: --chat-template {chosen.Name} differs from the template in {Path.GetDirectoryName(Path.GetFullPath(tokenizerPath))} ({own.Name}); using {chosen.Name}");
+        }
+
+        return chosen;
+    }
+
+    /// <summary>The chat template the tokenizer's directory carries (chat_template.jinja or tokenizer_config.json), if recognised.</summary>
+    public static ChatTemplate? DirectoryTemplate(string tokenizerPath)
+    {
         string? dir = Path.GetDirectoryName(Path.GetFullPath(tokenizerPath));
         return dir is null ? null : ChatTemplate.FromTokenizerDirectory(dir);
     }

@@ -64,7 +64,7 @@ public sealed partial class ChatTemplate
             "chatml" or "qwen" or "qwen2" or "smollm" => ChatMl,
             "llama3" or "llama-3" => Llama3,
             "alpaca" => Alpaca,
-            _ => throw new ArgumentException($"unknown chat template '{name}' (known: {string.Join(", ", Names)})", nameof(name)),
+            _ => throw new ArgumentException($"unknown chat template '{name}' (known: {string.Join(", ", Names)})"),
         };
     }
 
@@ -106,6 +106,25 @@ public sealed partial class ChatTemplate
 
         string config = Path.Combine(directory, "tokenizer_config.json");
         return File.Exists(config) ? FromTokenizerConfig(File.ReadAllText(config), config) : null;
+    }
+
+    // Whether a tokenizer directory carries a chat template at all (recognised or not).
+    private static bool HasTemplateText(string directory)
+    {
+        if (File.Exists(Path.Combine(directory, "chat_template.jinja")))
+        {
+            return true;
+        }
+
+        string config = Path.Combine(directory, "tokenizer_config.json");
+        if (!File.Exists(config))
+        {
+            return false;
+        }
+
+        using var doc = JsonDocument.Parse(File.ReadAllText(config), new JsonDocumentOptions { MaxDepth = 64 });
+        return doc.RootElement.ValueKind == JsonValueKind.Object
+            && doc.RootElement.TryGetProperty("chat_template", out var t) && t.ValueKind != JsonValueKind.Null;
     }
 
     /// <summary>The template named by a tokenizer_config.json's <c>chat_template</c> field; null when absent or unrecognised.</summary>
@@ -166,19 +185,26 @@ public sealed partial class ChatTemplate
 
     /// <summary>
     /// The template to use: the one named by <paramref name="name"/> when given (an explicit choice wins), else the one
-    /// recognised in the tokenizer files of <paramref name="tokenizerDirectory"/>.
+    /// recognised in the tokenizer files of <paramref name="tokenizerDirectory"/>, else null when those files carry no
+    /// template at all (a base model, or a checkpoint trained without one).
     /// </summary>
-    /// <exception cref="ArgumentException">No name was given and nothing was recognised.</exception>
-    public static ChatTemplate Resolve(string? name, string? tokenizerDirectory)
+    /// <exception cref="ArgumentException">No name was given and the directory's template is not one Engine recognises.</exception>
+    public static ChatTemplate? Resolve(string? name, string? tokenizerDirectory)
     {
         if (!string.IsNullOrWhiteSpace(name))
         {
             return FromName(name);
         }
 
-        return (tokenizerDirectory is null ? null : FromTokenizerDirectory(tokenizerDirectory))
-            ?? throw new ArgumentException(
-                $"no recognisable chat_template in {tokenizerDirectory ?? "(no tokenizer directory)"}; set the chat template by name ({string.Join(", ", Names)})");
+        if (tokenizerDirectory is null || FromTokenizerDirectory(tokenizerDirectory) is not { } found)
+        {
+            return tokenizerDirectory is not null && HasTemplateText(tokenizerDirectory)
+                ? throw new ArgumentException(
+                    $"{tokenizerDirectory}: its chat_template is not one Engine recognises; set the chat template by name ({string.Join(", ", Names)})")
+                : null;
+        }
+
+        return found;
     }
 
     /// <summary>

@@ -31,22 +31,22 @@ public sealed record GenerationOptions
     {
         if (MaxNewTokens < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), $"MaxNewTokens must be ≥ 0, got {MaxNewTokens}");
+            throw new ArgumentException($"max_new_tokens must be ≥ 0, got {MaxNewTokens}");
         }
 
         if (!(Temperature >= 0f) || float.IsInfinity(Temperature))
         {
-            throw new ArgumentOutOfRangeException(nameof(Temperature), $"Temperature must be finite and ≥ 0, got {Temperature}");
+            throw new ArgumentException($"temperature must be finite and ≥ 0, got {Temperature}");
         }
 
         if (TopK < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(TopK), $"TopK must be ≥ 0, got {TopK}");
+            throw new ArgumentException($"top_k must be ≥ 0, got {TopK}");
         }
 
         if (!(TopP > 0f && TopP <= 1f))
         {
-            throw new ArgumentOutOfRangeException(nameof(TopP), $"TopP must be in (0, 1], got {TopP}");
+            throw new ArgumentException($"top_p must be in (0, 1], got {TopP}");
         }
 
         ArgumentNullException.ThrowIfNull(StopTokens);

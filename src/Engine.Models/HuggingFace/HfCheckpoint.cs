@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Engine.Core.Backends;
+using Engine.Models.Chat;
 using Engine.Models.Formats;
 
 namespace Engine.Models.HuggingFace;
@@ -44,6 +45,13 @@ public sealed record HfSaveOptions
 
     /// <summary>A directory whose tokenizer files (<see cref="HfCheckpoint.TokenizerFiles"/>) are copied beside the weights.</summary>
     public string? TokenizerDirectory { get; init; }
+
+    /// <summary>
+    /// A chat template to store with the checkpoint (the <c>chat_template</c> of tokenizer_config.json, written after the
+    /// tokenizer files are copied), so that later commands render chats the way the model was trained; null keeps
+    /// whatever template the copied files carry.
+    /// </summary>
+    public ChatTemplate? ChatTemplate { get; init; }
 }
 
 /// <summary>
@@ -316,6 +324,11 @@ public static partial class HfCheckpoint
         if (options.TokenizerDirectory is { } source)
         {
             CopyTokenizerFiles(source, directory);
+        }
+
+        if (options.ChatTemplate is { } template)
+        {
+            SaveChatTemplate(directory, template);
         }
     }
 

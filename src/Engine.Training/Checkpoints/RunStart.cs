@@ -37,7 +37,7 @@ internal static class RunStart
         {
             throw new InvalidOperationException(options.Resume
                 ? $"{store.Directory}: no complete checkpoint to resume from (see the warnings logged for each)"
-                : $"{store.Directory} holds checkpoints of an earlier run; set resume to continue it, or choose another output_directory");
+                : $"{store.Directory} holds checkpoints of an earlier run; pass --resume (resume: true in a config) to continue it, or choose another --out directory");
         }
 
         var fresh = new RandomStream(options.Seed);

@@ -94,7 +94,7 @@ public sealed class SequenceCollator
             PromptCompletionExample pc => Tokenize(pc.Prompt, pc.Completion),
             AlpacaExample a => Build([(ChatTemplate.AlpacaPrompt(a.Instruction, a.Input), false), (a.Output, true)], eos: true),
             MessagesExample m => Build(ChatPieces(m.Messages, 0), eos: false),
-            _ => throw new ArgumentException($"{example.Source}:{example.Line}: a {example.GetType().Name} is not an SFT example; tokenize its prompt and responses instead", nameof(example)),
+            _ => throw new DatasetException(example.Source, example.Line, null, $"a {ExampleFormats.Fields(example)} line is not supervised fine-tuning data (text, prompt/completion, instruction/output or messages)"),
         };
     }
 
@@ -240,7 +240,8 @@ public sealed class SequenceCollator
         }
     }
 
-    private ChatTemplate Template => template ?? throw new InvalidOperationException("conversational examples need a chat template; pass one to the collator");
+    private ChatTemplate Template => template ?? throw new InvalidOperationException(
+        $"conversational data (messages) needs a chat template: pass --chat-template ({string.Join(", ", ChatTemplate.Names)}), or use a --model or --tokenizer directory whose tokenizer_config.json has a chat_template");
 
     // The rendered conversation cut into pieces at the assistant spans; the first `skipAssistant` assistant turns
     // (those inside a prompt) are not trained.

@@ -87,7 +87,7 @@ public sealed class PretrainBatches : IBatchSource<SequenceBatch>
         {
             if (example is not TextExample text)
             {
-                throw new ArgumentException($"{example.Source}:{example.Line}: pretraining reads 'text' examples, not {example.GetType().Name}", nameof(examples));
+                throw new DatasetException(example.Source, example.Line, null, $"pretraining reads 'text' lines, this one has {ExampleFormats.Fields(example)}; use engine sft for it");
             }
 
             if (encoder.BosTokenId is int bos)

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using Engine.Core.Backends;
 using Engine.Core.Tensors;
 using Engine.Models;
@@ -11,25 +12,28 @@ public sealed record DpoOptions
     /// The per-pair loss of h = log-ratio(chosen) − log-ratio(rejected): sigmoid (DPO), robust (label noise ε), hinge
     /// (SLiC) or IPO (length-normalised log-ratios, target 1/(2β)).
     /// </summary>
+    [Description("the pairwise loss: sigmoid, robust, hinge or ipo")]
     public PairwiseLossType Loss { get; init; } = PairwiseLossType.Sigmoid;
 
     /// <summary>β: how far the policy may move from the reference (the implicit reward is β·log(π/π_ref)).</summary>
+    [Description("β: how far the policy may move from the reference")]
     public float Beta { get; init; } = 0.1f;
 
     /// <summary>ε of the sigmoid (conservative DPO) and robust losses: the assumed probability that a label is flipped.</summary>
+    [Description("ε, assumed probability that a preference label is flipped (sigmoid, robust)")]
     public float LabelSmoothing { get; init; }
 
-    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first setting out of range.</summary>
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first setting out of range by its key and flag.</summary>
     public void Validate()
     {
         if (!(Beta > 0f && float.IsFinite(Beta)))
         {
-            throw new ArgumentOutOfRangeException(nameof(Beta), $"DPO needs β > 0, got {Beta}");
+            throw new ArgumentException($"beta (--beta) must be positive and finite, got {Beta}");
         }
 
         if (!Enum.IsDefined(Loss))
         {
-            throw new ArgumentOutOfRangeException(nameof(Loss), $"unknown DPO loss {(int)Loss}");
+            throw new ArgumentException($"loss (--loss) must be sigmoid, ipo, hinge or robust, got {(int)Loss}");
         }
 
         bool smoothingOk = Loss switch
@@ -40,8 +44,8 @@ public sealed record DpoOptions
         };
         if (!smoothingOk)
         {
-            throw new ArgumentOutOfRangeException(
-                nameof(LabelSmoothing), $"label smoothing {LabelSmoothing} is out of range for the {Loss} loss ([0, ½] for sigmoid, [0, ½) for robust, 0 otherwise)");
+            throw new ArgumentException(
+                $"label_smoothing (--label-smoothing) {LabelSmoothing} is out of range for the {Loss.ToString().ToLowerInvariant()} loss ([0, ½] for sigmoid, [0, ½) for robust, 0 otherwise)");
         }
     }
 }

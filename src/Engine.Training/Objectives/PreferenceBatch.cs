@@ -51,9 +51,8 @@ public sealed record PreferenceGroup(IReadOnlyList<TokenizedSequence> Responses,
             }
 
             default:
-                throw new ArgumentException(
-                    $"{source}: a {example.GetType().Name} has no preferences; reward models and DPO need prompt/chosen/rejected or prompt/responses/ranking",
-                    nameof(example));
+                throw new DatasetException(
+                    $"{source}: a {ExampleFormats.Fields(example)} line has no preferences; reward models and DPO need prompt/chosen/rejected or prompt/responses/ranking");
         }
     }
 

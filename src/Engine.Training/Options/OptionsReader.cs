@@ -23,7 +23,7 @@ public enum OptionsFormat
 /// dotted keys: <c>optimizer.beta2=0.99</c>). An unknown key, a duplicate or a value of the wrong type is an
 /// <see cref="OptionsException"/> naming the file, the line and the key.
 /// </summary>
-public static class OptionsReader
+public static partial class OptionsReader
 {
     /// <summary>The source name of <c>key=value</c> overrides in error messages.</summary>
     public const string OverrideSource = "override";

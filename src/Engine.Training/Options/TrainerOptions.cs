@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using Engine.Models;
 using Engine.Training.Data;
 
@@ -32,63 +33,82 @@ public enum NanPolicy
 public record TrainerOptions
 {
     /// <summary>Peak learning rate.</summary>
+    [Description("peak learning rate")]
     public double LearningRate { get; init; } = 5e-5;
 
     /// <summary>Decay after warmup.</summary>
+    [Description("decay after warmup: constant, linear or cosine")]
     public LearningRateSchedule Schedule { get; init; } = LearningRateSchedule.Linear;
 
     /// <summary>Steps of linear warmup from 0 to the peak: step s ≤ W gets peak·s/W.</summary>
+    [Description("steps of linear warmup from 0 to the peak rate")]
     public int WarmupSteps { get; init; }
 
     /// <summary>The rate at the last step as a fraction of the peak (linear and cosine schedules).</summary>
+    [Description("the rate at the last step as a fraction of the peak (linear, cosine)")]
     public double MinLearningRateRatio { get; init; }
 
     /// <summary>Optimizer steps to run; 0 to derive them from <see cref="Epochs"/>.</summary>
+    [Description("optimizer steps to run; 0 = epochs × (batches per epoch ÷ gradient_accumulation_steps), at least 1")]
     public int MaxSteps { get; init; }
 
     /// <summary>Passes over the training data when <see cref="MaxSteps"/> is 0.</summary>
+    [Description("passes over the training data (used when max_steps is 0)")]
     public int Epochs { get; init; } = 1;
 
     /// <summary>Rows per micro-batch (training and evaluation).</summary>
+    [Description("rows per micro-batch (training and evaluation)")]
     public int BatchSize { get; init; } = 8;
 
     /// <summary>Micro-batches whose gradients are summed (each weighted by its share of the counted tokens) before one optimizer step.</summary>
+    [Description("micro-batches summed into one optimizer step")]
     public int GradientAccumulationSteps { get; init; } = 1;
 
     /// <summary>AdamW β₁, β₂, ε, weight decay and gradient clipping (<see cref="AdamWSettings.MaxGradNorm"/>).</summary>
     public AdamWSettings Optimizer { get; init; } = new();
 
     /// <summary>Residual dropout probability in training passes (embedding and every branch output; no attention-probability dropout).</summary>
+    [Description("residual dropout probability while training")]
     public float Dropout { get; init; }
 
     /// <summary>Evaluate every this many steps (0: only at the end of each epoch and of training).</summary>
+    [Description("evaluate every N steps (0 = at the end of each epoch and of training)")]
     public int EvalInterval { get; init; }
 
     /// <summary>Validation micro-batches per evaluation (0: the whole validation set).</summary>
+    [Description("validation micro-batches per evaluation (0 = all)")]
     public int EvalBatches { get; init; }
 
     /// <summary>Write a metrics line every this many steps (the loss is the mean over them).</summary>
+    [Description("write a metrics line every N steps")]
     public int LogInterval { get; init; } = 10;
 
     /// <summary>Save a checkpoint every this many steps (0: only at the end, on cancellation).</summary>
+    [Description("save a checkpoint every N steps (0 = only at the end and on Ctrl+C)")]
     public int CheckpointInterval { get; init; } = 500;
 
     /// <summary>Checkpoints kept; older ones are deleted once a newer one is complete (0: keep all).</summary>
+    [Description("checkpoints kept (0 = all)")]
     public int KeepLast { get; init; } = 2;
 
     /// <summary>Seed of data shuffling and dropout masks.</summary>
+    [Description("seed of data shuffling and dropout")]
     public ulong Seed { get; init; } = 42;
 
     /// <summary>Longest sequence in tokens (the row length when packing).</summary>
+    [Description("longest sequence in tokens (the row length when packing)")]
     public int MaxLength { get; init; } = 1024;
 
     /// <summary>What to do on a non-finite loss or gradient norm.</summary>
+    [Description("on a NaN/infinite loss or gradient: stop, or skip the update")]
     public NanPolicy NanPolicy { get; init; } = NanPolicy.Stop;
 
     /// <summary>Where checkpoints and <c>metrics.jsonl</c> go.</summary>
+    [Description("where checkpoints and metrics.jsonl go (the --out flag)")]
     public string OutputDirectory { get; init; } = "output";
 
     /// <summary>Continue from the newest complete checkpoint in <see cref="OutputDirectory"/> (a fresh start when there is none).</summary>
+    [Description("continue from the newest checkpoint in the output directory (the --resume flag)")]
     public bool Resume { get; init; }
 
     /// <summary>Checks every field; the message names the key.</summary>
@@ -187,18 +207,23 @@ public sealed record SftOptions : TrainerOptions
     }
 
     /// <summary>Concatenate examples into rows of exactly <see cref="TrainerOptions.MaxLength"/> tokens.</summary>
+    [Description("concatenate examples into rows of exactly max_length tokens")]
     public bool Packing { get; init; }
 
     /// <summary>Train on completion and assistant tokens only; false trains every token.</summary>
+    [Description("loss on completion and assistant tokens only (false: on every token)")]
     public bool CompletionOnlyLoss { get; init; } = true;
 
     /// <summary>Longest prompt in tokens before fitting to <see cref="TrainerOptions.MaxLength"/> (0: no separate limit).</summary>
+    [Description("longest prompt in tokens before fitting to max_length (0 = no separate limit)")]
     public int MaxPromptLength { get; init; }
 
     /// <summary>Cut over-long examples from the prompt's start first so the response survives (else from the right).</summary>
+    [Description("cut over-long examples from the prompt's start so the response survives")]
     public bool TruncatePromptLeft { get; init; } = true;
 
     /// <summary>Append EOS after plain-text completions so the model learns to stop.</summary>
+    [Description("append EOS after plain-text completions so the model learns to stop")]
     public bool AppendEos { get; init; } = true;
 
     /// <summary>The collation these options imply.</summary>

@@ -178,10 +178,10 @@ public sealed class GenerationTests : IDisposable
     [Fact]
     public void Invalid_options_are_rejected()
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => new GenerationOptions { TopP = 0f }.Validate());
-        Assert.Throws<ArgumentOutOfRangeException>(() => new GenerationOptions { Temperature = -1f }.Validate());
-        Assert.Throws<ArgumentOutOfRangeException>(() => new GenerationOptions { TopK = -1 }.Validate());
-        Assert.Throws<ArgumentOutOfRangeException>(() => new GenerationOptions { MaxNewTokens = -1 }.Validate());
+        Assert.Throws<ArgumentException>(() => new GenerationOptions { TopP = 0f }.Validate());
+        Assert.Throws<ArgumentException>(() => new GenerationOptions { Temperature = -1f }.Validate());
+        Assert.Throws<ArgumentException>(() => new GenerationOptions { TopK = -1 }.Validate());
+        Assert.Throws<ArgumentException>(() => new GenerationOptions { MaxNewTokens = -1 }.Validate());
     }
 
     private static List<int> Draw(GenerationOptions options, float[] logits, RandomStream rng, int count)

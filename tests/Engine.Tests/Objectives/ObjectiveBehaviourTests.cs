@@ -163,9 +163,9 @@ public sealed class ObjectiveBehaviourTests : IDisposable
         Assert.Contains("separate", Assert.Throws<ArgumentException>(() => new DpoObjective(lm, lm)).Message, StringComparison.Ordinal);
         using var otherVocab = new Transformer(SyntheticPreferences.Gpt2Config with { VocabSize = 40 }, backend, trainable: false);
         Assert.Contains("vocabulary", Assert.Throws<ArgumentException>(() => new DpoObjective(lm, otherVocab)).Message, StringComparison.Ordinal);
-        Assert.Throws<ArgumentOutOfRangeException>(() => new DpoObjective(lm, reference, new DpoOptions { Beta = 0f }));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new DpoObjective(lm, reference, new DpoOptions { Loss = PairwiseLossType.Hinge, LabelSmoothing = 0.1f }));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new DpoObjective(lm, reference, new DpoOptions { Loss = PairwiseLossType.Robust, LabelSmoothing = 0.5f }));
+        Assert.Throws<ArgumentException>(() => new DpoObjective(lm, reference, new DpoOptions { Beta = 0f }));
+        Assert.Throws<ArgumentException>(() => new DpoObjective(lm, reference, new DpoOptions { Loss = PairwiseLossType.Hinge, LabelSmoothing = 0.1f }));
+        Assert.Throws<ArgumentException>(() => new DpoObjective(lm, reference, new DpoOptions { Loss = PairwiseLossType.Robust, LabelSmoothing = 0.5f }));
         Assert.Throws<ArgumentOutOfRangeException>(() => new RewardModelObjective(rm, new RewardModelOptions { CenterRewardsCoefficient = -1f }));
     }
 }

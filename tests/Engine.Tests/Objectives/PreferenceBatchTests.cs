@@ -72,7 +72,7 @@ public class PreferenceBatchTests
     [Fact]
     public void An_sft_example_is_not_a_preference()
     {
-        var e = Assert.Throws<ArgumentException>(() => PreferenceGroup.From(Collator, new TextExample("abc") { Source = "s.jsonl", Line = 2 }));
+        var e = Assert.Throws<DatasetException>(() => PreferenceGroup.From(Collator, new TextExample("abc") { Source = "s.jsonl", Line = 2 }));
         Assert.Contains("s.jsonl:2", e.Message, StringComparison.Ordinal);
     }
 

@@ -145,6 +145,6 @@ public sealed class SequenceCollatorTests
         var collator = new SequenceCollator(Bytes);
         var batches = collator.Batches([new TextExample("a"), new TextExample("abcd"), new TextExample("xy")], batchSize: 2).ToList();
         Assert.Equal([(2, 5), (1, 3)], batches.Select(b => (b.Batch, b.Time)));
-        Assert.Throws<ArgumentException>(() => collator.Tokenize(new PromptExample(TextOrChat.FromText("p"))));
+        Assert.Throws<DatasetException>(() => collator.Tokenize(new PromptExample(TextOrChat.FromText("p"))));
     }
 }

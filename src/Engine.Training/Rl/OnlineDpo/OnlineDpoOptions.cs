@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using Engine.Training.Objectives;
 using Engine.Training.Options;
 
@@ -22,33 +23,43 @@ public sealed record OnlineDpoOptions : TrainerOptions
     public DpoOptions Dpo { get; init; } = new();
 
     /// <summary>K, responses sampled per prompt (at least 2): chosen is the best-scored, rejected the worst.</summary>
+    [Description("responses sampled per prompt (best = chosen, worst = rejected)")]
     public int SamplesPerPrompt { get; init; } = 2;
 
     /// <summary>Most tokens sampled per response (EOS included).</summary>
+    [Description("most tokens sampled per response")]
     public int MaxNewTokens { get; init; } = 64;
 
     /// <summary>Sampling temperature (greedy 0 would make every sample of a prompt the same).</summary>
+    [Description("sampling temperature")]
     public float Temperature { get; init; } = 0.9f;
 
     /// <summary>Keep only the K most likely tokens when sampling; 0 = all.</summary>
+    [Description("sample from the K most likely tokens (0 = all)")]
     public int TopK { get; init; }
 
     /// <summary>Nucleus sampling threshold; 1 = all.</summary>
+    [Description("nucleus sampling threshold (1 = all)")]
     public float TopP { get; init; } = 1f;
 
     /// <summary>DPO updates on each round's pairs (each one optimizer step over all of them).</summary>
+    [Description("DPO optimizer steps on each round's pairs")]
     public int UpdatesPerRound { get; init; } = 1;
 
     /// <summary>Subtracted from the score of a sample that did not end with EOS before picking chosen and rejected (TRL's missing_eos_penalty); 0 = none.</summary>
+    [Description("subtracted from the score of a sample without EOS (0 = none)")]
     public float MissingEosPenalty { get; init; }
 
     /// <summary>A prompt is skipped when its best and worst scores differ by this much or less (0: only exact ties).</summary>
+    [Description("skip a prompt whose best and worst scores differ by this or less")]
     public float MinScoreGap { get; init; }
 
     /// <summary>Sequences decoded together (the KV cache's batch); 0 = the whole round at once.</summary>
+    [Description("sequences decoded together (0 = the whole round)")]
     public int GenerationBatch { get; init; }
 
     /// <summary>Samples per forward pass of the reward model; 0 = the whole round at once.</summary>
+    [Description("samples per reward-model forward pass (0 = the whole round)")]
     public int ScoringBatch { get; init; } = 16;
 
     /// <summary>Longest prompt in tokens, max_length − max_new_tokens (longer prompts are cut from the left, as PPO's).</summary>
@@ -66,7 +77,7 @@ public sealed record OnlineDpoOptions : TrainerOptions
         {
             Dpo.Validate();
         }
-        catch (ArgumentOutOfRangeException e)
+        catch (ArgumentException e)
         {
             throw new ArgumentException($"dpo: {e.Message}", e);
         }

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Text.Json.Serialization;
 using Engine.Training.Options;
 
@@ -34,75 +35,99 @@ public sealed record PpoOptions : TrainerOptions
     }
 
     /// <summary>The critic's peak learning rate; null = <see cref="TrainerOptions.LearningRate"/>.</summary>
+    [Description("the critic's peak learning rate (null = learning_rate)")]
     public double? CriticLearningRate { get; init; }
 
     /// <summary>Most tokens sampled per response (TRL's <c>response_length</c>).</summary>
+    [Description("most tokens sampled per response")]
     public int ResponseLength { get; init; } = 53;
 
     /// <summary>Sampling temperature τ; the log-probs of the ratio and the KL are those of logits/τ, as sampled (TRL: 0.7).</summary>
+    [Description("sampling temperature τ")]
     public float Temperature { get; init; } = 0.7f;
 
     /// <summary>Sample only from the K most likely tokens (0 = all). Anything but 0 makes the behaviour policy differ from π/τ.</summary>
+    [Description("sample from the K most likely tokens (0 = all)")]
     public int TopK { get; init; }
 
     /// <summary>Nucleus sampling (1 = off). Anything below 1 makes the behaviour policy differ from π/τ.</summary>
+    [Description("nucleus sampling threshold (1 = off)")]
     public float TopP { get; init; } = 1f;
 
     /// <summary>Passes of minibatch updates over each rollout (TRL's <c>num_ppo_epochs</c>).</summary>
+    [Description("passes of minibatch updates over each rollout")]
     public int NumPpoEpochs { get; init; } = 4;
 
     /// <summary>Minibatches each rollout is split into per PPO epoch; <c>batch_size</c> must be a multiple of it.</summary>
+    [Description("minibatches per rollout per PPO epoch (divides batch_size)")]
     public int NumMiniBatches { get; init; } = 1;
 
     /// <summary>β, the KL penalty's coefficient (its start value when adaptive; TRL's <c>kl_coef</c>).</summary>
+    [Description("β, the KL penalty's coefficient (start value when adaptive)")]
     public double KlCoef { get; init; } = 0.05;
 
     /// <summary>The per-token KL estimator in the reward (TRL's <c>kl_estimator</c>).</summary>
+    [Description("per-token KL estimator in the reward: k1 or k3")]
     public KlEstimator KlEstimator { get; init; } = KlEstimator.K1;
 
     /// <summary>Adapt β towards <see cref="KlTarget"/> (Ziegler et al. 2019; TRL ≤ 0.11's <c>adap_kl_ctrl</c>).</summary>
+    [Description("adapt β towards kl_target")]
     public bool AdaptiveKl { get; init; }
 
     /// <summary>The adaptive controller's target of the mean per-sequence KL, in nats (TRL ≤ 0.11's <c>target</c>).</summary>
+    [Description("adaptive β: target mean KL per sequence, in nats")]
     public double KlTarget { get; init; } = 6.0;
 
     /// <summary>The adaptive controller's horizon, in sequences (TRL ≤ 0.11's <c>horizon</c>).</summary>
+    [Description("adaptive β: horizon in sequences")]
     public double KlHorizon { get; init; } = 10000;
 
     /// <summary>ε of the policy ratio clip (TRL's <c>cliprange</c>).</summary>
+    [Description("ε of the policy ratio clip")]
     public float Cliprange { get; init; } = 0.2f;
 
     /// <summary>ε_v of the value clip around the rollout's values (TRL's <c>cliprange_value</c>).</summary>
+    [Description("ε of the value clip around the rollout's values")]
     public float CliprangeValue { get; init; } = 0.2f;
 
     /// <summary>The value loss's coefficient in the critic's loss (TRL's <c>vf_coef</c>).</summary>
+    [Description("the value loss's coefficient")]
     public float VfCoef { get; init; } = 0.1f;
 
     /// <summary>γ, the discount of GAE.</summary>
+    [Description("γ, the discount of GAE")]
     public float Gamma { get; init; } = 1f;
 
     /// <summary>λ of GAE (TRL's <c>lam</c>).</summary>
+    [Description("λ of GAE")]
     public float Lam { get; init; } = 0.95f;
 
     /// <summary>Scale the per-token rewards by their masked standard deviation (mean kept) before GAE.</summary>
+    [Description("scale per-token rewards by their standard deviation before GAE")]
     public bool WhitenRewards { get; init; }
 
     /// <summary>Subtracted from the score of a response that did not end with EOS (TRL's <c>missing_eos_penalty</c>); null = none.</summary>
+    [Description("subtracted from the score of a response without EOS (null = none)")]
     public float? MissingEosPenalty { get; init; }
 
     /// <summary>Standardise the reward model's scores with the mean/std stored with it (reward_head.json).</summary>
+    [Description("standardise scores with the reward model's stored mean/std")]
     public bool NormalizeReward { get; init; }
 
     /// <summary>Clip the (normalised) scores to ±this; 0 = no clipping.</summary>
+    [Description("clip the scores to ±this (0 = no clipping)")]
     public float RewardClip { get; init; }
 
     /// <summary>PPO-ptx: γ_ptx, the weight of the next-token loss on pretraining text added to the actor's loss (used when pretraining data is given).</summary>
+    [Description("PPO-ptx: weight of the pretraining loss on --ptx-data")]
     public float PtxCoef { get; init; } = 0.05f;
 
     /// <summary>Rows of pretraining text per update (0 = the rows of a micro-batch).</summary>
+    [Description("rows of pretraining text per update (0 = a micro-batch's rows)")]
     public int PtxBatchSize { get; init; }
 
     /// <summary>Rows per forward pass when generating and scoring a rollout (TRL's <c>local_rollout_forward_batch_size</c>).</summary>
+    [Description("rows per forward pass when generating and scoring a rollout")]
     public int LocalRolloutForwardBatchSize { get; init; } = 64;
 
     /// <summary>Rows per minibatch update.</summary>

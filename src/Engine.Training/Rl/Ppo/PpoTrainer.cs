@@ -126,6 +126,9 @@ public sealed class PpoTrainer
     /// <summary>Where progress and warnings are logged.</summary>
     public ILogger Logger { get; init; } = NullLogger.Instance;
 
+    /// <summary>Receives the warnings about the run's plan said before it starts (too few PPO steps), besides <see cref="Logger"/>.</summary>
+    public Action<string>? Warnings { get; init; }
+
     /// <summary>config.json fields and the tokenizer directory of the actor's checkpoints.</summary>
     public HfSaveOptions? CheckpointFormat { get; init; }
 
@@ -179,6 +182,11 @@ public sealed class PpoTrainer
             state.BatchesInEpoch = prompts.Count / options.BatchSize;
             state.TotalSteps = options.MaxSteps > 0 ? options.MaxSteps : Math.Max(1, options.Epochs * state.BatchesInEpoch);
             state.Options = JsonDocument.Parse(OptionsReader.ToJson(options)).RootElement.Clone();
+            if (TrainingPlan.FewStepsWarning(options, state.TotalSteps, state.BatchesInEpoch, "rollout") is { } few)
+            {
+                Logger.LogWarning("{Warning}", few);
+                Warnings?.Invoke(few);
+            }
         }
 
         if (state.BatchesInEpoch != prompts.Count / options.BatchSize)

@@ -28,7 +28,7 @@ public static class RolloutPrompts
                 PromptCompletionExample pc => pc.Prompt,
                 PreferenceExample pref => pref.Prompt,
                 RankingExample rank => rank.Prompt,
-                _ => throw new ArgumentException($"{example.Source}:{example.Line}: a {example.GetType().Name.Replace("Example", "", StringComparison.Ordinal)} example has no prompt to sample a response to", nameof(examples)),
+                _ => throw new DatasetException(example.Source, example.Line, null, $"a {ExampleFormats.Fields(example)} line has no prompt to sample a response to"),
             };
             var ids = cut.TokenizePrompt(prompt).Ids;
             result.Add(ids.Length > 0 ? ids : throw new ArgumentException($"{example.Source}:{example.Line}: the prompt tokenizes to nothing", nameof(examples)));
