@@ -59,7 +59,7 @@ public sealed class Trainer<TBatch>
     }
 
     /// <summary>Where progress and warnings are logged.</summary>
-    public ILogger Logger { get; init; } = NullLogger.Instance;
+    public ILogger Logger { get; set; } = NullLogger.Instance;
 
     /// <summary>config.json fields and the tokenizer directory copied into every checkpoint (weights are always F32).</summary>
     public HfSaveOptions? CheckpointFormat { get; init; }
