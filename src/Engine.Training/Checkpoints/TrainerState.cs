@@ -136,8 +136,8 @@ public sealed class TrainerState
         Require(RngState is { Length: 4 } && RngState.Any(x => x != 0), "rng_state", "must be 4 numbers, not all 0");
         Require(TotalSteps >= 0, "total_steps", $"{TotalSteps} is negative");
         Require(GlobalStep >= 0 && GlobalStep <= TotalSteps, "global_step", $"{GlobalStep} is not within 0..total_steps ({TotalSteps})");
-        Require(OptimizerSteps >= 0 && OptimizerSteps <= GlobalStep, "optimizer_steps", $"{OptimizerSteps} is not within 0..global_step ({GlobalStep})");
-        Require(SkippedSteps >= 0 && SkippedSteps <= GlobalStep, "skipped_steps", $"{SkippedSteps} is not within 0..global_step ({GlobalStep})");
+        Require(OptimizerSteps >= 0, "optimizer_steps", $"{OptimizerSteps} is negative");
+        Require(SkippedSteps >= 0, "skipped_steps", $"{SkippedSteps} is negative");
         Require(Epoch >= 0, "epoch", $"{Epoch} is negative");
         Require(BatchesInEpoch >= 0, "batches_in_epoch", $"{BatchesInEpoch} is negative");
         Require(BatchIndex >= 0 && BatchIndex <= BatchesInEpoch, "batch_index", $"{BatchIndex} is not within 0..batches_in_epoch ({BatchesInEpoch})");
