@@ -133,7 +133,7 @@ public sealed class TrainerState
             }
         }
 
-        Require(RngState is { Length: 4 } && RngState.Any(x => x != 0), "rng_state", "must be 4 numbers, not all 0");
+        Require(RngState is { Length: 4 }, "rng_state", "must be 4 numbers");
         Require(TotalSteps >= 0, "total_steps", $"{TotalSteps} is negative");
         Require(GlobalStep >= 0 && GlobalStep <= TotalSteps, "global_step", $"{GlobalStep} is not within 0..total_steps ({TotalSteps})");
         Require(OptimizerSteps >= 0, "optimizer_steps", $"{OptimizerSteps} is negative");

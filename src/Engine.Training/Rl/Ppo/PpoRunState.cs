@@ -37,23 +37,23 @@ internal sealed class PpoRunState
         string file = Path.Combine(path, PpoTrainer.StateFile);
         if (!state.Files.ContainsKey(PpoTrainer.StateFile) || !state.Files.ContainsKey($"{PpoTrainer.CriticDirectory}/{CheckpointStore.OptimizerFile}"))
         {
-            throw new InvalidDataException($"{path}: not a PPO checkpoint (it lists no {PpoTrainer.StateFile} or critic)");
+            throw new InputException(Path.Combine(path, CheckpointStore.StateFile), null, "files", $"not a PPO checkpoint (it lists no {PpoTrainer.StateFile} or critic); resume a PPO run from its own --out");
         }
 
         PpoRunState run;
         try
         {
             run = JsonSerializer.Deserialize<PpoRunState>(InputFiles.ReadAllBytes(file, CheckpointStore.MaxStateBytes, PpoTrainer.StateFile), TrainerState.Json)
-                ?? throw new InvalidDataException($"{file}: empty");
+                ?? throw new InputException(file, null, null, "empty");
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{file}: unreadable ({e.Message})", e);
+            throw new InputException(file, null, null, $"unreadable ({e.Message})", e);
         }
 
         if (run.Format != CurrentFormat)
         {
-            throw new InvalidDataException($"{file}: format {run.Format}, this version reads {CurrentFormat}");
+            throw new InputException(file, null, "format", $"{run.Format}, this version reads {CurrentFormat}");
         }
 
         return run.PtxEpoch >= 0 && run.PtxBatchIndex >= 0 && run.CriticOptimizerSteps >= 0 && double.IsFinite(run.KlCoef) && run.KlCoef >= 0
