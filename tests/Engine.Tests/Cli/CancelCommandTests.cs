@@ -123,7 +123,7 @@ public sealed partial class CancelCommandTests : IDisposable
     }
 
     [GeneratedRegex(@"^engine: cancelled at step (\d+); checkpoint (\S+); continue with --resume$", RegexOptions.Multiline)]
-    private static partial Regex CancelledLine();
+    internal static partial Regex CancelledLine();
 
     [GeneratedRegex(@"^engine: pipeline cancelled: pretrain stopped at step (\d+); checkpoint (\S+); continue with --resume$", RegexOptions.Multiline)]
     private static partial Regex PipelineCancelledLine();

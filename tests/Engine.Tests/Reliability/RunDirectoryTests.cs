@@ -20,12 +20,20 @@ public sealed class RunDirectoryTests : IDisposable
 
     public void Dispose() => dir.Dispose();
 
+    // A finished tiny SFT run in run/: its directory and arguments.
+    private (string Output, string[] Args) Finished(int steps, int checkpointInterval)
+    {
+        string output = dir.Sub("run");
+        string[] args = RunFiles.Sft(dir, output, steps, checkpointInterval);
+        var (code, _, error) = CliHarness.Run(args);
+        Assert.True(code == 0, error);
+        return (output, args);
+    }
+
     [Fact]
     public void Resume_keeps_every_parsable_metrics_line_up_to_the_checkpoint_and_backs_up_the_file()
     {
-        string output = dir.Sub("run");
-        string[] args = RunFiles.Sft(dir, output, steps: 8, checkpointInterval: 4);
-        Assert.Equal(0, CliHarness.Run(args).Code);
+        var (output, args) = Finished(steps: 8, checkpointInterval: 4);
 
         // As if killed after step 8's metrics line but before its checkpoint, with line 2 written over.
         Directory.Delete(Path.Combine(output, "checkpoint-8"), recursive: true);
@@ -77,9 +85,7 @@ public sealed class RunDirectoryTests : IDisposable
     [MemberData(nameof(HostileStates))]
     public void A_hostile_trainer_state_is_refused_in_one_line_and_nothing_changes(string field, string value)
     {
-        string output = dir.Sub("run");
-        string[] args = RunFiles.Sft(dir, output, steps: 2, checkpointInterval: 0);
-        Assert.Equal(0, CliHarness.Run(args).Code);
+        var (output, args) = Finished(steps: 2, checkpointInterval: 0);
         string stateFile = Path.Combine(output, "checkpoint-2", "trainer_state.json");
         var state = JsonNode.Parse(File.ReadAllText(stateFile))!.AsObject();
         if (field == "files")
@@ -108,9 +114,7 @@ public sealed class RunDirectoryTests : IDisposable
     [Fact]
     public void A_checkpoint_with_a_path_outside_it_is_skipped_for_the_older_good_one()
     {
-        string output = dir.Sub("run");
-        string[] args = RunFiles.Sft(dir, output, steps: 4, checkpointInterval: 2);
-        Assert.Equal(0, CliHarness.Run(args).Code);
+        var (output, args) = Finished(steps: 4, checkpointInterval: 2);
         string stateFile = Path.Combine(output, "checkpoint-4", "trainer_state.json");
         var state = JsonNode.Parse(File.ReadAllText(stateFile))!.AsObject();
         state["files"]!["../../sft.jsonl"] = JsonNode.Parse("""{"size": 1, "sha256": "00"}""");
@@ -125,12 +129,9 @@ public sealed class RunDirectoryTests : IDisposable
     [Fact]
     public void Resuming_with_a_model_of_another_architecture_is_one_line_and_changes_nothing()
     {
-        string output = dir.Sub("run");
-        Assert.Equal(0, CliHarness.Run(RunFiles.Sft(dir, output, steps: 2, checkpointInterval: 0)).Code);
+        var (output, args) = Finished(steps: 2, checkpointInterval: 0);
         CliHarness.SaveTinyModel(dir.Sub("deeper"), layers: 2);
         var before = RunFiles.Hashes(output);
-
-        string[] args = RunFiles.Sft(dir, output, steps: 2, checkpointInterval: 0);
         args[Array.IndexOf(args, "--model") + 1] = dir.Sub("deeper");
         var (code, _, error) = CliHarness.Run([.. args, "--resume"]);
         Assert.Equal(1, code);
@@ -142,9 +143,7 @@ public sealed class RunDirectoryTests : IDisposable
     [Fact]
     public void Temporaries_of_an_interrupted_save_are_removed_at_the_next_start_with_a_line_saying_so()
     {
-        string output = dir.Sub("run");
-        string[] args = RunFiles.Sft(dir, output, steps: 4, checkpointInterval: 2);
-        Assert.Equal(0, CliHarness.Run(args).Code);
+        var (output, args) = Finished(steps: 4, checkpointInterval: 2);
         Directory.Delete(Path.Combine(output, "checkpoint-4"), recursive: true);
         string guid = Guid.NewGuid().ToString("N");
         string[] leftovers =

@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using Engine.Tests.Cli;
 using Engine.Tests.Training;
 using Engine.Training.Checkpoints;
@@ -12,7 +11,7 @@ namespace Engine.Tests.Reliability;
 /// </summary>
 [Trait("Category", "Training")]
 [Collection("Console")]
-public sealed partial class SignalTests : IDisposable
+public sealed class SignalTests : IDisposable
 {
     private const int Steps = 600;
     private readonly TempDirectory dir = new();
@@ -34,7 +33,7 @@ public sealed partial class SignalTests : IDisposable
         var (code, _, error) = CancelCommandTests.InterruptAfter(args, line => line.StartsWith("step ", StringComparison.Ordinal), signal);
         Assert.True(code == exitCode, $"exit {code}: {error}");
         Assert.Contains($"engine: SIG{signal} received; stopping after the current step with a checkpoint", error, StringComparison.Ordinal);
-        var match = CancelledLine().Match(error);
+        var match = CancelCommandTests.CancelledLine().Match(error);
         Assert.True(match.Success, error);
         int step = int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(step, 1, Steps - 1);
@@ -49,7 +48,4 @@ public sealed partial class SignalTests : IDisposable
         Assert.Equal(TrainingHarness.Metrics(dir.Sub("straight")), TrainingHarness.Metrics(output));
         Assert.Empty(Directory.GetFiles(output, "*.tmp", SearchOption.AllDirectories));
     }
-
-    [GeneratedRegex(@"^engine: cancelled at step (\d+); checkpoint (\S+); continue with --resume$", RegexOptions.Multiline)]
-    private static partial Regex CancelledLine();
 }
