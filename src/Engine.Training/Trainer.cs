@@ -59,10 +59,8 @@ public sealed class Trainer<TBatch>
     }
 
     /// <summary>Where progress and warnings are logged.</summary>
-    public ILogger Logger { get; init; } = NullLogger.Instance;
+    public ILogger Logger { get; set; } = NullLogger.Instance;
 
-    /// <summary>Receives the warnings about the run's plan said before it starts (too few steps), besides <see cref="Logger"/>; the CLI prints them.</summary>
-    public Action<string>? Warnings { get; set; }
 
     /// <summary>config.json fields and the tokenizer directory copied into every checkpoint (weights are always F32).</summary>
     public HfSaveOptions? CheckpointFormat { get; init; }
@@ -108,7 +106,6 @@ public sealed class Trainer<TBatch>
             if (TrainingPlan.FewStepsWarning(options, state.TotalSteps, epochBatches.Count) is { } few)
             {
                 Logger.LogWarning("{Warning}", few);
-                Warnings?.Invoke(few);
             }
         }
         else if (epochBatches.Count != state.BatchesInEpoch)

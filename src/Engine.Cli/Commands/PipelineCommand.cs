@@ -29,18 +29,12 @@ internal static class PipelineCommand
             ulong s = parse.GetValue(seed);
             var options = (parse.GetValue(quick) ? PipelineOptions.Quick(s) : new PipelineOptions { Seed = s }) with { Resume = parse.GetValue(resume) };
             using var backend = DeviceOption.CreateBackend(parse.GetValue(device), Math.Max(1, parse.GetValue(threads)));
-            using var cts = new CancellationTokenSource();
-            ConsoleCancelEventHandler onCancel = (_, e) =>
-            {
-                e.Cancel = true;
-                cts.Cancel();
-            };
-            Console.CancelKeyPress += onCancel;
+            using var signals = new StopSignals();
             try
             {
                 string dir = parse.GetValue(outDir)!;
                 var clock = Stopwatch.StartNew();
-                var report = new PipelineRunner(options, backend, Console.Out).Run(dir, cts.Token);
+                var report = new PipelineRunner(options, backend, Console.Out).Run(dir, signals.Token);
                 Console.Out.Write(report.ToTextTable());
                 Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {Path.Combine(dir, "summary.json")} and {Path.Combine(dir, "report.html")} in {clock.Elapsed.TotalSeconds:F0} s"));
                 return 0;
@@ -48,11 +42,7 @@ internal static class PipelineCommand
             catch (OperationCanceledException e)
             {
                 Console.Error.WriteLine($"engine: pipeline cancelled: {e.Message}; continue with --resume");
-                return TrainCommands.CancelledExitCode;
-            }
-            finally
-            {
-                Console.CancelKeyPress -= onCancel;
+                return signals.ExitCode;
             }
         });
         return command;

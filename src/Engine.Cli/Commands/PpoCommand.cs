@@ -69,7 +69,7 @@ internal static class PpoCommand
                 {
                     CheckpointFormat = session.SaveOptions(actorModel),
                     CriticCheckpointFormat = session.SaveOptions(criticModel),
-                    Warnings = ModelInputs.Warn,
+                    Logger = StderrLogger.Instance,
                     BeforeRun = shape =>
                     {
                         var plan = MemoryPlan.Ppo(shape, session.Backend);
@@ -78,10 +78,10 @@ internal static class PpoCommand
                         plan.EnsureFits(memory);
                     },
                 };
-                var result = Run(trainer, options);
+                var result = Run(session, trainer, options);
                 if (result is null)
                 {
-                    return TrainCommands.CancelledExitCode;
+                    return session.CancelledExitCode;
                 }
 
                 session.SaveFinal(actorModel);
@@ -110,11 +110,11 @@ internal static class PpoCommand
         }
     }
 
-    // Progress like the other trainers: plain lines when the output is redirected, a Spectre bar otherwise; Ctrl+C
-    // cancels (the trainer writes a checkpoint) and null comes back.
-    private static TrainingResult? Run(PpoTrainer trainer, PpoOptions options)
+    // Progress like the other trainers: plain lines when the output is redirected, a Spectre bar otherwise; Ctrl+C,
+    // SIGTERM or SIGHUP cancels (the trainer writes a checkpoint) and null comes back.
+    private static TrainingResult? Run(TrainingSession<PpoOptions> session, PpoTrainer trainer, PpoOptions options)
     {
-        var result = TrainingSession<PpoOptions>.RunCancellable(token => Console.IsOutputRedirected ? RunPlain(trainer, options, token) : RunFancy(trainer, token));
+        var result = session.RunCancellable(token => Console.IsOutputRedirected ? RunPlain(trainer, options, token) : RunFancy(trainer, token));
         if (result is null)
         {
             return null;

@@ -15,9 +15,6 @@ namespace Engine.Cli.Commands;
 /// <summary><c>engine pretrain</c>, <c>engine sft</c>, <c>engine rm</c> and <c>engine dpo</c>: the trainers behind one set of flags.</summary>
 internal static class TrainCommands
 {
-    /// <summary>Exit code of a run stopped by Ctrl+C (128 + SIGINT), after its checkpoint was written.</summary>
-    public const int CancelledExitCode = 130;
-
     private static readonly DpoOptions DpoDefaults = new();
 
     public static void AddTo(RootCommand root)
@@ -254,7 +251,11 @@ internal static class TrainCommands
         }
 
         var stops = session.EosTokenId is int eos ? new[] { eos } : [];
-        using var trainer = new OnlineDpoTrainer(policy, reference, rm, prompts, collator, options, stops) { CheckpointFormat = session.SaveOptions(policy) };
+        using var trainer = new OnlineDpoTrainer(policy, reference, rm, prompts, collator, options, stops)
+        {
+            CheckpointFormat = session.SaveOptions(policy),
+            Logger = StderrLogger.Instance,
+        };
         Console.Out.Write(trainer.MemoryPlan.ToTable(session.Backend.QueryMemory()));
         var result = session.Run(trainer.Run, "online dpo");
         Console.Out.WriteLine($"online dpo: {trainer.TimeSummary()}");
@@ -276,7 +277,7 @@ internal static class TrainCommands
     {
         if (result is null)
         {
-            return CancelledExitCode;
+            return session.CancelledExitCode;
         }
 
         session.SaveFinal(model);

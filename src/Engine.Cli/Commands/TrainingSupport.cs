@@ -7,6 +7,7 @@ using Engine.Models.Chat;
 using Engine.Models.HuggingFace;
 using Engine.Models.Tokenizers;
 using Engine.Training;
+using Engine.Training.Checkpoints;
 using Engine.Training.Data;
 using Engine.Training.Options;
 using Spectre.Console;
@@ -68,6 +69,8 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     private readonly TrainingFlags flags;
     private readonly ParseResult parse;
     private readonly Lazy<ChatTemplate?> template;
+    private RunDirectoryLock? runLock;
+    private StopSignals? signals;
 
     private TrainingSession(TrainingFlags flags, ParseResult parse, TOptions options, Backend backend, Tokenizer tokenizer, string tokenizerPath)
     {
@@ -79,6 +82,9 @@ internal sealed class TrainingSession<TOptions> : IDisposable
         TokenizerPath = tokenizerPath;
         template = new Lazy<ChatTemplate?>(() => ModelInputs.Template(parse.GetValue(flags.ChatTemplate), tokenizerPath));
     }
+
+    /// <summary>The exit code of a cancelled run: 128 + the number of the signal that stopped it (130 for Ctrl+C).</summary>
+    public int CancelledExitCode => signals?.ExitCode ?? StopSignals.InterruptExitCode;
 
     public TOptions Options { get; }
 
@@ -95,7 +101,10 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     /// <summary>The model's config.json fields (eos/bos ids, model type) when --model was given.</summary>
     public HfModelConfig? ModelConfig { get; set; }
 
-    /// <summary>Reads the options (file, overrides, --out, --resume), the tokenizer, and creates the backend.</summary>
+    /// <summary>
+    /// Reads the options (file, overrides, --out, --resume), the tokenizer, creates the backend, and locks --out for this
+    /// run (another run there is refused before anything is written).
+    /// </summary>
     public static TrainingSession<TOptions> Open(TrainingFlags flags, ParseResult parse, string? defaultTokenizerDirectory = null)
     {
         var options = ReadOptions(parse.GetValue(flags.Config), parse.GetValue(flags.Set) ?? []);
@@ -110,12 +119,21 @@ internal sealed class TrainingSession<TOptions> : IDisposable
 
         var backend = DeviceOption.CreateBackend(parse.GetValue(flags.Device), parse.GetValue(flags.Threads));
         var session = new TrainingSession<TOptions>(flags, parse, options, backend, tokenizer, tokenizerPath);
-        if (modelDir is not null)
+        try
         {
-            session.ModelConfig = HfCheckpoint.ReadConfig(modelDir);
-        }
+            if (modelDir is not null)
+            {
+                session.ModelConfig = HfCheckpoint.ReadConfig(modelDir);
+            }
 
-        return session;
+            session.runLock = RunDirectoryLock.Acquire(options.OutputDirectory);
+            return session;
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The options record of <typeparamref name="TOptions"/>: its defaults, then --config, then each --set.</summary>
@@ -174,12 +192,14 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     };
 
     /// <summary>
-    /// Runs <paramref name="trainer"/> with progress on the console and Ctrl+C as cancellation. Returns the result, or
-    /// null when cancelled (a checkpoint was written and the reason printed; the command exits with 130).
+    /// Runs <paramref name="trainer"/> with progress on the console, its warnings on stderr, and Ctrl+C, SIGTERM and
+    /// SIGHUP as cancellation. Returns the result, or null when cancelled (a checkpoint was written and the reason
+    /// printed; the command exits with <see cref="CancelledExitCode"/>).
     /// </summary>
     public TrainingResult? Run<TBatch>(Trainer<TBatch> trainer, string name)
     {
-        trainer.Warnings = ModelInputs.Warn;
+        ArgumentNullException.ThrowIfNull(trainer);
+        trainer.Logger = StderrLogger.Instance;
         return Run(trainer.Run, name);
     }
 
@@ -202,28 +222,15 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     }
 
     /// <summary>
-    /// Runs a trainer with Ctrl+C as its cancellation. Returns the result, or null when it was cancelled (its checkpoint
-    /// written; the line saying where and how to continue is printed here).
+    /// Runs a trainer with Ctrl+C, SIGTERM and SIGHUP as its cancellation. Returns the result, or null when it was
+    /// cancelled (its checkpoint written; the line saying where and how to continue is printed here). The signals stay
+    /// caught until the session ends, so one that arrives while the final model is saved does not cut the save short.
     /// </summary>
-    public static TrainingResult? RunCancellable(Func<CancellationToken, TrainingResult> run)
+    public TrainingResult? RunCancellable(Func<CancellationToken, TrainingResult> run)
     {
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
-        {
-            e.Cancel = true;
-            cts.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        TrainingResult result;
-        try
-        {
-            result = run(cts.Token);
-        }
-        finally
-        {
-            Console.CancelKeyPress -= onCancel;
-        }
-
+        ArgumentNullException.ThrowIfNull(run);
+        signals ??= new StopSignals();
+        var result = run(signals.Token);
         if (result.Status == TrainingStatus.Cancelled)
         {
             Console.Error.WriteLine($"engine: cancelled at step {result.Steps}; checkpoint {result.LastCheckpoint ?? "(none)"}; continue with --resume");
@@ -236,13 +243,18 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     /// <summary>Saves <paramref name="model"/> to <c>--out/final</c> and says so.</summary>
     public string SaveFinal(Transformer model)
     {
-        string final = Path.Combine(OutputDirectory, "final");
+        string final = Path.Combine(OutputDirectory, CheckpointStore.FinalDirectory);
         HfCheckpoint.Save(model, final, SaveOptions(model));
         Console.Out.WriteLine($"saved {final}");
         return final;
     }
 
-    public void Dispose() => Backend.Dispose();
+    public void Dispose()
+    {
+        Backend.Dispose();
+        signals?.Dispose();
+        runLock?.Dispose();
+    }
 
     private TrainingResult RunPlain(Func<IProgress<TrainingProgress>?, CancellationToken, TrainingResult> run, CancellationToken token)
     {
@@ -374,7 +386,7 @@ internal static class ModelInputs
         var options = new DatasetOptions
         {
             SkipBadLines = skipBadLines,
-            OnSkippedLine = e => Console.Error.WriteLine($"engine: warning: skipped {e.Message}"),
+            OnSkippedLine = e => Warn($"skipped {e.Message}"),
         };
         var examples = JsonlReader.ReadAll(path, options).ToList();
         return examples.Count > 0 ? examples : throw new CommandException($"{flag}: '{path}' holds no examples");

@@ -2,6 +2,9 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
+using Engine.Core;
+using Engine.Core.IO;
 using Engine.Models;
 using Engine.Models.Formats;
 using Engine.Models.HuggingFace;
@@ -41,7 +44,7 @@ public sealed record Checkpoint(string Path, TrainerState State);
 /// crash at any point leaves the previous checkpoint complete, and loading trusts a checkpoint only when every digest
 /// matches, falling back to the newest one that does.
 /// </summary>
-public sealed class CheckpointStore
+public sealed partial class CheckpointStore
 {
     /// <summary>Prefix of checkpoint directory names.</summary>
     public const string Prefix = "checkpoint-";
@@ -52,8 +55,14 @@ public sealed class CheckpointStore
     /// <summary>The optimizer-moments file of a checkpoint.</summary>
     public const string OptimizerFile = "optimizer.safetensors";
 
+    /// <summary>The directory under the output directory that a finished run's model is saved to.</summary>
+    public const string FinalDirectory = "final";
+
     /// <summary>The file in the output directory naming the newest complete checkpoint.</summary>
     public const string LatestFile = "latest";
+
+    /// <summary>The largest trainer_state.json read (a run's own is tens of kilobytes).</summary>
+    public const long MaxStateBytes = 16L << 20;
 
     private const string TempPrefix = ".tmp-";
     private const string FirstMomentName = "exp_avg";
@@ -108,7 +117,7 @@ public sealed class CheckpointStore
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(state);
         System.IO.Directory.CreateDirectory(Directory);
-        RemoveTemporaries();
+        SweepTemporaries();
         string final = PathOf(state.GlobalStep);
         string temp = System.IO.Path.Combine(Directory, $"{TempPrefix}{Prefix}{state.GlobalStep}-{Guid.NewGuid():N}");
         try
@@ -179,17 +188,21 @@ public sealed class CheckpointStore
             {
                 return new Checkpoint(path, Verify(path));
             }
-            catch (Exception e) when (e is InvalidDataException or IOException or JsonException)
+            catch (Exception e) when (e is InvalidDataException or IOException or JsonException or InputException)
             {
-                logger.LogWarning("skipping checkpoint {Path}: {Reason}", path, e.Message);
+                logger.LogWarning("skipping damaged checkpoint {Path}, trying an older one: {Reason}", path, e.Message);
             }
         }
 
         return null;
     }
 
-    /// <summary>Reads a checkpoint's trainer state and checks every file it lists against its size and SHA-256.</summary>
+    /// <summary>
+    /// Reads a checkpoint's trainer state and checks every file it lists against its size and SHA-256. The listed names
+    /// must be regular files inside the checkpoint directory.
+    /// </summary>
     /// <exception cref="InvalidDataException">The state is missing or unreadable, or a file is missing, truncated or altered.</exception>
+    /// <exception cref="InputException">A field of the state is out of range, or a listed file lies outside the checkpoint or is not a regular file.</exception>
     public static TrainerState Verify(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -199,22 +212,7 @@ public sealed class CheckpointStore
             throw new InvalidDataException($"{path}: no {StateFile}; the checkpoint is incomplete");
         }
 
-        TrainerState state;
-        try
-        {
-            state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllBytes(stateFile), TrainerState.Json)
-                ?? throw new InvalidDataException($"{stateFile}: empty");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{stateFile}: unreadable ({e.Message})", e);
-        }
-
-        if (state.Format != TrainerState.CurrentFormat)
-        {
-            throw new InvalidDataException($"{stateFile}: format {state.Format}, this version reads {TrainerState.CurrentFormat}");
-        }
-
+        var state = TrainerState.Read(stateFile);
         if (!state.Files.ContainsKey(OptimizerFile) || !state.Files.ContainsKey(HfCheckpoint.ConfigFile))
         {
             throw new InvalidDataException($"{stateFile}: lists no {OptimizerFile} or {HfCheckpoint.ConfigFile}");
@@ -222,12 +220,7 @@ public sealed class CheckpointStore
 
         foreach (var (name, expected) in state.Files)
         {
-            string file = System.IO.Path.Combine(path, name);
-            if (!File.Exists(file))
-            {
-                throw new InvalidDataException($"{file}: missing");
-            }
-
+            string file = InputFiles.ResolveInside(path, name, stateFile, "files");
             var actual = Digest(file);
             if (actual.Size != expected.Size)
             {
@@ -250,10 +243,12 @@ public sealed class CheckpointStore
         ArgumentException.ThrowIfNullOrEmpty(path);
         var parameters = model.Parameters;
         string file = System.IO.Path.Combine(path, OptimizerFile);
+        InputFiles.RegularFile(file, "the optimizer moments");
         using var moments = SafetensorsFile.Open(file);
         if (!moments.Metadata.TryGetValue(LayoutKey, out string? layout) || layout != Layout(model))
         {
-            throw new InvalidDataException($"{file}: the moments were saved for a different parameter layout than this model's");
+            throw new InputException(file, null, LayoutKey,
+                "the checkpoint was saved for a different model (architecture or sizes) than the one being resumed; resume with the model the run started from");
         }
 
         foreach (string name in (string[])[FirstMomentName, SecondMomentName])
@@ -261,7 +256,7 @@ public sealed class CheckpointStore
             var info = moments.GetTensor(name);
             if (info.DType != SafetensorsDType.F32 || info.Shape.Count != 1 || info.Shape[0] != parameters.ElementCount)
             {
-                throw new InvalidDataException($"{file}: tensor '{name}' is not F32 [{parameters.ElementCount}]");
+                throw new InputException(file, null, name, $"not an F32 tensor of {parameters.ElementCount} elements, as this model's parameters need");
             }
         }
 
@@ -308,13 +303,53 @@ public sealed class CheckpointStore
         }
     }
 
-    private void RemoveTemporaries()
+    /// <summary>
+    /// Deletes what an interrupted save left behind (killed, or out of disk space): <c>.tmp-*</c> checkpoint directories,
+    /// and <c>*.&lt;guid&gt;.tmp</c> files of atomic writes in the output directory and in <c>final/</c>. Returns what was removed.
+    /// </summary>
+    public IReadOnlyList<string> SweepTemporaries()
     {
+        var removed = new List<string>();
+        if (!System.IO.Directory.Exists(Directory))
+        {
+            return removed;
+        }
+
         foreach (string dir in System.IO.Directory.EnumerateDirectories(Directory, TempPrefix + "*"))
         {
-            TryDelete(dir);
+            if (TryDelete(dir))
+            {
+                removed.Add(dir);
+            }
         }
+
+        foreach (string folder in (string[])[Directory, System.IO.Path.Combine(Directory, FinalDirectory)])
+        {
+            if (!System.IO.Directory.Exists(folder))
+            {
+                continue;
+            }
+
+            foreach (string file in System.IO.Directory.EnumerateFiles(folder, "*.tmp").Where(f => AtomicWriteTemporary().IsMatch(System.IO.Path.GetFileName(f))))
+            {
+                try
+                {
+                    File.Delete(file);
+                    removed.Add(file);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    logger.LogWarning("cannot remove {File}: {Reason}", file, e.Message);
+                }
+            }
+        }
+
+        return removed;
     }
+
+    // The temporary name of an atomic write (this store's, HfCheckpoint's and SafetensorsWriter's): <name>.<32 hex>.tmp.
+    [GeneratedRegex(@"\.[0-9a-f]{32}\.tmp$", RegexOptions.CultureInvariant)]
+    private static partial Regex AtomicWriteTemporary();
 
     private static FileDigest Digest(string path)
     {
@@ -329,7 +364,7 @@ public sealed class CheckpointStore
         stream.Flush(flushToDisk: true);
     }
 
-    private static void TryDelete(string directory)
+    private static bool TryDelete(string directory)
     {
         try
         {
@@ -337,15 +372,19 @@ public sealed class CheckpointStore
             {
                 System.IO.Directory.Delete(directory, recursive: true);
             }
+
+            return true;
         }
         catch (IOException)
         {
             // One that cannot be removed now (open elsewhere) is tried again at the next save: temporaries are swept
             // and old checkpoints pruned anew.
+            return false;
         }
         catch (UnauthorizedAccessException)
         {
             // As above.
+            return false;
         }
     }
 }

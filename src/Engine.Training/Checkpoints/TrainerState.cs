@@ -1,5 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Engine.Core;
+using Engine.Core.IO;
 
 namespace Engine.Training.Checkpoints;
 
@@ -76,6 +78,74 @@ public sealed class TrainerState
 
     /// <summary>Size and SHA-256 of every other file of the checkpoint, checked before it is trusted.</summary>
     public Dictionary<string, FileDigest> Files { get; set; } = [];
+
+    /// <summary>The most <see cref="LogHistory"/> entries a state file may hold (a run writes the last 100).</summary>
+    public const int MaxLogHistory = 1000;
+
+    /// <summary>
+    /// Reads a <c>trainer_state.json</c>: a regular file of at most <see cref="CheckpointStore.MaxStateBytes"/>, at most
+    /// <see cref="MaxLogHistory"/> log entries, counters in range.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Not JSON, or of another format version.</exception>
+    /// <exception cref="InputException">Over a limit or a field out of range; the message names the file and the field.</exception>
+    public static TrainerState Read(string path)
+    {
+        byte[] bytes = InputFiles.ReadAllBytes(path, CheckpointStore.MaxStateBytes, CheckpointStore.StateFile);
+        TrainerState state;
+        try
+        {
+            using var document = JsonDocument.Parse(bytes);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new InvalidDataException($"{path}: not a JSON object");
+            }
+
+            if (document.RootElement.TryGetProperty("log_history", out var history) && history.ValueKind == JsonValueKind.Array
+                && history.GetArrayLength() > MaxLogHistory)
+            {
+                throw new InputException(path, null, "log_history", $"{history.GetArrayLength():N0} entries, over the limit of {MaxLogHistory}");
+            }
+
+            state = document.RootElement.Deserialize<TrainerState>(Json) ?? throw new InvalidDataException($"{path}: empty");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: unreadable ({e.Message})", e);
+        }
+
+        if (state.Format != CurrentFormat)
+        {
+            throw new InvalidDataException($"{path}: format {state.Format}, this version reads {CurrentFormat}");
+        }
+
+        state.Check(path);
+        return state;
+    }
+
+    // Counters a resume indexes or loops with: out of range, they would fail far from the file (or never end).
+    private void Check(string path)
+    {
+        void Require(bool ok, string field, string detail)
+        {
+            if (!ok)
+            {
+                throw new InputException(path, null, field, detail);
+            }
+        }
+
+        Require(RngState is { Length: 4 }, "rng_state", "must be 4 numbers");
+        Require(TotalSteps >= 0, "total_steps", $"{TotalSteps} is negative");
+        Require(GlobalStep >= 0 && GlobalStep <= TotalSteps, "global_step", $"{GlobalStep} is not within 0..total_steps ({TotalSteps})");
+        Require(OptimizerSteps >= 0, "optimizer_steps", $"{OptimizerSteps} is negative");
+        Require(SkippedSteps >= 0, "skipped_steps", $"{SkippedSteps} is negative");
+        Require(Epoch >= 0, "epoch", $"{Epoch} is negative");
+        Require(BatchesInEpoch >= 0, "batches_in_epoch", $"{BatchesInEpoch} is negative");
+        Require(BatchIndex >= 0 && BatchIndex <= BatchesInEpoch, "batch_index", $"{BatchIndex} is not within 0..batches_in_epoch ({BatchesInEpoch})");
+        Require(PendingSteps >= 0 && TokensSeen >= 0 && PendingTokens >= 0, "pending_steps", "counters must not be negative");
+        Require(Files is not null && PendingMetrics is not null && LogHistory is not null, "files", "must be present");
+        Require(LogHistory!.All(h => h is not null), "log_history", "holds a null entry");
+        Require(Files!.Values.All(d => d is { Size: >= 0, Sha256: not null }), "files", "every entry needs a size and a sha256");
+    }
 
     /// <summary>A deep copy (through JSON, the form it is saved in).</summary>
     public TrainerState Clone() => JsonSerializer.Deserialize<TrainerState>(JsonSerializer.SerializeToUtf8Bytes(this, Json), Json)!;

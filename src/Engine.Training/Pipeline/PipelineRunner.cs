@@ -1,12 +1,15 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Engine.Core;
 using Engine.Core.Backends;
+using Engine.Core.IO;
 using Engine.Core.Tensors;
 using Engine.Models;
 using Engine.Models.Generation;
 using Engine.Models.HuggingFace;
 using Engine.Models.Tokenizers;
+using Engine.Training.Checkpoints;
 using Engine.Training.Data;
 using Engine.Training.Objectives;
 using Engine.Training.Options;
@@ -143,7 +146,8 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
     {
         var clock = Stopwatch.StartNew();
         var o = Options;
-        Directory.CreateDirectory(outDirectory);
+        using var runLock = RunDirectoryLock.Acquire(outDirectory);
+        CheckOptionsOfEarlierRun(outDirectory);
         var task = SyntheticTask.Generate(o.Seed, o.Task);
         task.WriteAll(Path.Combine(outDirectory, "data"));
         Say($"task: {task.Describe()}");
@@ -260,6 +264,49 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
         };
         report.Write(outDirectory);
         return report;
+    }
+
+    /// <summary>The options of the run in its output directory, compared with those of a run continued there.</summary>
+    public const string OptionsFile = "pipeline_options.json";
+
+    // Before anything is written: a directory of an earlier run is continued only with --resume and the same options
+    // (other ones would regenerate the data and tokenizer under the finished stages); then this run's options are saved.
+    private void CheckOptionsOfEarlierRun(string outDirectory)
+    {
+        string path = Path.Combine(outDirectory, OptionsFile);
+        string current = JsonSerializer.Serialize(Options with { Resume = false });
+        if (File.Exists(path))
+        {
+            string saved = InputFiles.ReadAllText(path, 1 << 20, OptionsFile).Trim();
+            if (saved != current)
+            {
+                var earlier = TryRead(saved);
+                string flag = earlier is not null && earlier.Seed != Options.Seed ? "--seed" : "--quick";
+                string detail = flag == "--seed" ? $"--seed {earlier!.Seed}, this run has --seed {Options.Seed}" : "other sizes (--quick differs)";
+                throw new InputException(outDirectory, null, null, $"--out holds a pipeline run with {detail}; give the same options to continue it, or another --out");
+            }
+
+            if (!Options.Resume)
+            {
+                throw new InputException(outDirectory, null, null, "--out holds an earlier pipeline run; continue it with --resume, or give another --out");
+            }
+
+            return;
+        }
+
+        File.WriteAllText(path, current + "\n");
+
+        static PipelineOptions? TryRead(string json)
+        {
+            try
+            {
+                return JsonSerializer.Deserialize<PipelineOptions>(json);
+            }
+            catch (JsonException)
+            {
+                return null;
+            }
+        }
     }
 
     private void Say(string line)

@@ -88,8 +88,11 @@ public sealed partial class CancelCommandTests : IDisposable
         Assert.True(CheckpointStore.Verify(match.Groups[2].Value).GlobalStep > step);
     }
 
-    /// <summary>Runs the built engine, sends SIGINT once a stdout line satisfies <paramref name="trigger"/>, and waits for it to exit.</summary>
-    private static (int Code, string Output, string Error) InterruptAfter(string[] args, Func<string, bool> trigger)
+    /// <summary>
+    /// Runs the built engine, sends <paramref name="signal"/> (INT by default) once a stdout line satisfies
+    /// <paramref name="trigger"/>, and waits for it to exit.
+    /// </summary>
+    internal static (int Code, string Output, string Error) InterruptAfter(string[] args, Func<string, bool> trigger, string signal = "INT")
     {
         using var process = CliHarness.Start(args);
         var error = process.StandardError.ReadToEndAsync();
@@ -101,7 +104,7 @@ public sealed partial class CancelCommandTests : IDisposable
             output.AppendLine(line);
             if (trigger(line))
             {
-                CliHarness.Interrupt(process);
+                CliHarness.Interrupt(process, signal);
                 break;
             }
 
@@ -113,14 +116,14 @@ public sealed partial class CancelCommandTests : IDisposable
         if (!process.WaitForExit(Patience))
         {
             process.Kill();
-            Assert.Fail($"still running {Patience} after SIGINT:\n{output}");
+            Assert.Fail($"still running {Patience} after SIG{signal}:\n{output}");
         }
 
         return (process.ExitCode, output.ToString(), error.Result);
     }
 
     [GeneratedRegex(@"^engine: cancelled at step (\d+); checkpoint (\S+); continue with --resume$", RegexOptions.Multiline)]
-    private static partial Regex CancelledLine();
+    internal static partial Regex CancelledLine();
 
     [GeneratedRegex(@"^engine: pipeline cancelled: pretrain stopped at step (\d+); checkpoint (\S+); continue with --resume$", RegexOptions.Multiline)]
     private static partial Regex PipelineCancelledLine();

@@ -12,10 +12,10 @@ internal static class CliHarness
     /// <summary>The end-of-text id of <see cref="SaveTinyModel"/>'s tokenizer (the one added special token after the 256 bytes).</summary>
     public const int Eos = 256;
 
-    /// <summary>Saves a 1-layer, 16-channel GPT-2 (V=257, T=32), its byte-level tokenizer and its model.json into <paramref name="directory"/>.</summary>
-    public static void SaveTinyModel(string directory, int maxLength = 32)
+    /// <summary>Saves a 1-layer (or <paramref name="layers"/>), 16-channel GPT-2 (V=257, T=32), its byte-level tokenizer and its model.json into <paramref name="directory"/>.</summary>
+    public static void SaveTinyModel(string directory, int maxLength = 32, int layers = 1)
     {
-        var config = TransformerConfig.Gpt2(257, maxLength, layers: 1, channels: 16, heads: 2);
+        var config = TransformerConfig.Gpt2(257, maxLength, layers: layers, channels: 16, heads: 2);
         using var backend = new CpuBackend(1);
         using var model = new Transformer(config, backend);
         model.InitializeWeights(7);
@@ -42,14 +42,14 @@ internal static class CliHarness
         return Process.Start(start) ?? throw new InvalidOperationException("could not start engine");
     }
 
-    /// <summary>Sends SIGINT (what Ctrl+C sends) to <paramref name="process"/>.</summary>
-    public static void Interrupt(Process process)
+    /// <summary>Sends SIGINT (what Ctrl+C sends), or the signal named by <paramref name="signal"/> (TERM, HUP), to <paramref name="process"/>.</summary>
+    public static void Interrupt(Process process, string signal = "INT")
     {
-        using var kill = Process.Start(new ProcessStartInfo("kill") { ArgumentList = { "-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) }, UseShellExecute = false })!;
+        using var kill = Process.Start(new ProcessStartInfo("kill") { ArgumentList = { "-" + signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) }, UseShellExecute = false })!;
         kill.WaitForExit();
         if (kill.ExitCode != 0)
         {
-            throw new InvalidOperationException($"kill -INT {process.Id} failed with {kill.ExitCode}");
+            throw new InvalidOperationException($"kill -{signal} {process.Id} failed with {kill.ExitCode}");
         }
     }
 

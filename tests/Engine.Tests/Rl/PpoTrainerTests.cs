@@ -126,7 +126,7 @@ public sealed class PpoTrainerTests(ITestOutputHelper output) : IDisposable
         // A checkpoint of another trainer (no critic, no ppo_state.json) is not a PPO checkpoint.
         using var other = new TempDirectory();
         new CheckpointStore(other.Path).Save(roles.Actor, new TrainerState { GlobalStep = 1, TotalSteps = 2 });
-        var e = Assert.Throws<InvalidDataException>(() => new PpoTrainer(roles.Models, prompts, null, PpoHarness.Eos, options with { OutputDirectory = other.Path, Resume = true }).Run());
+        var e = Assert.Throws<Engine.Core.InputException>(() => new PpoTrainer(roles.Models, prompts, null, PpoHarness.Eos, options with { OutputDirectory = other.Path, Resume = true }).Run());
         Assert.Contains("not a PPO checkpoint", e.Message, StringComparison.Ordinal);
     }
 

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Engine.Core;
+using Engine.Core.IO;
 using Engine.Training.Checkpoints;
 
 namespace Engine.Training.Rl.Ppo;
@@ -35,12 +37,28 @@ internal sealed class PpoRunState
         string file = Path.Combine(path, PpoTrainer.StateFile);
         if (!state.Files.ContainsKey(PpoTrainer.StateFile) || !state.Files.ContainsKey($"{PpoTrainer.CriticDirectory}/{CheckpointStore.OptimizerFile}"))
         {
-            throw new InvalidDataException($"{path}: not a PPO checkpoint (it lists no {PpoTrainer.StateFile} or critic)");
+            throw new InputException(Path.Combine(path, CheckpointStore.StateFile), null, "files", $"not a PPO checkpoint (it lists no {PpoTrainer.StateFile} or critic); resume a PPO run from its own --out");
         }
 
-        var run = JsonSerializer.Deserialize<PpoRunState>(File.ReadAllBytes(file), TrainerState.Json)
-            ?? throw new InvalidDataException($"{file}: empty");
-        return run.Format == CurrentFormat ? run : throw new InvalidDataException($"{file}: format {run.Format}, this version reads {CurrentFormat}");
+        PpoRunState run;
+        try
+        {
+            run = JsonSerializer.Deserialize<PpoRunState>(InputFiles.ReadAllBytes(file, CheckpointStore.MaxStateBytes, PpoTrainer.StateFile), TrainerState.Json)
+                ?? throw new InputException(file, null, null, "empty");
+        }
+        catch (JsonException e)
+        {
+            throw new InputException(file, null, null, $"unreadable ({e.Message})", e);
+        }
+
+        if (run.Format != CurrentFormat)
+        {
+            throw new InputException(file, null, "format", $"{run.Format}, this version reads {CurrentFormat}");
+        }
+
+        return run.PtxEpoch >= 0 && run.PtxBatchIndex >= 0 && run.CriticOptimizerSteps >= 0 && double.IsFinite(run.KlCoef) && run.KlCoef >= 0
+            ? run
+            : throw new InputException(file, null, null, "kl_coef, critic_optimizer_steps, ptx_epoch and ptx_batch_index must be finite and not negative");
     }
 
     /// <summary>Writes the state into a checkpoint directory being assembled.</summary>

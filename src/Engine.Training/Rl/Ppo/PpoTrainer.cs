@@ -126,8 +126,6 @@ public sealed class PpoTrainer
     /// <summary>Where progress and warnings are logged.</summary>
     public ILogger Logger { get; init; } = NullLogger.Instance;
 
-    /// <summary>Receives the warnings about the run's plan said before it starts (too few PPO steps), besides <see cref="Logger"/>.</summary>
-    public Action<string>? Warnings { get; init; }
 
     /// <summary>config.json fields and the tokenizer directory of the actor's checkpoints.</summary>
     public HfSaveOptions? CheckpointFormat { get; init; }
@@ -185,7 +183,6 @@ public sealed class PpoTrainer
             if (TrainingPlan.FewStepsWarning(options, state.TotalSteps, state.BatchesInEpoch, "rollout") is { } few)
             {
                 Logger.LogWarning("{Warning}", few);
-                Warnings?.Invoke(few);
             }
         }
 
