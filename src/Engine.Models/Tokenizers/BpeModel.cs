@@ -319,24 +319,32 @@ internal sealed class BpeModel
 
     private void MergeByHeap(int n, List<int> output, BpeScratch scratch)
     {
-        scratch.EnsureLinks(n);
         int[] ids = scratch.Ids;
-        int[] next = scratch.Next;
-        int[] prev = scratch.Prev;
         var heap = scratch.Heap;
         heap.Clear();
-        for (int i = 0; i < n; i++)
-        {
-            prev[i] = i - 1;
-            next[i] = i + 1 < n ? i + 1 : -1;
-        }
-
         for (int i = 0; i < n - 1; i++)
         {
             if (_mergeRanks.TryGetValue(Key(ids[i], ids[i + 1]), out int rank))
             {
                 heap.Push(((long)rank << 32) | (uint)i);
             }
+        }
+
+        output.EnsureCapacity(output.Count + n);
+        if (heap.Count == 0)
+        {
+            // Nothing merges: the links (8 bytes a symbol) are not needed.
+            output.AddRange(ids.AsSpan(0, n));
+            return;
+        }
+
+        scratch.EnsureLinks(n);
+        int[] next = scratch.Next;
+        int[] prev = scratch.Prev;
+        for (int i = 0; i < n; i++)
+        {
+            prev[i] = i - 1;
+            next[i] = i + 1 < n ? i + 1 : -1;
         }
 
         while (heap.Count > 0)
