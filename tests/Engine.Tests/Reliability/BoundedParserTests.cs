@@ -50,10 +50,20 @@ public sealed class BoundedParserTests : IDisposable
     [InlineData(OptionsFormat.Json, "depth")]
     public void Deep_nesting_stops_at_the_depth_limit(OptionsFormat format, string expected)
     {
+        // 200,000 open brackets overflowed the stack before (the process died with no error line).
         string text = format == OptionsFormat.Yaml ? "schedule: " + new string('[', 200_000) : "{\"schedule\": " + new string('[', 200_000);
         var e = Assert.Throws<OptionsException>(() => OptionsReader.Parse<SftOptions>(text, "deep", format));
         Assert.StartsWith("deep:1: ", e.Message, StringComparison.Ordinal);
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Deep_block_nesting_names_the_line_and_dotted_key()
+    {
+        string yaml = string.Concat(Enumerable.Range(0, 100).Select(i => $"{new string(' ', i)}k{i}:\n")) + new string(' ', 100) + "v\n";
+        var e = Assert.Throws<OptionsException>(() => OptionsReader.Parse<SftOptions>(yaml, "block.yaml", OptionsFormat.Yaml));
+        Assert.StartsWith("block.yaml:33: key 'k0.k1.k2.", e.Message, StringComparison.Ordinal);
+        Assert.EndsWith(".k30.k31': nested deeper than 32 levels", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
