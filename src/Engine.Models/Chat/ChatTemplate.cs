@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Engine.Core.IO;
 
 namespace Engine.Models.Chat;
 
@@ -35,6 +36,12 @@ public sealed partial class ChatTemplate
 
     /// <summary>Alpaca.</summary>
     public static ChatTemplate Alpaca { get; } = new(ChatTemplateKind.Alpaca, null);
+
+    /// <summary>
+    /// The largest <c>tokenizer_config.json</c> or <c>chat_template.jinja</c> read (16 MiB; real ones are under 100 KB,
+    /// and a 300 MB one once cost 2.1 GB before any check).
+    /// </summary>
+    public const long MaxTokenizerFileBytes = 16 << 20;
 
     /// <summary>Names accepted by <see cref="FromName"/>.</summary>
     public static IReadOnlyList<string> Names { get; } = ["chatml", "llama3", "alpaca"];
@@ -78,7 +85,16 @@ public sealed partial class ChatTemplate
         ArgumentNullException.ThrowIfNull(jinja);
         if (jinja.Contains("<|im_start|>", StringComparison.Ordinal))
         {
-            var m = DefaultChatMlSystem().Match(jinja);
+            Match m;
+            try
+            {
+                m = DefaultChatMlSystem().Match(jinja);
+            }
+            catch (RegexMatchTimeoutException e)
+            {
+                throw new FormatException($"chat template: its default system turn could not be read within {e.MatchTimeout.TotalSeconds:0} s ({jinja.Length} characters)", e);
+            }
+
             return m.Success ? ChatMl.WithDefaultSystemPrompt(UnescapeJinja(m.Groups["p"].Value)) : ChatMl;
         }
 
@@ -101,11 +117,11 @@ public sealed partial class ChatTemplate
         string jinja = Path.Combine(directory, "chat_template.jinja");
         if (File.Exists(jinja))
         {
-            return Detect(File.ReadAllText(jinja));
+            return Detect(InputFiles.ReadAllText(jinja, MaxTokenizerFileBytes, "the chat template"));
         }
 
         string config = Path.Combine(directory, "tokenizer_config.json");
-        return File.Exists(config) ? FromTokenizerConfig(File.ReadAllText(config), config) : null;
+        return File.Exists(config) ? FromTokenizerConfig(InputFiles.ReadAllBytes(config, MaxTokenizerFileBytes, "the tokenizer config"), config) : null;
     }
 
     // Whether a tokenizer directory carries a chat template at all (recognised or not).
@@ -132,10 +148,17 @@ public sealed partial class ChatTemplate
     public static ChatTemplate? FromTokenizerConfig(string json, string source = "tokenizer_config.json")
     {
         ArgumentNullException.ThrowIfNull(json);
+        return FromTokenizerConfig(Encoding.UTF8.GetBytes(json), source);
+    }
+
+    /// <summary>The template named by the <c>chat_template</c> field of a tokenizer_config.json given as UTF-8.</summary>
+    /// <exception cref="FormatException">The JSON is malformed or the field has the wrong type.</exception>
+    public static ChatTemplate? FromTokenizerConfig(ReadOnlyMemory<byte> utf8Json, string source = "tokenizer_config.json")
+    {
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 64 });
+            doc = JsonDocument.Parse(utf8Json, new JsonDocumentOptions { MaxDepth = 64 });
         }
         catch (JsonException e)
         {
@@ -151,7 +174,7 @@ public sealed partial class ChatTemplate
 
             if (t.ValueKind == JsonValueKind.String)
             {
-                return Detect(t.GetString()!);
+                return Detect(Text(t, source));
             }
 
             if (t.ValueKind == JsonValueKind.Array)
@@ -167,7 +190,7 @@ public sealed partial class ChatTemplate
                     bool isDefault = item.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String && name.GetString() == "default";
                     if (chosen is null || isDefault)
                     {
-                        chosen = body.GetString();
+                        chosen = Text(body, source);
                     }
 
                     if (isDefault)
@@ -180,6 +203,19 @@ public sealed partial class ChatTemplate
             }
 
             throw new FormatException($"{source}: field 'chat_template' must be a string or a list of named templates");
+        }
+    }
+
+    // A JSON string as text; an escaped lone surrogate ("\ud800") cannot be one.
+    private static string Text(JsonElement value, string source)
+    {
+        try
+        {
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new FormatException($"{source}: field 'chat_template': not valid Unicode text (an escaped lone surrogate)", e);
         }
     }
 
@@ -299,6 +335,6 @@ public sealed partial class ChatTemplate
     private static string UnescapeJinja(string literal) =>
         literal.Replace("\\n", "\n", StringComparison.Ordinal).Replace("\\'", "'", StringComparison.Ordinal).Replace("\\\\", "\\", StringComparison.Ordinal);
 
-    [GeneratedRegex(@"'<\|im_start\|>system\\n(?<p>(?:[^'\\]|\\.)*?)<\|im_end\|>\\n'", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"'<\|im_start\|>system\\n(?<p>(?:[^'\\]|\\.)*?)<\|im_end\|>\\n'", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: 2000)]
     private static partial Regex DefaultChatMlSystem();
 }

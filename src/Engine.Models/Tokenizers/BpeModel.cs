@@ -148,15 +148,19 @@ internal sealed class BpeModel
         {
             Interlocked.Increment(ref _cachedWords);
         }
+
+        scratch.Release();
     }
 
     private void EncodeBytes(ReadOnlySpan<char> word, List<int> output, BpeScratch scratch)
     {
-        int maxBytes = Encoding.UTF8.GetMaxByteCount(word.Length);
-        scratch.Ensure(maxBytes);
-        int n = Encoding.UTF8.GetBytes(word, scratch.Bytes);
+        int n = Encoding.UTF8.GetByteCount(word);
+        scratch.EnsureBytes(n);
+        scratch.Ensure(n);
+        Encoding.UTF8.GetBytes(word, scratch.Bytes);
         if (Options.IgnoreMerges)
         {
+            scratch.EnsureChars(n);
             Span<char> mapped = scratch.Chars.AsSpan(0, n);
             for (int i = 0; i < n; i++)
             {
@@ -188,7 +192,8 @@ internal sealed class BpeModel
             return;
         }
 
-        scratch.Ensure(word.Length * 4 + 4);
+        // One id per character, or with byte fallback up to one per UTF-8 byte.
+        scratch.Ensure(Options.ByteFallback ? (word.Length * 4) + 4 : word.Length + 4);
         string prefix = Options.ContinuingSubwordPrefix ?? string.Empty;
         string suffix = Options.EndOfWordSuffix ?? string.Empty;
         int n = 0;
@@ -315,22 +320,31 @@ internal sealed class BpeModel
     private void MergeByHeap(int n, List<int> output, BpeScratch scratch)
     {
         int[] ids = scratch.Ids;
-        int[] next = scratch.Next;
-        int[] prev = scratch.Prev;
         var heap = scratch.Heap;
         heap.Clear();
-        for (int i = 0; i < n; i++)
-        {
-            prev[i] = i - 1;
-            next[i] = i + 1 < n ? i + 1 : -1;
-        }
-
         for (int i = 0; i < n - 1; i++)
         {
             if (_mergeRanks.TryGetValue(Key(ids[i], ids[i + 1]), out int rank))
             {
                 heap.Push(((long)rank << 32) | (uint)i);
             }
+        }
+
+        output.EnsureCapacity(output.Count + n);
+        if (heap.Count == 0)
+        {
+            // Nothing merges: the links (8 bytes a symbol) are not needed.
+            output.AddRange(ids.AsSpan(0, n));
+            return;
+        }
+
+        scratch.EnsureLinks(n);
+        int[] next = scratch.Next;
+        int[] prev = scratch.Prev;
+        for (int i = 0; i < n; i++)
+        {
+            prev[i] = i - 1;
+            next[i] = i + 1 < n ? i + 1 : -1;
         }
 
         while (heap.Count > 0)
@@ -426,35 +440,60 @@ internal sealed class BpeModel
     }
 }
 
-/// <summary>Per-thread buffers for encoding, so the hot path allocates nothing but its results.</summary>
+/// <summary>
+/// Per-thread buffers for encoding, so the hot path allocates nothing but its results. Each buffer is sized for what the
+/// word needs (a 60 MB word once cost 45 bytes of scratch per character), and buffers past <see cref="RetainedSize"/>
+/// are dropped after the word, so one huge word does not pin its memory for the life of the thread.
+/// </summary>
 internal sealed class BpeScratch
 {
-    public byte[] Bytes { get; private set; } = new byte[1024];
+    /// <summary>The largest buffer length kept between words.</summary>
+    public const int RetainedSize = 1 << 20;
 
-    public char[] Chars { get; private set; } = new char[1024];
+    private const int InitialSize = 1024;
 
-    public int[] Ids { get; private set; } = new int[1024];
+    public byte[] Bytes { get; private set; } = new byte[InitialSize];
 
-    public int[] Prev { get; private set; } = new int[1024];
+    public char[] Chars { get; private set; } = new char[InitialSize];
 
-    public int[] Next { get; private set; } = new int[1024];
+    public int[] Ids { get; private set; } = new int[InitialSize];
+
+    public int[] Prev { get; private set; } = new int[InitialSize];
+
+    public int[] Next { get; private set; } = new int[InitialSize];
 
     public MinHeap Heap { get; } = new();
 
-    public void Ensure(int length)
-    {
-        if (Ids.Length >= length)
-        {
-            return;
-        }
+    /// <summary>Room for <paramref name="length"/> ids.</summary>
+    public void Ensure(int length) => Ids = Grown(Ids, length);
 
-        int size = Math.Max(length, Ids.Length * 2);
-        Bytes = new byte[size];
-        Chars = new char[size];
-        Ids = new int[size];
-        Prev = new int[size];
-        Next = new int[size];
+    /// <summary>Room for <paramref name="length"/> UTF-8 bytes.</summary>
+    public void EnsureBytes(int length) => Bytes = Grown(Bytes, length);
+
+    /// <summary>Room for <paramref name="length"/> byte-level characters.</summary>
+    public void EnsureChars(int length) => Chars = Grown(Chars, length);
+
+    /// <summary>Room for the links of <paramref name="length"/> symbols (heap merging).</summary>
+    public void EnsureLinks(int length)
+    {
+        Prev = Grown(Prev, length);
+        Next = Grown(Next, length);
     }
+
+    /// <summary>Drops buffers that grew past <see cref="RetainedSize"/> for one huge word.</summary>
+    public void Release()
+    {
+        Bytes = Bytes.Length > RetainedSize ? new byte[InitialSize] : Bytes;
+        Chars = Chars.Length > RetainedSize ? new char[InitialSize] : Chars;
+        Ids = Ids.Length > RetainedSize ? new int[InitialSize] : Ids;
+        Prev = Prev.Length > RetainedSize ? new int[InitialSize] : Prev;
+        Next = Next.Length > RetainedSize ? new int[InitialSize] : Next;
+        Heap.Release(RetainedSize);
+    }
+
+    // Doubling for ordinary words; an exact size past RetainedSize, where the buffer is dropped after the word anyway.
+    private static T[] Grown<T>(T[] buffer, int length) =>
+        buffer.Length >= length ? buffer : new T[length > RetainedSize ? length : Math.Max(length, buffer.Length * 2)];
 }
 
 /// <summary>A binary min-heap of longs (rank in the high half, position in the low half).</summary>
@@ -465,6 +504,16 @@ internal sealed class MinHeap
     public int Count { get; private set; }
 
     public void Clear() => Count = 0;
+
+    /// <summary>Empties the heap and drops its storage when it grew past <paramref name="maxRetained"/> items.</summary>
+    public void Release(int maxRetained)
+    {
+        Count = 0;
+        if (_items.Length > maxRetained)
+        {
+            _items = new long[256];
+        }
+    }
 
     public void Push(long value)
     {

@@ -75,26 +75,9 @@ internal sealed class ReplaceDecoder(SplitPattern pattern, string content) : Dec
     public override List<string> Decode(List<string> tokens, Func<string, bool> isAdded)
     {
         var result = new List<string>(tokens.Count);
-        var matches = new List<(int Start, int End)>();
         foreach (string token in tokens)
         {
-            matches.Clear();
-            pattern.FindMatches(token, matches);
-            if (matches.Count == 0)
-            {
-                result.Add(token);
-                continue;
-            }
-
-            var sb = new StringBuilder(token.Length);
-            int previous = 0;
-            foreach (var (start, end) in matches)
-            {
-                sb.Append(token, previous, start - previous).Append(content);
-                previous = end;
-            }
-
-            result.Add(sb.Append(token, previous, token.Length - previous).ToString());
+            result.Add(pattern.Replace(token, content)!);
         }
 
         return result;

@@ -19,6 +19,12 @@ internal abstract class SplitPattern
     /// <summary>Qwen2's pattern: Llama-3's with single digits.</summary>
     public const string Qwen2 = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+    /// <summary>How long one regex match may run before the pattern is judged hostile (catastrophic backtracking).</summary>
+    public static readonly TimeSpan MatchTimeout = TimeSpan.FromSeconds(1);
+
+    /// <summary>The longest regex accepted, in characters (real ones are under 300; compile time grows with length).</summary>
+    public const int MaxRegexChars = 16 << 10;
+
     /// <summary>The pattern as written in the file.</summary>
     public abstract string Source { get; }
 
@@ -28,15 +34,48 @@ internal abstract class SplitPattern
     /// <summary>Appends the (start, end) of every non-overlapping match in <paramref name="text"/>, in order.</summary>
     public abstract void FindMatches(ReadOnlySpan<char> text, List<(int Start, int End)> matches);
 
-    /// <summary>The scanner for a known regex, or a compiled .NET regex for any other.</summary>
-    /// <exception cref="ArgumentException">The pattern is not a valid regex.</exception>
-    public static SplitPattern FromRegex(string pattern) => pattern switch
+    /// <summary>
+    /// The scanner for a known regex, or a compiled .NET regex for any other. <paramref name="file"/> and
+    /// <paramref name="field"/> say where the pattern came from, for the error when a match runs past <see cref="MatchTimeout"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The pattern is not a valid regex or is longer than <see cref="MaxRegexChars"/>.</exception>
+    public static SplitPattern FromRegex(string pattern, string file = "<memory>", string field = "") => pattern switch
     {
         Gpt2 => new Gpt2Scanner(),
         Llama3 => new CompactScanner(pattern, 3),
         Qwen2 => new CompactScanner(pattern, 1),
-        _ => new RegexPattern(pattern),
+        _ => new RegexPattern(pattern, file, field),
     };
+
+    /// <summary>
+    /// <paramref name="text"/> with every match replaced by <paramref name="content"/>. The result may not grow past
+    /// <paramref name="maxLength"/> characters: building stops there and null is returned, so a hostile replacement
+    /// never costs more memory than the budget.
+    /// </summary>
+    public string? Replace(string text, string content, int maxLength = int.MaxValue)
+    {
+        var matches = new List<(int Start, int End)>();
+        FindMatches(text, matches);
+        if (matches.Count == 0)
+        {
+            return text.Length <= maxLength ? text : null;
+        }
+
+        var sb = new StringBuilder(Math.Min(text.Length, maxLength));
+        int previous = 0;
+        foreach (var (start, end) in matches)
+        {
+            if ((long)sb.Length + (start - previous) + content.Length > maxLength)
+            {
+                return null;
+            }
+
+            sb.Append(text, previous, start - previous).Append(content);
+            previous = end;
+        }
+
+        return (long)sb.Length + (text.Length - previous) > maxLength ? null : sb.Append(text, previous, text.Length - previous).ToString();
+    }
 
     /// <summary>A pattern matching the literal <paramref name="text"/>.</summary>
     public static SplitPattern FromString(string text) => new LiteralPattern(text);
@@ -164,12 +203,21 @@ internal abstract class SplitPattern
     private sealed class RegexPattern : SplitPattern
     {
         private readonly Regex _regex;
+        private readonly string _file;
+        private readonly string _field;
 
-        public RegexPattern(string pattern)
+        public RegexPattern(string pattern, string file, string field)
         {
+            if (pattern.Length > MaxRegexChars)
+            {
+                throw new ArgumentException($"the pattern is {pattern.Length} characters long, over the limit of {MaxRegexChars}", nameof(pattern));
+            }
+
             Source = pattern;
+            _file = file;
+            _field = field;
             // A pattern from a hostile file could backtrack catastrophically; the timeout bounds each match.
-            _regex = new Regex(ToDotNet(pattern), RegexOptions.Compiled | RegexOptions.CultureInvariant, TimeSpan.FromSeconds(10));
+            _regex = new Regex(ToDotNet(pattern), RegexOptions.Compiled | RegexOptions.CultureInvariant, MatchTimeout);
         }
 
         public override string Source { get; }
@@ -178,9 +226,17 @@ internal abstract class SplitPattern
 
         public override void FindMatches(ReadOnlySpan<char> text, List<(int Start, int End)> matches)
         {
-            foreach (var m in _regex.EnumerateMatches(text))
+            try
             {
-                matches.Add((m.Index, m.Index + m.Length));
+                foreach (var m in _regex.EnumerateMatches(text))
+                {
+                    matches.Add((m.Index, m.Index + m.Length));
+                }
+            }
+            catch (RegexMatchTimeoutException e)
+            {
+                throw new TokenizerFormatException(_file, _field,
+                    $"the regex {TokenizerJson.Quote(Source)} ran for more than {MatchTimeout.TotalSeconds:0.#} s on a text of {text.Length} characters (catastrophic backtracking); fix the pattern", e);
             }
         }
     }

@@ -106,14 +106,20 @@ public sealed class Tokenizer
         var scratch = t_scratch ??= new EncodeScratch();
         scratch.Ids.Clear();
         EncodeInto(text, scratch.Ids, scratch);
+        int[] result;
         if (_postProcessor is null)
         {
-            return [.. scratch.Ids];
+            result = [.. scratch.Ids];
+        }
+        else
+        {
+            scratch.Processed.Clear();
+            _postProcessor.Apply(scratch.Ids, scratch.Processed, addSpecialTokens);
+            result = [.. scratch.Processed];
         }
 
-        scratch.Processed.Clear();
-        _postProcessor.Apply(scratch.Ids, scratch.Processed, addSpecialTokens);
-        return [.. scratch.Processed];
+        scratch.Release();
+        return result;
     }
 
     /// <summary>Encodes many texts in parallel; the result at i is <c>Encode(texts[i])</c>.</summary>
@@ -341,5 +347,25 @@ public sealed class Tokenizer
         public List<(int Start, int End)> Matches { get; } = [];
 
         public BpeScratch Bpe { get; } = new();
+
+        /// <summary>Drops lists that grew past <see cref="BpeScratch.RetainedSize"/> for one huge text.</summary>
+        public void Release()
+        {
+            Trim(Ids);
+            Trim(Processed);
+            Trim(RawSegments);
+            Trim(Input);
+            Trim(Pieces);
+            Trim(Matches);
+        }
+
+        private static void Trim<T>(List<T> list)
+        {
+            if (list.Capacity > BpeScratch.RetainedSize)
+            {
+                list.Clear();
+                list.Capacity = 0;
+            }
+        }
     }
 }

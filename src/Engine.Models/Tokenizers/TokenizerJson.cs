@@ -2,6 +2,7 @@ using System.Globalization;
 using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
+using Engine.Core.IO;
 
 namespace Engine.Models.Tokenizers;
 
@@ -21,23 +22,26 @@ internal static class TokenizerJson
     /// <summary>How far ids may run past the number of entries (holes are allowed, a 2-billion id is not).</summary>
     private const int MaxIdSlack = 1 << 20;
 
+    /// <summary>Most normalizers one file may chain, nested sequences included (real files use up to five).</summary>
+    public const int MaxNormalizers = 64;
+
     public static Tokenizer Read(string path)
     {
         byte[] bytes;
         try
         {
-            var info = new FileInfo(path);
-            if (!info.Exists)
+            if (!File.Exists(path) && !Directory.Exists(path))
             {
                 throw new FileNotFoundException($"tokenizer file '{path}' does not exist", path);
             }
 
-            if (info.Length > MaxFileBytes)
+            long length = InputFiles.RegularFile(path, "the tokenizer file");
+            if (length > MaxFileBytes)
             {
-                throw new TokenizerFormatException(path, string.Empty, $"is {info.Length} bytes, more than the {MaxFileBytes} accepted");
+                throw new TokenizerFormatException(path, string.Empty, $"is {length} bytes, more than the {MaxFileBytes} accepted");
             }
 
-            bytes = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? Gunzip(path) : File.ReadAllBytes(path);
+            bytes = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? Gunzip(path) : InputFiles.ReadAllBytes(path, MaxFileBytes, "the tokenizer file");
         }
         catch (InvalidDataException e)
         {
@@ -49,7 +53,7 @@ internal static class TokenizerJson
 
     private static byte[] Gunzip(string path)
     {
-        using var file = File.OpenRead(path);
+        using var file = InputFiles.OpenRead(path, "the tokenizer file");
         using var gzip = new GZipStream(file, CompressionMode.Decompress);
         using var output = new MemoryStream();
         var buffer = new byte[1 << 16];
@@ -90,7 +94,8 @@ internal static class TokenizerJson
 
             var model = ReadModel(root.Required("model"), out var vocab);
             var added = ReadAddedTokens(root.Get("added_tokens"), vocab);
-            var normalizer = ReadNormalizer(root.Get("normalizer"));
+            int normalizers = 0;
+            var normalizer = ReadNormalizer(root.Get("normalizer"), ref normalizers);
             var preTokenizer = ReadPreTokenizer(root.Get("pre_tokenizer"));
             var postProcessor = ReadPostProcessor(root.Get("post_processor"), vocab, added);
             var decoder = ReadDecoder(root.Get("decoder"));
@@ -234,14 +239,25 @@ internal static class TokenizerJson
         return result;
     }
 
-    private static Normalizer? ReadNormalizer(JsonField field)
+    private static Normalizer? ReadNormalizer(JsonField field, ref int count)
     {
         if (field.IsNull)
         {
             return null;
         }
 
-        string type = field.TypeName();
+        if (++count > MaxNormalizers)
+        {
+            throw field.Error($"more than {MaxNormalizers} normalizers in one file");
+        }
+
+        var normalizer = ReadNormalizerOfType(field, field.TypeName(), ref count);
+        normalizer.Origin = (field.File, field.Path);
+        return normalizer;
+    }
+
+    private static Normalizer ReadNormalizerOfType(JsonField field, string type, ref int count)
+    {
         switch (type)
         {
             case "NFC":
@@ -271,7 +287,13 @@ internal static class TokenizerJson
             case "Replace":
                 return new ReplaceNormalizer(ReadPattern(field.Required("pattern")), field.Required("content").String());
             case "Sequence":
-                return new SequenceNormalizer([.. field.Required("normalizers").Items().Select(n => ReadNormalizer(n) ?? throw n.Error("is null"))]);
+                var steps = new List<Normalizer>();
+                foreach (var item in field.Required("normalizers").Items())
+                {
+                    steps.Add(ReadNormalizer(item, ref count) ?? throw item.Error("is null"));
+                }
+
+                return new SequenceNormalizer(steps);
             default:
                 throw field.Get("type").Error($"unsupported normalizer type '{type}' (supported: NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, Prepend, Replace, Sequence)");
         }
@@ -321,7 +343,7 @@ internal static class TokenizerJson
             string source = regex.String();
             try
             {
-                return SplitPattern.FromRegex(source);
+                return SplitPattern.FromRegex(source, regex.File, regex.Path);
             }
             catch (ArgumentException e)
             {

@@ -27,4 +27,13 @@ public sealed record DatasetOptions
 
     /// <summary>Deepest JSON nesting accepted (a message list is 3 levels; anything near this is hostile).</summary>
     public int MaxJsonDepth { get; init; } = 64;
+
+    /// <summary>
+    /// Most responses one ranking may hold (InstructGPT ranks 4 to 9). A ranking of K responses trains on all
+    /// K(K-1)/2 pairs, so K is capped where that count stops being a dataset and becomes a memory bomb (32: 496 pairs).
+    /// </summary>
+    public int MaxRankingResponses { get; init; } = 32;
+
+    /// <summary>Most messages one conversation (or one field holding messages) may hold.</summary>
+    public int MaxMessages { get; init; } = 4096;
 }

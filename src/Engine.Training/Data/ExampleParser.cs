@@ -11,11 +11,14 @@ internal sealed class ExampleParser
         ["text", "prompt", "completion", "instruction", "input", "output", "messages", "chosen", "rejected", "margin", "responses", "ranking"];
 
     private readonly string source;
+    private readonly DatasetOptions options;
     private readonly Dictionary<string, string> names = new(StringComparer.Ordinal);
 
-    public ExampleParser(string source, IReadOnlyDictionary<string, string>? fieldNames)
+    public ExampleParser(string source, DatasetOptions options)
     {
         this.source = source;
+        this.options = options;
+        var fieldNames = options.FieldNames;
         foreach (string f in KnownFields)
         {
             names[f] = f;
@@ -25,10 +28,10 @@ internal sealed class ExampleParser
         {
             if (!names.ContainsKey(conventional))
             {
-                throw new ArgumentException($"field mapping: '{conventional}' is not a dataset field (known: {string.Join(", ", KnownFields)})", nameof(fieldNames));
+                throw new ArgumentException($"field mapping: '{conventional}' is not a dataset field (known: {string.Join(", ", KnownFields)})", nameof(options));
             }
 
-            ArgumentException.ThrowIfNullOrEmpty(actual, nameof(fieldNames));
+            ArgumentException.ThrowIfNullOrEmpty(actual, nameof(options));
             names[conventional] = actual;
         }
     }
@@ -51,7 +54,7 @@ internal sealed class ExampleParser
             var m = root.GetProperty(names["messages"]);
             bool endsWithAssistant = m.ValueKind == JsonValueKind.Array && m.GetArrayLength() > 0
                 && m[m.GetArrayLength() - 1] is { ValueKind: JsonValueKind.Object } last
-                && last.TryGetProperty("role", out var role) && role.ValueKind == JsonValueKind.String && role.GetString() == ChatMessage.Assistant;
+                && last.TryGetProperty("role", out var role) && role.ValueKind == JsonValueKind.String && role.ValueEquals(ChatMessage.Assistant);
             return endsWithAssistant ? DatasetFormat.Messages : DatasetFormat.Prompt;
         }
 
@@ -75,7 +78,7 @@ internal sealed class ExampleParser
             return DatasetFormat.Prompt;
         }
 
-        string found = string.Join(", ", root.EnumerateObject().Select(p => $"'{p.Name}'").Take(10));
+        string found = string.Join(", ", root.EnumerateObject().Take(10).Select(p => $"'{NameOf(p)}'"));
         throw new DatasetException(source, line, null,
             $"cannot tell the dataset format from fields {(found.Length == 0 ? "(none)" : found)}; expected text, prompt/completion, " +
             "instruction/input/output, messages, prompt/chosen/rejected or prompt/responses/ranking (remap field names if they differ)");
@@ -181,6 +184,12 @@ internal sealed class ExampleParser
             throw at.Error(responsesName, $"expected a list of at least 2 responses, got {Show(array)}");
         }
 
+        if (array.GetArrayLength() > options.MaxRankingResponses)
+        {
+            throw at.Error(responsesName,
+                $"{array.GetArrayLength()} responses, over the limit of {options.MaxRankingResponses} per ranking (a ranking of K trains on K(K-1)/2 pairs); split it into smaller rankings");
+        }
+
         var responses = new List<TextOrChat>();
         int i = 0;
         foreach (var item in array.EnumerateArray())
@@ -243,7 +252,7 @@ internal sealed class ExampleParser
     private string RequiredString(JsonElement root, string field, Location at)
     {
         var v = Required(root, field, at);
-        return v.ValueKind == JsonValueKind.String ? v.GetString()! : throw at.Error(names[field], $"expected a string, got {Show(v)}");
+        return v.ValueKind == JsonValueKind.String ? Text(v, names[field], at) : throw at.Error(names[field], $"expected a string, got {Show(v)}");
     }
 
     private string? OptionalString(JsonElement root, string field, Location at) =>
@@ -251,18 +260,23 @@ internal sealed class ExampleParser
 
     private TextOrChat RequiredTextOrChat(JsonElement root, string field, Location at) => ParseTextOrChat(Required(root, field, at), names[field], at);
 
-    private static TextOrChat ParseTextOrChat(JsonElement value, string field, Location at) => value.ValueKind switch
+    private TextOrChat ParseTextOrChat(JsonElement value, string field, Location at) => value.ValueKind switch
     {
-        JsonValueKind.String => TextOrChat.FromText(value.GetString()!),
+        JsonValueKind.String => TextOrChat.FromText(Text(value, field, at)),
         JsonValueKind.Array => TextOrChat.FromMessages(Messages(value, field, at)),
         _ => throw at.Error(field, $"expected a string or a list of messages, got {Show(value)}"),
     };
 
-    private static List<ChatMessage> Messages(JsonElement value, string field, Location at)
+    private List<ChatMessage> Messages(JsonElement value, string field, Location at)
     {
         if (value.ValueKind != JsonValueKind.Array)
         {
             throw at.Error(field, $"expected a list of messages, got {Show(value)}");
+        }
+
+        if (value.GetArrayLength() > options.MaxMessages)
+        {
+            throw at.Error(field, $"{value.GetArrayLength()} messages, over the limit of {options.MaxMessages} per conversation");
         }
 
         var list = new List<ChatMessage>(value.GetArrayLength());
@@ -274,7 +288,8 @@ internal sealed class ExampleParser
                 throw at.Error(field, $"message {i}: expected an object with 'role' and 'content', got {Show(item)}");
             }
 
-            if (!item.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String || !ChatMessage.IsKnownRole(role.GetString()))
+            string? roleName = item.TryGetProperty("role", out var role) && role.ValueKind == JsonValueKind.String ? Text(role, $"{field}[{i}].role", at) : null;
+            if (!ChatMessage.IsKnownRole(roleName))
             {
                 throw at.Error(field, $"message {i}: 'role' must be \"system\", \"user\" or \"assistant\", got {(item.TryGetProperty("role", out role) ? Show(role) : "nothing")}");
             }
@@ -284,11 +299,37 @@ internal sealed class ExampleParser
                 throw at.Error(field, $"message {i}: 'content' must be a string, got {(item.TryGetProperty("content", out content) ? Show(content) : "nothing")}");
             }
 
-            list.Add(new ChatMessage(role.GetString()!, content.GetString()!));
+            list.Add(new ChatMessage(roleName!, Text(content, $"{field}[{i}].content", at)));
             i++;
         }
 
         return list;
+    }
+
+    // A JSON string as .NET text: an escaped lone surrogate ("\ud800") has no UTF-16 string and is a fault of the field.
+    private static string Text(JsonElement value, string field, Location at)
+    {
+        try
+        {
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new DatasetException(at.Source, at.Line, field, "not valid Unicode text (an escaped lone surrogate such as \\ud800)", e);
+        }
+    }
+
+    // A member name for a message; a name with an escaped lone surrogate cannot become text and is described instead.
+    private static string NameOf(JsonProperty property)
+    {
+        try
+        {
+            return property.Name;
+        }
+        catch (InvalidOperationException)
+        {
+            return "(not valid Unicode)";
+        }
     }
 
     // A short rendering of a wrong value for an error message; never the whole of a huge one.

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using System.Text.Json;
+using Engine.Core.IO;
 
 namespace Engine.Training.Data;
 
@@ -26,7 +27,7 @@ public sealed class JsonlReader : IDisposable
 
     /// <summary>Opens <paramref name="path"/>; errors name it as given.</summary>
     public JsonlReader(string path, DatasetOptions? options = null)
-        : this(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan), path, options, leaveOpen: false)
+        : this(InputFiles.OpenRead(path, "the dataset", FileOptions.SequentialScan), path, options, leaveOpen: false)
     {
     }
 
@@ -40,7 +41,7 @@ public sealed class JsonlReader : IDisposable
         this.options = options ?? new DatasetOptions();
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(this.options.MaxLineBytes);
         SourceName = sourceName;
-        parser = new ExampleParser(sourceName, this.options.FieldNames);
+        parser = new ExampleParser(sourceName, this.options);
         Format = this.options.Format;
     }
 
@@ -167,10 +168,18 @@ public sealed class JsonlReader : IDisposable
                 throw new DatasetException(SourceName, LinesRead, null, $"expected a JSON object, got {doc.RootElement.ValueKind.ToString().ToLowerInvariant()}");
             }
 
-            var format = Format == DatasetFormat.Auto ? parser.Detect(doc.RootElement, LinesRead) : Format;
-            var example = parser.Parse(doc.RootElement, format, LinesRead);
-            Format = format;
-            return example;
+            try
+            {
+                var format = Format == DatasetFormat.Auto ? parser.Detect(doc.RootElement, LinesRead) : Format;
+                var example = parser.Parse(doc.RootElement, format, LinesRead);
+                Format = format;
+                return example;
+            }
+            catch (InvalidOperationException e)
+            {
+                // The parser names the field of a bad string; this catches what it cannot name (a member name with a lone surrogate).
+                throw new DatasetException(SourceName, LinesRead, null, $"not valid Unicode text: {e.Message}", e);
+            }
         }
     }
 

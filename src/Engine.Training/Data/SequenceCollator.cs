@@ -266,50 +266,62 @@ public sealed class SequenceCollator
         return pieces;
     }
 
+    // Memory stays near the ids themselves (a 60 MB text is 60 M ids): each piece is encoded once, copied once into
+    // arrays of the exact length, and truncated in place.
     private TokenizedSequence Build(List<(string Text, bool Trained)> pieces, bool eos, bool allTrained = false)
     {
-        var ids = new List<int>();
-        var trained = new List<bool>();
         bool train = allTrained || !Options.CompletionOnlyLoss;
-        if (encoder.BosTokenId is int bos)
-        {
-            ids.Add(bos);
-            trained.Add(false);
-        }
-
+        int? bos = encoder.BosTokenId;
+        int? end = eos && Options.AppendEos ? encoder.EosTokenId : null;
+        var encoded = new List<(int[] Ids, bool Trained)>(pieces.Count);
+        long total = (bos is null ? 0 : 1) + (end is null ? 0 : 1);
         foreach (var (text, isTrained) in pieces)
         {
-            if (text.Length == 0)
+            if (text.Length > 0)
             {
-                continue;
+                int[] piece = encoder.Encode(text);
+                encoded.Add((piece, isTrained || train));
+                total += piece.Length;
             }
-
-            int[] piece = encoder.Encode(text);
-            ids.AddRange(piece);
-            trained.AddRange(Enumerable.Repeat(isTrained || train, piece.Length));
         }
 
-        if (eos && Options.AppendEos && encoder.EosTokenId is int end)
+        var ids = new int[total];
+        var trained = new bool[total];
+        int at = 0;
+        if (bos is int b)
         {
-            ids.Add(end);
-            trained.Add(pieces.Count > 0 && (pieces[^1].Trained || train));
+            ids[at++] = b;
         }
 
-        return Truncate([.. ids], [.. trained], encoder.BosTokenId is null ? 0 : 1);
+        foreach (var (piece, isTrained) in encoded)
+        {
+            piece.CopyTo(ids, at);
+            trained.AsSpan(at, piece.Length).Fill(isTrained);
+            at += piece.Length;
+        }
+
+        encoded.Clear();
+        if (end is int e)
+        {
+            ids[at] = e;
+            trained[at] = pieces.Count > 0 && (pieces[^1].Trained || train);
+        }
+
+        return Truncate(ids, trained, bos is null ? 0 : 1);
     }
 
-    // keep = leading tokens never dropped (BOS).
-    private TokenizedSequence Truncate(int[] idArray, bool[] trainedArray, int keep)
+    // keep = leading tokens never dropped (BOS). Drops move the arrays' tails down in place; count is the live length.
+    private TokenizedSequence Truncate(int[] ids, bool[] trained, int keep)
     {
-        var ids = new List<int>(idArray);
-        var trained = new List<bool>(trainedArray);
-        int prompt = trained.IndexOf(true);
-        prompt = prompt < 0 ? ids.Count : prompt;
-        void Drop(int start, int count)
+        int count = ids.Length;
+        int prompt = Array.IndexOf(trained, true);
+        prompt = prompt < 0 ? count : prompt;
+        void Drop(int start, int dropped)
         {
-            ids.RemoveRange(start, count);
-            trained.RemoveRange(start, count);
-            prompt -= count;
+            Array.Copy(ids, start + dropped, ids, start, count - start - dropped);
+            Array.Copy(trained, start + dropped, trained, start, count - start - dropped);
+            count -= dropped;
+            prompt -= dropped;
         }
 
         if (Options.MaxPromptLength > 0 && prompt > Math.Max(Options.MaxPromptLength, keep))
@@ -318,13 +330,13 @@ public sealed class SequenceCollator
             Drop(Options.TruncatePromptLeft ? keep : prompt - excess, excess);
         }
 
-        if (Options.TruncatePromptLeft && ids.Count > Options.MaxLength && prompt > keep)
+        if (Options.TruncatePromptLeft && count > Options.MaxLength && prompt > keep)
         {
-            Drop(keep, Math.Min(ids.Count - Options.MaxLength, prompt - keep));
+            Drop(keep, Math.Min(count - Options.MaxLength, prompt - keep));
         }
 
-        int length = Math.Min(ids.Count, Options.MaxLength);
-        return new TokenizedSequence([.. ids.Take(length)], [.. trained.Take(length)], Math.Min(prompt, length));
+        int length = Math.Min(count, Options.MaxLength);
+        return new TokenizedSequence(ids.AsSpan(0, length).ToArray(), trained.AsSpan(0, length).ToArray(), Math.Min(prompt, length));
     }
 
     private SequenceBatch NewBatch(int rows, int time)

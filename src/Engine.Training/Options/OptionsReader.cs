@@ -3,8 +3,9 @@ using System.Reflection;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Engine.Core.IO;
 using YamlDotNet.Core;
-using YamlDotNet.RepresentationModel;
+using YamlDotNet.Core.Events;
 
 namespace Engine.Training.Options;
 
@@ -27,6 +28,12 @@ public static partial class OptionsReader
 {
     /// <summary>The source name of <c>key=value</c> overrides in error messages.</summary>
     public const string OverrideSource = "override";
+
+    /// <summary>The largest configuration file accepted (1 MiB; real ones are a few hundred bytes).</summary>
+    public const long MaxFileBytes = 1 << 20;
+
+    /// <summary>The deepest nesting of mappings and lists accepted (options records nest two levels).</summary>
+    public const int MaxDepth = 32;
 
     // TRL / Hugging Face spellings accepted for the same settings.
     private static readonly Dictionary<string, string> Aliases = new(StringComparer.Ordinal)
@@ -59,7 +66,7 @@ public static partial class OptionsReader
         where T : class, new()
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (!File.Exists(path))
+        if (!File.Exists(path) && !Directory.Exists(path))
         {
             throw new OptionsException(path, 0, null, "no such file");
         }
@@ -71,7 +78,7 @@ public static partial class OptionsReader
             ".yaml" or ".yml" => OptionsFormat.Yaml,
             _ => throw new OptionsException(path, 0, null, $"cannot tell the format from '{extension}'; use .json, .yaml or .yml"),
         };
-        var options = Parse<T>(File.ReadAllText(path, Encoding.UTF8), path, format);
+        var options = Parse<T>(InputFiles.ReadAllText(path, MaxFileBytes, "the configuration file"), path, format);
         return overrides is null ? options : Apply(options, overrides);
     }
 
@@ -354,7 +361,7 @@ public static partial class OptionsReader
             return (index >= 0 ? index : ~index - 1) + 1;
         }
 
-        var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true, MaxDepth = MaxDepth });
         try
         {
             if (!reader.Read())
@@ -404,24 +411,28 @@ public static partial class OptionsReader
         }
     }
 
+    // YAML is read from the parser's events, not a YamlStream: anchors and aliases are refused (a self-referencing
+    // alias never ends, a "billion laughs" file expands exponentially) and nesting stops at MaxDepth before the
+    // tree is built, so memory stays linear in the file.
     private static Node.Mapping ParseYaml(string text, string source)
     {
-        var stream = new YamlStream();
+        var parser = new Parser(new StringReader(text));
+        Node? root;
         try
         {
-            stream.Load(new StringReader(text));
+            parser.Consume<StreamStart>();
+            if (!parser.TryConsume<DocumentStart>(out _))
+            {
+                return new Node.Mapping([], 1);
+            }
+
+            root = ReadYaml(parser, source, key: null, depth: 1);
         }
         catch (YamlException e)
         {
             throw new OptionsException(source, (int)e.Start.Line, null, $"not valid YAML: {e.Message}", e);
         }
 
-        if (stream.Documents.Count == 0)
-        {
-            return new Node.Mapping([], 1);
-        }
-
-        var root = FromYaml(stream.Documents[0].RootNode);
         return root switch
         {
             Node.Mapping m => m,
@@ -430,18 +441,56 @@ public static partial class OptionsReader
         };
     }
 
-    private static Node FromYaml(YamlNode node)
+    private static Node ReadYaml(IParser parser, string source, string? key, int depth)
     {
-        int line = (int)node.Start.Line;
-        return node switch
+        var start = parser.Current ?? throw new YamlException("unexpected end of the YAML stream");
+        int line = (int)start.Start.Line;
+        if (start is AnchorAlias alias)
         {
-            YamlMappingNode m => new Node.Mapping(
-                [.. m.Children.Select(kv => new Entry(kv.Key is YamlScalarNode k ? k.Value ?? "" : kv.Key.ToString(), (int)kv.Key.Start.Line, FromYaml(kv.Value)))], line),
-            YamlSequenceNode s => new Node.Sequence([.. s.Children.Select(FromYaml)], line),
-            YamlScalarNode { Style: ScalarStyle.Plain, Value: "" or "~" or "null" } => new Node.Scalar(null, Quoted: false, line),
-            YamlScalarNode sc => new Node.Scalar(sc.Value, sc.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted, line),
-            _ => new Node.Scalar(null, Quoted: false, line),
-        };
+            throw new OptionsException(source, line, key, $"aliases (*{alias.Value}) are not supported; write the value out");
+        }
+
+        if (start is NodeEvent { Anchor.IsEmpty: false } anchored)
+        {
+            throw new OptionsException(source, line, key, $"anchors (&{anchored.Anchor}) are not supported; write the value out");
+        }
+
+        if (start is MappingStart or SequenceStart && depth > MaxDepth)
+        {
+            throw new OptionsException(source, line, key, $"nested deeper than {MaxDepth} levels");
+        }
+
+        parser.MoveNext();
+        switch (start)
+        {
+            case MappingStart:
+                var entries = new List<Entry>();
+                while (!parser.TryConsume<MappingEnd>(out _))
+                {
+                    var keyEvent = parser.Current;
+                    int keyLine = keyEvent is null ? line : (int)keyEvent.Start.Line;
+                    string name = ReadYaml(parser, source, key, depth + 1) is Node.Scalar k
+                        ? k.Value ?? ""
+                        : throw new OptionsException(source, keyLine, key, "a key must be a plain value, not a mapping or list");
+                    entries.Add(new Entry(name, keyLine, ReadYaml(parser, source, key is null ? name : $"{key}.{name}", depth + 1)));
+                }
+
+                return new Node.Mapping(entries, line);
+            case SequenceStart:
+                var items = new List<Node>();
+                while (!parser.TryConsume<SequenceEnd>(out _))
+                {
+                    items.Add(ReadYaml(parser, source, key, depth + 1));
+                }
+
+                return new Node.Sequence(items, line);
+            case Scalar { Style: ScalarStyle.Plain, Value: "" or "~" or "null" }:
+                return new Node.Scalar(null, Quoted: false, line);
+            case Scalar scalar:
+                return new Node.Scalar(scalar.Value, scalar.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted, line);
+            default:
+                throw new YamlException(start.Start, start.End, $"unexpected {start.GetType().Name}");
+        }
     }
 
     private readonly record struct Entry(string Key, int Line, Node Value);
