@@ -45,7 +45,7 @@ internal static class RunStart
         {
             throw new InputException(store.Directory, null, null, options.Resume
                 ? "no complete checkpoint to resume from (each is named in a warning above, with what is wrong)"
-                : "holds checkpoints of an earlier run; continue it with --resume (resume: true), or choose another --out directory");
+                : "holds checkpoints of an earlier run; pass --resume (resume: true in a config) to continue it, or choose another --out directory");
         }
 
         var fresh = new RandomStream(options.Seed);
