@@ -77,7 +77,7 @@ public static class TrainStepBenchmark
         ArgumentNullException.ThrowIfNull(backend);
         if (options.Steps < 1 || options.Warmup < 0)
         {
-            throw new ArgumentException($"--steps must be at least 1 and --warmup at least 0, got {options.Steps} and {options.Warmup}");
+            throw new Engine.Core.InputException($"--steps must be at least 1 and --warmup at least 0, got {options.Steps} and {options.Warmup}");
         }
 
         var config = options.ToConfig();

@@ -100,7 +100,7 @@ internal static class GenerateCommand
                 Seed = parse.GetValue(seed),
                 StopTokens = stops,
             };
-            options.Validate();
+            OptionChecks.Validate(options.Validate, null);
 
             using var backend = DeviceOption.CreateBackend(parse.GetValue(device), parse.GetValue(threads));
             using var net = HfCheckpoint.Load(dir, backend, trainable: false);
