@@ -160,6 +160,13 @@ public sealed record TransformerConfig
             }
         }
 
+        if (KvHeads < 0 || HiddenChannels < 0)
+        {
+            return KvHeads < 0
+                ? (name(nameof(KvHeads)), $"must be positive (or 0 for NH), got {KvHeads}")
+                : (name(nameof(HiddenChannels)), $"must be positive (or 0 for the default), got {HiddenChannels}");
+        }
+
         if (HeadSize < 0 || HeadSize > MaxHeads)
         {
             return (name(nameof(HeadSize)), $"must be in [1, {MaxHeads}] (or 0 for C / NH), got {HeadSize}");

@@ -330,7 +330,7 @@ public static class HfConfig
         int c = Int(root, "n_embd", source);
         return TransformerConfig.Gpt2(Int(root, "vocab_size", source), Int(root, "n_positions", source), Int(root, "n_layer", source), c, Int(root, "n_head", source)) with
         {
-            HiddenChannels = OptionalInt(root, "n_inner", source) ?? 4 * c,
+            HiddenChannels = OptionalSize(root, "n_inner", source) ?? 4 * c,
             NormEpsilon = (float)(Fp32(root, "layer_norm_epsilon", source) ?? 1e-5),
             TiedEmbeddings = OptionalBool(root, "tie_word_embeddings", source) ?? true,
         };
@@ -369,8 +369,8 @@ public static class HfConfig
             Layers = Int(root, "num_hidden_layers", source),
             Channels = Int(root, "hidden_size", source),
             Heads = heads,
-            KvHeads = OptionalInt(root, "num_key_value_heads", source) ?? heads,
-            HeadSize = OptionalInt(root, "head_dim", source) ?? 0,
+            KvHeads = OptionalSize(root, "num_key_value_heads", source) ?? heads,
+            HeadSize = OptionalSize(root, "head_dim", source) ?? 0,
             HiddenChannels = Int(root, "intermediate_size", source),
             NormEpsilon = (float)(Fp32(root, "rms_norm_eps", source) ?? 1e-6),
             RopeTheta = Fp32(root, "rope_theta", source) ?? 10000.0,
@@ -407,6 +407,13 @@ public static class HfConfig
             ? i
             : throw new InputException(source, null, field, $"must be an integer, got {Clip(v.GetRawText())}");
     }
+
+    // A size whose absence means a default (n_inner, num_key_value_heads, head_dim): when given, it must be positive,
+    // not silently replaced by that default.
+    private static int? OptionalSize(JsonElement root, string field, string source) =>
+        OptionalInt(root, field, source) is int value && value <= 0
+            ? throw new InputException(source, null, field, $"must be positive (or absent for the default), got {value}")
+            : OptionalInt(root, field, source);
 
     private static int? TokenId(int? id, string field, int vocabSize, string source) =>
         id is not int i || (i >= 0 && i < vocabSize)
