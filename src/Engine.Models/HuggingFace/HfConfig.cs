@@ -371,7 +371,7 @@ public static class HfConfig
             Heads = heads,
             KvHeads = OptionalSize(root, "num_key_value_heads", source) ?? heads,
             HeadSize = OptionalSize(root, "head_dim", source) ?? 0,
-            HiddenChannels = Int(root, "intermediate_size", source),
+            HiddenChannels = OptionalSize(root, "intermediate_size", source) ?? throw new InputException(source, null, "intermediate_size", "is missing"),
             NormEpsilon = (float)(Fp32(root, "rms_norm_eps", source) ?? 1e-6),
             RopeTheta = Fp32(root, "rope_theta", source) ?? 10000.0,
             AttentionBias = bias,
