@@ -253,10 +253,19 @@ internal sealed class PlanFlags
             CachedReferenceLogProbs = parse.GetValue(CachedReference),
         };
         using var backend = DeviceOption.CreateBackend(parse.GetValue(Device), threads: 1);
-        var plan = method == "ppo"
-            ? MemoryPlan.Ppo(actor, parse.GetValue(Critic) is string c ? Config(c, "--critic") : reward, reward, shape, backend, reference)
-            : MemoryPlan.OnlineDpo(actor, reward, shape, backend, reference);
-        return (plan, backend.QueryMemory());
+        var critic = method == "ppo" && parse.GetValue(Critic) is string c ? Config(c, "--critic") : reward;
+        try
+        {
+            var plan = method == "ppo"
+                ? MemoryPlan.Ppo(actor, critic, reward, shape, backend, reference)
+                : MemoryPlan.OnlineDpo(actor, reward, shape, backend, reference);
+            return (plan, backend.QueryMemory());
+        }
+        catch (ArgumentException e)
+        {
+            // The shapes come from the --plan flags; MemoryPlan names the one out of range.
+            throw new CommandException($"--plan {method}: {e.Message}", e);
+        }
     }
 
     private static TransformerConfig Config(string path, string flag)

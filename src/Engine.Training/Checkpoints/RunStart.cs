@@ -35,7 +35,7 @@ internal static class RunStart
 
         if (store.List().Count > 0)
         {
-            throw new InvalidOperationException(options.Resume
+            throw new Engine.Core.InputException(options.Resume
                 ? $"{store.Directory}: no complete checkpoint to resume from (see the warnings logged for each)"
                 : $"{store.Directory} holds checkpoints of an earlier run; set resume to continue it, or choose another output_directory");
         }

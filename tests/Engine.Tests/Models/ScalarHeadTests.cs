@@ -234,8 +234,8 @@ public sealed class ScalarHeadTests : IDisposable
     [Theory]
     [InlineData("{", "not valid JSON")]
     [InlineData("{\"format\":\"other\",\"bias\":0}", "'format'")]
-    [InlineData("{\"format\":\"engine-reward-head/1\"}", "'bias' is missing")]
-    [InlineData("{\"format\":\"engine-reward-head/1\",\"bias\":\"x\"}", "'bias' must be a finite number")]
+    [InlineData("{\"format\":\"engine-reward-head/1\"}", "field 'bias': is missing")]
+    [InlineData("{\"format\":\"engine-reward-head/1\",\"bias\":\"x\"}", "field 'bias': must be a finite number")]
     [InlineData("{\"format\":\"engine-reward-head/1\",\"bias\":1,\"reward_mean\":0}", "go together")]
     [InlineData("{\"format\":\"engine-reward-head/1\",\"bias\":1,\"reward_mean\":0,\"reward_std\":-1,\"calibration_count\":3}", "'reward_std'")]
     public void A_malformed_side_file_is_named_with_its_field(string json, string expected)
