@@ -174,12 +174,12 @@ public sealed record TransformerConfig
 
         if (Heads % KvHeadCount != 0)
         {
-            return (name(nameof(KvHeads)), $"({KvHeadCount}) must divide {name(nameof(Heads))} ({Heads})");
+            return (name(nameof(KvHeads)), $"{KvHeadCount} must divide {name(nameof(Heads))} ({Heads})");
         }
 
         if (HeadSize == 0 && Channels % Heads != 0)
         {
-            return (name(nameof(Heads)), $"({Heads}) must divide {name(nameof(Channels))} ({Channels})");
+            return (name(nameof(Heads)), $"{Heads} must divide {name(nameof(Channels))} ({Channels})");
         }
 
         if (HeadChannels is <= 0 or > MaxHeads)

@@ -94,7 +94,7 @@ public sealed class SequenceCollator
             PromptCompletionExample pc => Tokenize(pc.Prompt, pc.Completion),
             AlpacaExample a => Build([(ChatTemplate.AlpacaPrompt(a.Instruction, a.Input), false), (a.Output, true)], eos: true),
             MessagesExample m => Build(ChatPieces(m.Messages, 0), eos: false),
-            _ => throw new ArgumentException($"{example.Source}:{example.Line}: a {example.GetType().Name} is not an SFT example; tokenize its prompt and responses instead", nameof(example)),
+            _ => throw new DatasetException(example.Source, example.Line, null, $"a {example.GetType().Name.Replace("Example", "", StringComparison.Ordinal)} example is not an SFT example (text, prompt/completion, Alpaca or messages)"),
         };
     }
 
@@ -240,7 +240,7 @@ public sealed class SequenceCollator
         }
     }
 
-    private ChatTemplate Template => template ?? throw new InvalidOperationException("conversational examples need a chat template; pass one to the collator");
+    private ChatTemplate Template => template ?? throw new Engine.Core.InputException("conversational (messages) examples need a chat template: name one with --chat-template (chatml, llama3, alpaca), or use a tokenizer whose tokenizer_config.json has one");
 
     // The rendered conversation cut into pieces at the assistant spans; the first `skipAssistant` assistant turns
     // (those inside a prompt) are not trained.
