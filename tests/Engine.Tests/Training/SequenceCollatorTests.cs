@@ -61,7 +61,7 @@ public sealed class SequenceCollatorTests
         // Conversational prompt/completion: an assistant turn inside the prompt is context, not trained.
         var pc = collator.Tokenize(TextOrChat.FromMessages([new("user", "a"), new("assistant", "B"), new("user", "c")]), TextOrChat.FromMessages([new("assistant", "D")]));
         Assert.Equal("D<|im_end|>", TrainedText(pc));
-        Assert.Throws<InvalidOperationException>(() => new SequenceCollator(Bytes).Tokenize(new MessagesExample([new("assistant", "x")])));
+        Assert.Throws<Engine.Core.InputException>(() => new SequenceCollator(Bytes).Tokenize(new MessagesExample([new("assistant", "x")])));
     }
 
     [Fact]
@@ -145,6 +145,6 @@ public sealed class SequenceCollatorTests
         var collator = new SequenceCollator(Bytes);
         var batches = collator.Batches([new TextExample("a"), new TextExample("abcd"), new TextExample("xy")], batchSize: 2).ToList();
         Assert.Equal([(2, 5), (1, 3)], batches.Select(b => (b.Batch, b.Time)));
-        Assert.Throws<ArgumentException>(() => collator.Tokenize(new PromptExample(TextOrChat.FromText("p"))));
+        Assert.Throws<DatasetException>(() => collator.Tokenize(new PromptExample(TextOrChat.FromText("p"))));
     }
 }

@@ -97,7 +97,7 @@ public class TrainerTests
         var options = Pretrain(dir.Path) with { MaxSteps = 2 };
         using var model = Model(backend);
         PretrainTrainer(model, options).Run();
-        var e = Assert.Throws<InvalidOperationException>(() => PretrainTrainer(model, options).Run());
+        var e = Assert.Throws<Engine.Core.InputException>(() => PretrainTrainer(model, options).Run());
         Assert.Contains("resume", e.Message, StringComparison.Ordinal);
     }
 
