@@ -20,7 +20,7 @@ public class InputException : Exception
     }
 
     /// <summary>Creates an exception whose message is already the one line shown to the user, with its cause.</summary>
-    public InputException(string message, Exception innerException)
+    public InputException(string message, Exception? innerException)
         : base(message, innerException)
     {
     }

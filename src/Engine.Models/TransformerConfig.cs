@@ -107,53 +107,143 @@ public sealed record TransformerConfig
         TiedEmbeddings = true,
     };
 
-    /// <summary>Throws an <see cref="ArgumentException"/> naming the first field that is out of range.</summary>
+    /// <summary>Largest V accepted (2^24: token ids stay exact in fp32; real vocabularies are under 300 K).</summary>
+    public const int MaxVocabSize = 1 << 24;
+
+    /// <summary>Largest L accepted (the largest public models have under 130).</summary>
+    public const int MaxLayers = 1024;
+
+    /// <summary>Largest C accepted (Llama 3.1 405B has 16 384).</summary>
+    public const int MaxChannels = 1 << 16;
+
+    /// <summary>Largest NH (and NKV) and largest HS accepted.</summary>
+    public const int MaxHeads = 1024;
+
+    /// <summary>Largest F accepted (Llama 3.1 405B has 53 248).</summary>
+    public const int MaxMlpChannels = 1 << 20;
+
+    /// <summary>Largest sequence length accepted (real contexts reach 1 M tokens).</summary>
+    public const int MaxSequenceLengthLimit = 1 << 22;
+
+    /// <summary>Largest element count of one parameter tensor (or the RoPE table): one .NET array holds at most this many.</summary>
+    public const long MaxTensorElements = int.MaxValue;
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first field that is out of range (see <see cref="Fault"/>).</summary>
     public void Validate()
     {
-        static void Positive(int value, string field)
+        if (Fault(name => name) is (string field, string detail))
         {
-            if (value <= 0)
+            throw new ArgumentException($"model config: {field} {detail}");
+        }
+    }
+
+    /// <summary>
+    /// The first field out of range, or null when every size is positive, within its limit (<see cref="MaxVocabSize"/> and
+    /// the others), divisible where the math needs it and every tensor fits one array, and ε and θ are finite and
+    /// positive in fp32. Only arithmetic: nothing is allocated. <paramref name="name"/> spells a property name the way
+    /// the caller's source does (e.g. <c>VocabSize</c> as <c>vocab_size</c> for config.json).
+    /// </summary>
+    public (string Field, string Detail)? Fault(Func<string, string> name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var sizes = new (string Field, int Value, int Max)[]
+        {
+            (nameof(VocabSize), VocabSize, MaxVocabSize), (nameof(MaxSequenceLength), MaxSequenceLength, MaxSequenceLengthLimit),
+            (nameof(Layers), Layers, MaxLayers), (nameof(Channels), Channels, MaxChannels), (nameof(Heads), Heads, MaxHeads),
+            (nameof(KvHeads), KvHeadCount, MaxHeads), (nameof(HiddenChannels), MlpChannels, MaxMlpChannels),
+        };
+        foreach (var (field, value, max) in sizes)
+        {
+            if (value <= 0 || value > max)
             {
-                throw new ArgumentException($"model config: {field} must be positive, got {value}");
+                return (name(field), $"must be in [1, {max}], got {value}");
             }
         }
 
-        Positive(VocabSize, nameof(VocabSize));
-        Positive(MaxSequenceLength, nameof(MaxSequenceLength));
-        Positive(Layers, nameof(Layers));
-        Positive(Channels, nameof(Channels));
-        Positive(Heads, nameof(Heads));
-        Positive(KvHeadCount, nameof(KvHeads));
-        Positive(HeadChannels, nameof(HeadSize));
-        Positive(MlpChannels, nameof(HiddenChannels));
+        if (KvHeads < 0 || HiddenChannels < 0)
+        {
+            return KvHeads < 0
+                ? (name(nameof(KvHeads)), $"must be positive (or 0 for NH), got {KvHeads}")
+                : (name(nameof(HiddenChannels)), $"must be positive (or 0 for the default), got {HiddenChannels}");
+        }
+
+        if (HeadSize < 0 || HeadSize > MaxHeads)
+        {
+            return (name(nameof(HeadSize)), $"must be in [1, {MaxHeads}] (or 0 for C / NH), got {HeadSize}");
+        }
+
         if (Heads % KvHeadCount != 0)
         {
-            throw new ArgumentException($"model config: Heads ({Heads}) must be a multiple of KvHeads ({KvHeadCount})");
+            return (name(nameof(KvHeads)), $"{KvHeadCount} must divide {name(nameof(Heads))} ({Heads})");
         }
 
         if (HeadSize == 0 && Channels % Heads != 0)
         {
-            throw new ArgumentException($"model config: Channels ({Channels}) must be divisible by Heads ({Heads})");
+            return (name(nameof(Heads)), $"{Heads} must divide {name(nameof(Channels))} ({Channels})");
         }
 
+        if (HeadChannels is <= 0 or > MaxHeads)
+        {
+            return (name(nameof(HeadSize)), $"the head size must be in [1, {MaxHeads}], got {HeadChannels}");
+        }
+
+        return ArchitectureFault(name) ?? TensorFault(name) ?? NumberFault(name);
+    }
+
+    private (string Field, string Detail)? ArchitectureFault(Func<string, string> name)
+    {
         if (Architecture == Architecture.Llama && HeadChannels % 2 != 0)
         {
-            throw new ArgumentException($"model config: RoPE needs an even head size, got {HeadChannels}");
+            return (name(nameof(HeadSize)), $"RoPE needs an even head size, got {HeadChannels}");
         }
 
         if (Architecture == Architecture.Gpt2 && KvHeadCount != Heads)
         {
-            throw new ArgumentException("model config: GPT-2 has no grouped-query attention (KvHeads must equal Heads)");
+            return (name(nameof(KvHeads)), "GPT-2 has no grouped-query attention (KvHeads must equal Heads)");
         }
 
-        if (!Enum.IsDefined(Head))
+        if (!Enum.IsDefined(Architecture))
         {
-            throw new ArgumentException($"model config: Head must be LanguageModel or Scalar, got {(int)Head}");
+            return (nameof(Architecture), $"must be Gpt2 or Llama, got {(int)Architecture}");
         }
 
-        if (!(NormEpsilon > 0f))
+        return Enum.IsDefined(Head) ? null : (nameof(Head), $"must be LanguageModel or Scalar, got {(int)Head}");
+    }
+
+    // The largest tensor of each kind, in long so that nothing overflows before it is compared.
+    private (string Field, string Detail)? TensorFault(Func<string, string> name)
+    {
+        long qkvRows = (long)(Heads + (2 * KvHeadCount)) * HeadChannels;
+        var tensors = new (string Field, string Tensor, long Rows, long Columns)[]
         {
-            throw new ArgumentException($"model config: NormEpsilon must be positive, got {NormEpsilon}");
+            (nameof(VocabSize), "the token embedding [V, C]", VocabSize, Channels),
+            (nameof(MaxSequenceLength), Architecture == Architecture.Gpt2 ? "the position embedding [T, C]" : "the RoPE table [T, HS]",
+                MaxSequenceLength, Architecture == Architecture.Gpt2 ? Channels : HeadChannels),
+            (nameof(Heads), "the q/k/v projection [(NH + 2·NKV)·HS, C]", qkvRows, Channels),
+            (nameof(Heads), "the output projection [C, NH·HS]", Channels, (long)Heads * HeadChannels),
+            (nameof(HiddenChannels), "the MLP up projection", Architecture == Architecture.Gpt2 ? MlpChannels : 2L * MlpChannels, Channels),
+        };
+        foreach (var (field, tensor, rows, columns) in tensors)
+        {
+            if (rows * columns > MaxTensorElements)
+            {
+                return (name(field), $"makes {tensor} {rows:N0} × {columns:N0} = {rows * columns:N0} values, over the limit of {MaxTensorElements:N0} per tensor");
+            }
         }
+
+        return null;
+    }
+
+    private (string Field, string Detail)? NumberFault(Func<string, string> name)
+    {
+        if (!(NormEpsilon > 0f) || !float.IsFinite(NormEpsilon))
+        {
+            return (name(nameof(NormEpsilon)), $"must be a positive number finite in fp32, got {NormEpsilon}");
+        }
+
+        bool ropeUsed = Architecture == Architecture.Llama;
+        return ropeUsed && (!(RopeTheta > 0) || !float.IsFinite((float)RopeTheta))
+            ? (name(nameof(RopeTheta)), $"must be a positive number finite in fp32, got {RopeTheta}")
+            : null;
     }
 }

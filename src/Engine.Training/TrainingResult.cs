@@ -38,7 +38,7 @@ public sealed record TrainingResult(
 /// A step's loss or gradient norm was NaN or infinite under <see cref="Options.NanPolicy.Stop"/>. The parameters and
 /// the checkpoints are those of the last good step.
 /// </summary>
-public sealed class TrainingDivergedException : Exception
+public sealed class TrainingDivergedException : Engine.Core.InputException
 {
     /// <summary>Creates an exception with no details.</summary>
     public TrainingDivergedException()

@@ -44,6 +44,21 @@ public sealed record TrainStepOptions
     /// <summary>Seed of weights and tokens.</summary>
     public ulong Seed { get; init; } = 1337;
 
+    /// <summary>Largest B·T: the activation layout indexes the N = B·T positions with an int.</summary>
+    public const int MaxTokens = 1 << 24;
+
+    /// <summary>The flag that sets a <see cref="TransformerConfig"/> property, for error messages.</summary>
+    public static string Flag(string property) => property switch
+    {
+        nameof(TransformerConfig.VocabSize) => "--vocab",
+        nameof(TransformerConfig.MaxSequenceLength) => "--seq",
+        nameof(TransformerConfig.Layers) => "--layers",
+        nameof(TransformerConfig.Channels) => "--dim",
+        nameof(TransformerConfig.Heads) => "--heads",
+        nameof(TransformerConfig.KvHeads) => "--kv-heads",
+        _ => property,
+    };
+
     /// <summary>The model configuration these options describe.</summary>
     public TransformerConfig ToConfig() => Architecture == Architecture.Gpt2
         ? TransformerConfig.Gpt2(Vocab, Sequence, Layers, Channels, Heads)
@@ -77,10 +92,21 @@ public static class TrainStepBenchmark
         ArgumentNullException.ThrowIfNull(backend);
         if (options.Steps < 1 || options.Warmup < 0)
         {
-            throw new ArgumentException($"--steps must be at least 1 and --warmup at least 0, got {options.Steps} and {options.Warmup}");
+            throw new Engine.Core.InputException($"--steps must be at least 1 and --warmup at least 0, got {options.Steps} and {options.Warmup}");
         }
 
         var config = options.ToConfig();
+        if (config.Fault(TrainStepOptions.Flag) is (string flag, string detail))
+        {
+            throw new Engine.Core.InputException(flag, null, null, detail);
+        }
+
+        if ((long)options.Batch * options.Sequence > TrainStepOptions.MaxTokens || options.Batch < 1)
+        {
+            throw new Engine.Core.InputException(
+                "--batch", null, null, $"must be at least 1, with --batch × --seq at most {TrainStepOptions.MaxTokens:N0}, got {options.Batch} × {options.Sequence}");
+        }
+
         using var model = new Transformer(config, backend);
         model.InitializeWeights(options.Seed);
         int b = options.Batch, t = options.Sequence, n = b * t;

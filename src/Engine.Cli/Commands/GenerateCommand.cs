@@ -106,10 +106,15 @@ internal static class GenerateCommand
                 Seed = parse.GetValue(seed),
                 StopTokens = stops,
             };
-            options.Validate();
+            OptionChecks.Validate(options.Validate, null);
 
             using var backend = DeviceOption.CreateBackend(parse.GetValue(device), parse.GetValue(threads));
             using var net = HfCheckpoint.Load(dir, backend, trainable: false);
+            if (ids.Count > net.Config.MaxSequenceLength)
+            {
+                throw new CommandException($"--prompt: {ids.Count} tokens do not fit the model's context of {net.Config.MaxSequenceLength}");
+            }
+
             using var generator = new Generator(net);
             var stream = new TextStream(tok, stops);
             var output = Console.Out;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Engine.Core;
 using Engine.Core.Backends;
 using Engine.Models;
 using Engine.Models.Formats;
@@ -43,6 +44,9 @@ internal static class InfoCommand
         return command;
     }
 
+    /// <summary>Largest B·T the memory estimate accepts (the activation layout indexes N = B·T positions with an int).</summary>
+    public const int MaxTokensPerStep = 1 << 24;
+
     /// <summary>Everything the command prints.</summary>
     internal sealed record ModelInfo(string ConfigPath, HfModelConfig Config, string? WeightsDescription, int Batch, int Time, TrainingMemory Memory);
 
@@ -53,21 +57,18 @@ internal static class InfoCommand
             throw new CommandException($"--batch must be positive and --seq non-negative, got {batch} and {seq}");
         }
 
-        HfModelConfig config;
-        try
-        {
-            config = HfCheckpoint.ReadConfig(path);
-        }
-        catch (Exception e) when (e is FormatException or NotSupportedException)
-        {
-            throw new CommandException(e.Message, e);
-        }
-
+        // The config's sizes are bounded (TransformerConfig.Fault) and every figure below is arithmetic in long: nothing is allocated.
+        var config = HfCheckpoint.ReadConfig(path);
         var model = config.Model;
         int time = seq > 0 ? seq : Math.Min(model.MaxSequenceLength, 1024);
         if (time > model.MaxSequenceLength)
         {
             throw new CommandException($"--seq {time} exceeds the model's maximum sequence length of {model.MaxSequenceLength}");
+        }
+
+        if ((long)batch * time > MaxTokensPerStep)
+        {
+            throw new CommandException($"--batch {batch} × --seq {time} = {(long)batch * time:N0} tokens per step, over the limit of {MaxTokensPerStep:N0}");
         }
 
         string configPath = Directory.Exists(path) ? Path.Combine(path, HfCheckpoint.ConfigFile) : path;
@@ -173,19 +174,12 @@ internal static class InfoCommand
         long tensors = 0, bytes = 0;
         foreach (string f in files)
         {
-            try
+            using var file = SafetensorsFile.Open(f);
+            tensors += file.Tensors.Count;
+            bytes += file.DataLength;
+            foreach (var t in file.Tensors)
             {
-                using var file = SafetensorsFile.Open(f);
-                tensors += file.Tensors.Count;
-                bytes += file.DataLength;
-                foreach (var t in file.Tensors)
-                {
-                    dtypes.Add(t.DType.HeaderName());
-                }
-            }
-            catch (SafetensorsException e)
-            {
-                throw new CommandException(e.Message, e);
+                dtypes.Add(t.DType.HeaderName());
             }
         }
 
@@ -259,10 +253,19 @@ internal sealed class PlanFlags
             CachedReferenceLogProbs = parse.GetValue(CachedReference),
         };
         using var backend = DeviceOption.CreateBackend(parse.GetValue(Device), threads: 1);
-        var plan = method == "ppo"
-            ? MemoryPlan.Ppo(actor, parse.GetValue(Critic) is string c ? Config(c, "--critic") : reward, reward, shape, backend, reference)
-            : MemoryPlan.OnlineDpo(actor, reward, shape, backend, reference);
-        return (plan, backend.QueryMemory());
+        var critic = method == "ppo" && parse.GetValue(Critic) is string c ? Config(c, "--critic") : reward;
+        try
+        {
+            var plan = method == "ppo"
+                ? MemoryPlan.Ppo(actor, critic, reward, shape, backend, reference)
+                : MemoryPlan.OnlineDpo(actor, reward, shape, backend, reference);
+            return (plan, backend.QueryMemory());
+        }
+        catch (ArgumentException e)
+        {
+            // The shapes come from the --plan flags; MemoryPlan names the one out of range.
+            throw new CommandException($"--plan {method}: {e.Message}", e);
+        }
     }
 
     private static TransformerConfig Config(string path, string flag)
@@ -271,7 +274,7 @@ internal sealed class PlanFlags
         {
             return HfCheckpoint.ReadConfig(path).Model;
         }
-        catch (Exception e) when (e is FormatException or NotSupportedException or IOException)
+        catch (InputException e)
         {
             throw new CommandException($"{flag}: {e.Message}", e);
         }

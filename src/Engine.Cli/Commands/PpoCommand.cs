@@ -104,7 +104,7 @@ internal static class PpoCommand
         {
             return RolloutPrompts.Tokenize(examples, session.Encoder, options.MaxPromptLength, session.Template);
         }
-        catch (ArgumentException e)
+        catch (DatasetException e)
         {
             throw new CommandException($"--prompts: {e.Message}", e);
         }

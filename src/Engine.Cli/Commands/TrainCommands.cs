@@ -105,7 +105,7 @@ internal static class TrainCommands
             var validation = session.EvalData();
             var demonstrations = session.Read(parse.GetValue(demos), "--demos");
             var rmOptions = new RewardModelOptions { CenterRewardsCoefficient = parse.GetValue(center) };
-            rmOptions.Validate();
+            OptionChecks.Validate(rmOptions.Validate, null);
             using var model = session.LoadModel(load: new HfLoadOptions { Head = HeadKind.Scalar, HeadSeed = session.Options.Seed });
             CheckVocabulary(model, session.Tokenizer.VocabSize);
             var collator = session.Collator();
@@ -188,7 +188,7 @@ internal static class TrainCommands
             }
 
             var dpoOptions = Flags(DpoDefaults);
-            dpoOptions.Validate();
+            OptionChecks.Validate(dpoOptions.Validate, null);
             using var session = TrainingSession<TrainerOptions>.Open(flags, parse);
             var train = session.TrainData();
             var validation = session.EvalData();
@@ -234,7 +234,7 @@ internal static class TrainCommands
     {
         using var session = TrainingSession<OnlineDpoOptions>.Open(flags, parse);
         var options = session.Options with { Dpo = dpoFlags(session.Options.Dpo) };
-        options.Validate();
+        OptionChecks.Validate(options.Validate, parse.GetValue(flags.Config));
         referenceDir ??= session.ModelDirectory!;
         ModelInputs.ExistingDirectory(referenceDir, "--ref");
         ModelInputs.ExistingDirectory(rewardDir, "--reward");

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Engine.Core.Backends;
+using Engine.Core.IO;
 using Engine.Models;
 using Engine.Models.Chat;
 using Engine.Models.HuggingFace;
@@ -109,7 +110,8 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     {
         var options = ReadOptions(parse.GetValue(flags.Config), parse.GetValue(flags.Set) ?? []);
         options = options with { OutputDirectory = parse.GetValue(flags.Out)!, Resume = parse.GetValue(flags.Resume) || options.Resume };
-        options.Validate();
+        OptionChecks.Validate(options.Validate, parse.GetValue(flags.Config));
+        ModelInputs.WritableDirectory(options.OutputDirectory, "--out");
 
         string? modelDir = parse.GetValue(flags.Model) is string given ? ModelInputs.ExistingDirectory(given, "--model") : null;
 
@@ -313,6 +315,25 @@ internal static class ModelInputs
     /// <summary>Prints a warning line on stderr: <c>engine: warning: ...</c>.</summary>
     public static void Warn(string warning) => Console.Error.WriteLine($"engine: warning: {warning}");
 
+    /// <summary>
+    /// Creates <paramref name="path"/> if needed and checks a file can be written in it, so an unwritable output fails
+    /// before any work with one error naming <paramref name="flag"/> (the probe file is deleted on close).
+    /// </summary>
+    public static void WritableDirectory(string path, string flag)
+    {
+        try
+        {
+            Directory.CreateDirectory(path);
+            using var probe = new FileStream(
+                Path.Combine(path, $".engine-write-test-{Environment.ProcessId}"), FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            string why = e is UnauthorizedAccessException ? "permission denied" : e.Message;
+            throw new CommandException($"{flag}: cannot write to directory '{path}': {why}", e);
+        }
+    }
+
     private static readonly string[] EosCandidates = ["<|endoftext|>", "</s>", "<|end_of_text|>", "<|im_end|>", "<eos>"];
 
     /// <summary>--tokenizer, else tokenizer.json in <paramref name="directory"/>; it must exist.</summary>
@@ -388,7 +409,7 @@ internal static class ModelInputs
             SkipBadLines = skipBadLines,
             OnSkippedLine = e => Warn($"skipped {e.Message}"),
         };
-        var examples = JsonlReader.ReadAll(path, options).ToList();
+        var examples = InputFiles.Guard(path, $"the {flag} file", () => JsonlReader.ReadAll(path, options).ToList());
         return examples.Count > 0 ? examples : throw new CommandException($"{flag}: '{path}' holds no examples");
     }
 }

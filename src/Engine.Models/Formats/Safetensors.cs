@@ -3,6 +3,7 @@ using System.IO.MemoryMappedFiles;
 using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
+using Engine.Core.IO;
 
 namespace Engine.Models.Formats;
 
@@ -79,7 +80,7 @@ public sealed unsafe class SafetensorsFile : IDisposable
             throw new PlatformNotSupportedException("safetensors data is little-endian; this reader needs a little-endian host");
         }
 
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.RandomAccess);
+        var stream = InputFiles.OpenRead(path, "the safetensors file", FileOptions.RandomAccess);
         MemoryMappedFile? map = null;
         MemoryMappedViewAccessor? view = null;
         try

@@ -1,10 +1,12 @@
+using Engine.Core;
+
 namespace Engine.Models.Formats;
 
 /// <summary>
 /// A safetensors file breaks the format. The message names the file, the tensor (when one is involved) and the
 /// header field at fault, so a bad checkpoint can be diagnosed from the message alone.
 /// </summary>
-public sealed class SafetensorsException : Exception
+public sealed class SafetensorsException : InputException
 {
     /// <summary>Creates an exception with no details.</summary>
     public SafetensorsException()
@@ -44,7 +46,7 @@ public sealed class SafetensorsException : Exception
     public string? TensorName { get; }
 
     /// <summary>The header field at fault.</summary>
-    public string? Field { get; }
+    public new string? Field { get; }
 
     private static string Format(string path, string? tensorName, string field, string detail) =>
         tensorName is null

@@ -2,7 +2,9 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Engine.Core;
 using Engine.Core.Backends;
+using Engine.Core.IO;
 using Engine.Models.Chat;
 using Engine.Models.Formats;
 
@@ -57,9 +59,9 @@ public sealed record HfSaveOptions
 /// <summary>
 /// Hugging Face checkpoint directories: <c>config.json</c> plus <c>model.safetensors</c>, or
 /// <c>model.safetensors.index.json</c> and its shards, for model types gpt2, llama, qwen2 and mistral. Weights stored as
-/// F32, BF16 or F16 are converted to float32 on load. Faults in the files throw <see cref="InvalidDataException"/> naming
-/// the file, the tensor and what is wrong; faults in config.json throw <see cref="FormatException"/> or
-/// <see cref="NotSupportedException"/> (see <see cref="HfConfig"/>).
+/// F32, BF16 or F16 are converted to float32 on load. Faults in the files, and config.json sizes the weights do not
+/// have, throw <see cref="InputException"/> naming the file, the field or tensor and what is wrong, before any of the
+/// model's buffers is allocated.
 /// </summary>
 public static partial class HfCheckpoint
 {
@@ -87,17 +89,20 @@ public static partial class HfCheckpoint
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string file = Directory.Exists(path) ? Path.Combine(path, ConfigFile) : path;
-        if (!File.Exists(file))
+        if (!File.Exists(file) && !Directory.Exists(file))
         {
-            throw new FileNotFoundException(
-                Directory.Exists(path) ? $"{path}: no {ConfigFile} in this directory; a Hugging Face checkpoint needs one" : $"{path}: no such file or directory",
-                file);
+            throw new InputException(
+                path, null, null, Directory.Exists(path) ? $"no {ConfigFile} in this directory; a Hugging Face checkpoint needs one" : "no such file or directory");
         }
 
         return HfConfig.ReadFile(file);
     }
 
-    /// <summary>Creates a model from a checkpoint directory: its config, then every weight.</summary>
+    /// <summary>
+    /// Creates a model from a checkpoint directory: its config, then every weight. Every tensor's name, shape and dtype is
+    /// checked against the config from the safetensors headers before the model's buffers are allocated, so a config.json
+    /// that claims more than the weights hold fails at once and allocates nothing.
+    /// </summary>
     public static Transformer Load(string directory, Backend backend, bool trainable = true, HfLoadOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(backend);
@@ -108,10 +113,12 @@ public static partial class HfCheckpoint
             config = config with { Head = head };
         }
 
+        using var files = CheckpointFiles.Open(directory);
+        var weights = Resolve(files, config, directory, options);
         var model = new Transformer(config, backend, trainable);
         try
         {
-            LoadWeights(model, directory, options);
+            weights.CopyInto(model);
             return model;
         }
         catch
@@ -129,9 +136,14 @@ public static partial class HfCheckpoint
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(directory);
-        options ??= new HfLoadOptions();
         using var files = CheckpointFiles.Open(directory);
-        var config = model.Config;
+        Resolve(files, model.Config, directory, options ?? new HfLoadOptions()).CopyInto(model);
+    }
+
+    // Finds and checks every tensor a model of config has, reading only headers (and, for a tied head, the two tables).
+    private static ResolvedWeights Resolve(CheckpointFiles files, TransformerConfig config, string directory, HfLoadOptions options)
+    {
+        var mismatch = new ConfigMismatch(Path.Combine(directory, ConfigFile), config, files);
         var resolved = new Dictionary<string, StoredTensor>(StringComparer.Ordinal);
         bool initializeScoreHead = false;
         foreach (var map in HfWeightMap.For(config))
@@ -145,82 +157,55 @@ public static partial class HfCheckpoint
 
             if (stored is null)
             {
+                mismatch.ThrowIfLayersMissing(map.HfName);
                 string hint = map.EngineName == Names.ScoreWeight
                     ? " (a language-model checkpoint: load it with HfLoadOptions.Head = Scalar to start a reward model or critic from it)"
                     : "";
-                throw new InvalidDataException($"{files.Describe()}: tensor '{map.HfName}' is missing (expected shape {map.HfShape}){hint}");
+                throw new InputException(files.Describe(), null, null, $"tensor '{map.HfName}' is missing (expected shape {map.HfShape}){hint}");
             }
 
-            CheckShapeAndType(stored, map.HfShape);
+            CheckShapeAndType(stored, map.HfShape, mismatch);
             resolved.Add(map.HfName, stored);
         }
 
+        var used = new HashSet<string>(resolved.Values.Select(t => t.Info.Name), StringComparer.Ordinal);
+
         // The head the model does not have: an LM head when loading as a scalar model, or the score head when loading
         // as a language model, is accepted (not an unknown tensor) only when the caller asked for the swap.
-        var droppedHead = new HashSet<string>(StringComparer.Ordinal);
         if (options.Head == config.Head)
         {
-            string[] other = config.Head == HeadKind.Scalar ? [HfWeightMap.LmHead] : [HfWeightMap.ScoreWeight];
-            foreach (string name in other)
+            string other = config.Head == HeadKind.Scalar ? HfWeightMap.LmHead : HfWeightMap.ScoreWeight;
+            if (files.Find(other, config.Architecture) is { } dropped)
             {
-                if (files.Find(name, config.Architecture) is { } t)
-                {
-                    droppedHead.Add(t.Info.Name);
-                }
+                used.Add(dropped.Info.Name);
             }
         }
 
-        float scoreBias = 0f;
-        RewardStatistics? rewardStatistics = null;
-        if (config.Head == HeadKind.Scalar && !initializeScoreHead)
-        {
-            (scoreBias, rewardStatistics) = RewardHeadFile.Read(directory);
-        }
-
-        StoredTensor? tiedHead = null;
+        var (scoreBias, rewardStatistics) = config.Head == HeadKind.Scalar && !initializeScoreHead ? RewardHeadFile.Read(directory) : (0f, null);
         if (config.Head == HeadKind.LanguageModel && config.TiedEmbeddings && files.Find(HfWeightMap.LmHead, config.Architecture) is { } head)
         {
             var embedding = resolved[HfWeightMap.For(config)[0].HfName];
-            CheckShapeAndType(head, new Core.Tensors.Shape(config.VocabSize, config.Channels));
+            CheckShapeAndType(head, new Core.Tensors.Shape(config.VocabSize, config.Channels), mismatch);
             if (!head.Read().AsSpan().SequenceEqual(embedding.Read()))
             {
-                throw new InvalidDataException(
-                    $"{head.File.Path}: tensor 'lm_head.weight' differs from the token embedding, but config.json sets tie_word_embeddings; " +
-                    "set it to false to load an untied head");
+                throw new InputException(
+                    head.File.Path, null, null,
+                    "tensor 'lm_head.weight' differs from the token embedding, but config.json sets tie_word_embeddings; set it to false to load an untied head");
             }
 
-            tiedHead = head;
+            used.Add(head.Info.Name);
         }
 
-        if (!options.IgnoreUnknownTensors)
+        var unknown = files.Names.Where(n => !used.Contains(n) && !IsBuffer(n)).ToList();
+        if (!options.IgnoreUnknownTensors && unknown.Count > 0)
         {
-            var used = new HashSet<string>(resolved.Values.Select(t => t.Info.Name), StringComparer.Ordinal);
-            if (tiedHead is not null)
-            {
-                used.Add(tiedHead.Info.Name);
-            }
-
-            used.UnionWith(droppedHead);
-
-            var unknown = files.Names.Where(n => !used.Contains(n) && !IsBuffer(n)).ToList();
-            if (unknown.Count > 0)
-            {
-                throw new InvalidDataException(
-                    $"{files.Describe()}: {unknown.Count} tensor(s) do not belong to a {config.Layers}-layer {HfConfig.DefaultModelType(config)} model of this config, " +
-                    $"e.g. '{unknown[0]}' (pass IgnoreUnknownTensors to load anyway)");
-            }
+            throw new InputException(
+                files.Describe(), null, null,
+                $"{unknown.Count} tensor(s) do not belong to a {config.Layers}-layer {HfConfig.DefaultModelType(config)} model of this config, " +
+                $"e.g. '{unknown[0]}' (pass IgnoreUnknownTensors to load anyway)");
         }
 
-        model.LoadHuggingFaceWeights((name, shape) => resolved.TryGetValue(name, out var t) ? t.Read() : new float[shape.ElementCount]);
-        if (initializeScoreHead)
-        {
-            model.InitializeScoreHead(options.HeadSeed);
-        }
-        else if (config.Head == HeadKind.Scalar)
-        {
-            model.ScoreBias = scoreBias;
-            model.RewardStatistics = rewardStatistics;
-        }
+        return new ResolvedWeights(resolved, initializeScoreHead, options.HeadSeed, scoreBias, rewardStatistics);
     }
 
     /// <summary>
@@ -337,7 +322,7 @@ public static partial class HfCheckpoint
     {
         if (!Directory.Exists(source))
         {
-            throw new DirectoryNotFoundException($"{source}: tokenizer directory not found");
+            throw new InputException(source, null, null, "tokenizer directory not found");
         }
 
         if (string.Equals(Path.GetFullPath(source).TrimEnd(Path.DirectorySeparatorChar), Path.GetFullPath(destination).TrimEnd(Path.DirectorySeparatorChar), StringComparison.Ordinal))
@@ -369,20 +354,21 @@ public static partial class HfCheckpoint
         || name.EndsWith(".attn.masked_bias", StringComparison.Ordinal)
         || name.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal);
 
-    private static void CheckShapeAndType(StoredTensor stored, Core.Tensors.Shape expected)
+    private static void CheckShapeAndType(StoredTensor stored, Core.Tensors.Shape expected, ConfigMismatch mismatch)
     {
         var info = stored.Info;
         if (info.DType is not (SafetensorsDType.F32 or SafetensorsDType.BF16 or SafetensorsDType.F16))
         {
-            throw new InvalidDataException(
-                $"{stored.File.Path}: tensor '{info.Name}' is stored as {info.DType.HeaderName()}; weights must be F32, BF16 or F16");
+            throw new InputException(
+                stored.File.Path, null, null, $"tensor '{info.Name}' is stored as {info.DType.HeaderName()}; weights must be F32, BF16 or F16");
         }
 
         bool same = info.Shape.Count == expected.Rank && Enumerable.Range(0, expected.Rank).All(i => info.Shape[i] == expected[i]);
         if (!same)
         {
-            throw new InvalidDataException(
-                $"{stored.File.Path}: tensor '{info.Name}' has shape [{string.Join(", ", info.Shape)}], the config needs {expected}");
+            string detail = $"tensor '{info.Name}' has shape [{string.Join(", ", info.Shape)}], the config needs {expected}";
+            mismatch.ThrowIfOneSize(info, expected, $"{detail} in {stored.File.Path}");
+            throw new InputException(stored.File.Path, null, null, detail);
         }
     }
 
@@ -423,6 +409,77 @@ public static partial class HfCheckpoint
         }
     }
 
+    /// <summary>The checked tensors of a checkpoint and what to do with the head, ready to copy into a model of the config.</summary>
+    private sealed record ResolvedWeights(
+        Dictionary<string, StoredTensor> Tensors, bool InitializeScoreHead, ulong HeadSeed, float ScoreBias, RewardStatistics? Statistics)
+    {
+        public void CopyInto(Transformer model)
+        {
+            model.LoadHuggingFaceWeights((name, shape) => Tensors.TryGetValue(name, out var t) ? t.Read() : new float[shape.ElementCount]);
+            if (InitializeScoreHead)
+            {
+                model.InitializeScoreHead(HeadSeed);
+            }
+            else if (model.Config.Head == HeadKind.Scalar)
+            {
+                model.ScoreBias = ScoreBias;
+                model.RewardStatistics = Statistics;
+            }
+        }
+    }
+
+    /// <summary>Blames config.json's field when the weights disagree with one of its sizes.</summary>
+    private sealed partial class ConfigMismatch(string configPath, TransformerConfig config, CheckpointFiles files)
+    {
+        /// <summary>A layer tensor is missing because config.json counts more layers than the weights hold: names the layer field.</summary>
+        public void ThrowIfLayersMissing(string tensor)
+        {
+            int stored = files.Names.Select(n => LayerIndex().Match(n)).Where(m => m.Success)
+                .Select(m => int.Parse(m.Groups[1].ValueSpan, CultureInfo.InvariantCulture) + 1).DefaultIfEmpty(0).Max();
+            if (LayerIndex().IsMatch(tensor) && stored < config.Layers)
+            {
+                throw new InputException(
+                    configPath, null, Field(nameof(TransformerConfig.Layers)),
+                    $"{config.Layers} layers do not fit the weights ({stored} found in {files.Describe()})");
+            }
+        }
+
+        /// <summary>A tensor whose shape differs from the config's in one dimension that is one of config.json's sizes.</summary>
+        public void ThrowIfOneSize(TensorInfo stored, Core.Tensors.Shape expected, string detail)
+        {
+            if (stored.Shape.Count != expected.Rank)
+            {
+                return;
+            }
+
+            var differing = Enumerable.Range(0, expected.Rank).Where(i => stored.Shape[i] != expected[i]).ToList();
+            if (differing.Count != 1)
+            {
+                return;
+            }
+
+            long wanted = expected[differing[0]];
+            (string Property, long Value)[] sizes =
+            [
+                (nameof(TransformerConfig.VocabSize), config.VocabSize), (nameof(TransformerConfig.MaxSequenceLength), config.MaxSequenceLength),
+                (nameof(TransformerConfig.Channels), config.Channels), (nameof(TransformerConfig.HiddenChannels), config.MlpChannels),
+            ];
+            foreach (var (property, value) in sizes)
+            {
+                if (value == wanted)
+                {
+                    throw new InputException(
+                        configPath, null, Field(property), $"{value} does not fit the weights: {detail} (the weights have {stored.Shape[differing[0]]})");
+                }
+            }
+        }
+
+        private string Field(string property) => HfConfig.JsonField(property, config.Architecture);
+
+        [GeneratedRegex(@"\.(?:h|layers)\.(\d{1,9})\.", RegexOptions.CultureInvariant)]
+        private static partial Regex LayerIndex();
+    }
+
     /// <summary>One tensor in one opened file.</summary>
     private sealed record StoredTensor(SafetensorsFile File, TensorInfo Info)
     {
@@ -442,7 +499,7 @@ public static partial class HfCheckpoint
         {
             if (!Directory.Exists(directory))
             {
-                throw new DirectoryNotFoundException($"{directory}: checkpoint directory not found");
+                throw new InputException(directory, null, null, "checkpoint directory not found");
             }
 
             var result = new CheckpointFiles();
@@ -465,7 +522,7 @@ public static partial class HfCheckpoint
                     string hint = File.Exists(Path.Combine(directory, "pytorch_model.bin"))
                         ? " (pytorch_model.bin is a pickle, which Engine does not read; convert it to safetensors)"
                         : "";
-                    throw new FileNotFoundException($"{directory}: neither {WeightsFile} nor {IndexFile} found{hint}", single);
+                    throw new InputException(directory, null, null, $"neither {WeightsFile} nor {IndexFile} found{hint}");
                 }
 
                 return result;
@@ -492,7 +549,7 @@ public static partial class HfCheckpoint
             byName.TryGetValue(hfName[prefix.Length..], out var bare);
             if (direct is not null && bare is not null)
             {
-                throw new InvalidDataException($"{source}: tensor '{hfName}' is stored twice, with and without the '{prefix}' prefix");
+                throw new InputException(source, null, null, $"tensor '{hfName}' is stored twice, with and without the '{prefix}' prefix");
             }
 
             return direct ?? bare;
@@ -509,15 +566,15 @@ public static partial class HfCheckpoint
         private void OpenShards(string directory, string index)
         {
             var shardOf = ReadIndex(directory, index);
-            string root = Path.GetFullPath(directory);
             foreach (var shard in shardOf.Values.Distinct(StringComparer.Ordinal))
             {
-                string path = Path.Combine(root, shard);
-                if (!File.Exists(path))
+                string field = $"weight_map['{shardOf.First(kv => kv.Value == shard).Key}']";
+                if (!File.Exists(Path.Combine(directory, shard)) && !Directory.Exists(Path.Combine(directory, shard)))
                 {
-                    throw new FileNotFoundException($"{index}: shard '{shard}' is listed but not present in {directory}", path);
+                    throw new InputException(index, null, field, $"shard '{shard}' is listed but not present in {directory}");
                 }
 
+                string path = InputFiles.ResolveInside(directory, shard, index, field);
                 var expected = shardOf.Where(kv => kv.Value == shard).Select(kv => kv.Key).ToHashSet(StringComparer.Ordinal);
                 Add(SafetensorsFile.Open(path), expected);
             }
@@ -530,7 +587,7 @@ public static partial class HfCheckpoint
                 if (doc.RootElement.ValueKind != JsonValueKind.Object
                     || !doc.RootElement.TryGetProperty("weight_map", out var weightMap) || weightMap.ValueKind != JsonValueKind.Object)
                 {
-                    throw new InvalidDataException($"{index}: field 'weight_map' is missing or not an object");
+                    throw new InputException(index, null, "weight_map", "is missing or not an object");
                 }
 
                 string root = Path.GetFullPath(directory);
@@ -539,7 +596,7 @@ public static partial class HfCheckpoint
                 {
                     if (entry.Value.ValueKind != JsonValueKind.String)
                     {
-                        throw new InvalidDataException($"{index}: weight_map['{entry.Name}'] must be a file name, got {entry.Value.GetRawText()}");
+                        throw new InputException(index, null, $"weight_map['{entry.Name}']", $"must be a file name, got {entry.Value.GetRawText()}");
                     }
 
                     string shard = entry.Value.GetString()!;
@@ -547,12 +604,12 @@ public static partial class HfCheckpoint
                     if (shard.Length == 0 || shard.Contains('/', StringComparison.Ordinal) || shard.Contains('\\', StringComparison.Ordinal)
                         || shard is "." or ".." || Path.IsPathRooted(shard) || Path.GetDirectoryName(full) != root.TrimEnd(Path.DirectorySeparatorChar))
                     {
-                        throw new InvalidDataException($"{index}: weight_map['{entry.Name}'] = '{shard}' is not a file name inside the checkpoint directory");
+                        throw new InputException(index, null, $"weight_map['{entry.Name}']", $"'{shard}' is not a file name inside the checkpoint directory");
                     }
 
                     if (!shardOf.TryAdd(entry.Name, shard))
                     {
-                        throw new InvalidDataException($"{index}: tensor '{entry.Name}' is listed twice in weight_map");
+                        throw new InputException(index, null, "weight_map", $"tensor '{entry.Name}' is listed twice in weight_map");
                     }
                 }
 
@@ -567,12 +624,12 @@ public static partial class HfCheckpoint
             {
                 if (byName.TryGetValue(info.Name, out var other))
                 {
-                    throw new InvalidDataException($"tensor '{info.Name}' is stored in two shards: {other.File.Path} and {file.Path}");
+                    throw new InputException(file.Path, null, null, $"tensor '{info.Name}' is stored in two shards: {other.File.Path} and {file.Path}");
                 }
 
                 if (expected is not null && !expected.Contains(info.Name))
                 {
-                    throw new InvalidDataException($"{file.Path}: tensor '{info.Name}' is not listed for this shard in {source}");
+                    throw new InputException(file.Path, null, null, $"tensor '{info.Name}' is not listed for this shard in {source}");
                 }
 
                 byName.Add(info.Name, new StoredTensor(file, info));
@@ -580,7 +637,7 @@ public static partial class HfCheckpoint
 
             if (expected is not null && expected.FirstOrDefault(n => !byName.ContainsKey(n)) is { } absent)
             {
-                throw new InvalidDataException($"{source}: tensor '{absent}' is listed in {Path.GetFileName(file.Path)}, which does not contain it");
+                throw new InputException(source, null, "weight_map", $"tensor '{absent}' is listed in {Path.GetFileName(file.Path)}, which does not contain it");
             }
         }
     }

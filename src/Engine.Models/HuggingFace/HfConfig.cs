@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Engine.Core;
+using Engine.Core.IO;
 
 namespace Engine.Models.HuggingFace;
 
@@ -33,31 +35,18 @@ public static class HfConfig
     public const int MaxFileBytes = 4 << 20;
 
     /// <summary>Parses the JSON text; <paramref name="source"/> names the file in error messages.</summary>
-    /// <exception cref="FormatException">The JSON is malformed or a field is missing or mistyped.</exception>
-    /// <exception cref="NotSupportedException">The model type or a feature it uses is not supported.</exception>
+    /// <exception cref="InputException">The JSON is malformed, a field is missing, mistyped or out of range, or the model type or a feature it uses is not supported.</exception>
     public static TransformerConfig Parse(string json, string source = "config.json") => Read(json, source).Model;
 
     /// <summary>Reads a config.json file (size-checked before it is read).</summary>
     public static HfModelConfig ReadFile(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        var info = new FileInfo(path);
-        if (!info.Exists)
-        {
-            throw new FileNotFoundException($"{path}: no such file", path);
-        }
-
-        if (info.Length > MaxFileBytes)
-        {
-            throw new FormatException($"{path}: {info.Length} bytes is too large for a config.json (limit {MaxFileBytes})");
-        }
-
-        return Read(File.ReadAllText(path, Encoding.UTF8), path);
+        return Read(InputFiles.ReadAllText(path, MaxFileBytes, "the model config"), path);
     }
 
     /// <summary>Parses the JSON text into the architecture plus the fields a saved checkpoint keeps.</summary>
-    /// <exception cref="FormatException">The JSON is malformed or a field is missing or mistyped.</exception>
-    /// <exception cref="NotSupportedException">The model type or a feature it uses is not supported.</exception>
+    /// <exception cref="InputException">The JSON is malformed, a field is missing, mistyped or out of range, or the model type or a feature it uses is not supported.</exception>
     public static HfModelConfig Read(string json, string source = "config.json")
     {
         ArgumentNullException.ThrowIfNull(json);
@@ -68,7 +57,7 @@ public static class HfConfig
         }
         catch (JsonException e)
         {
-            throw new FormatException($"{source}: not valid JSON (line {e.LineNumber + 1}): {e.Message}", e);
+            throw new InputException(source, e.LineNumber + 1, null, $"not valid JSON: {e.Message}", e);
         }
 
         using (doc)
@@ -76,7 +65,7 @@ public static class HfConfig
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
             {
-                throw new FormatException($"{source}: expected a JSON object");
+                throw new InputException(source, null, null, "expected a JSON object");
             }
 
             string type = String(root, "model_type", source);
@@ -84,19 +73,22 @@ public static class HfConfig
             {
                 "gpt2" => Gpt2(root, source),
                 "llama" or "mistral" or "qwen2" => Llama(root, type, source),
-                _ => throw new NotSupportedException($"{source}: model_type '{type}' is not supported (gpt2, llama, qwen2, mistral are)"),
+                _ => throw new InputException(source, null, "model_type", $"'{type}' is not supported (gpt2, llama, qwen2, mistral are)"),
             };
             config = config with { Head = ReadHead(root, source) };
-            try
+            if (config.Fault(property => JsonField(property, config.Architecture)) is (string field, string detail))
             {
-                config.Validate();
-            }
-            catch (ArgumentException e)
-            {
-                throw new FormatException($"{source}: {e.Message}", e);
+                throw new InputException(source, null, field, detail);
             }
 
-            return new HfModelConfig(config, type, OptionalString(root, "torch_dtype", source), OptionalInt(root, "bos_token_id", source), EosIds(root, source));
+            int? bos = TokenId(OptionalInt(root, "bos_token_id", source), "bos_token_id", config.VocabSize, source);
+            int[] eos = EosIds(root, source);
+            foreach (int id in eos)
+            {
+                TokenId(id, "eos_token_id", config.VocabSize, source);
+            }
+
+            return new HfModelConfig(config, type, OptionalString(root, "torch_dtype", source), bos, eos);
         }
     }
 
@@ -217,6 +209,26 @@ public static class HfConfig
     /// <summary>Writes the config.json of a model with no special-token ids (see <see cref="ToJson(HfModelConfig)"/>).</summary>
     public static string ToJson(TransformerConfig config, string? torchDtype = "float32") => ToJson(HfModelConfig.For(config, torchDtype));
 
+    /// <summary>The config.json field that holds a <see cref="TransformerConfig"/> property for an architecture (e.g. Layers is n_layer for GPT-2).</summary>
+    public static string JsonField(string property, Architecture architecture)
+    {
+        bool gpt2 = architecture == Architecture.Gpt2;
+        return property switch
+        {
+            nameof(TransformerConfig.VocabSize) => "vocab_size",
+            nameof(TransformerConfig.MaxSequenceLength) => gpt2 ? "n_positions" : "max_position_embeddings",
+            nameof(TransformerConfig.Layers) => gpt2 ? "n_layer" : "num_hidden_layers",
+            nameof(TransformerConfig.Channels) => gpt2 ? "n_embd" : "hidden_size",
+            nameof(TransformerConfig.Heads) => gpt2 ? "n_head" : "num_attention_heads",
+            nameof(TransformerConfig.KvHeads) => gpt2 ? "n_head" : "num_key_value_heads",
+            nameof(TransformerConfig.HeadSize) => gpt2 ? "n_head" : "head_dim",
+            nameof(TransformerConfig.HiddenChannels) => gpt2 ? "n_inner" : "intermediate_size",
+            nameof(TransformerConfig.NormEpsilon) => gpt2 ? "layer_norm_epsilon" : "rms_norm_eps",
+            nameof(TransformerConfig.RopeTheta) => "rope_theta",
+            _ => property,
+        };
+    }
+
     /// <summary>The model type an architecture is saved as: gpt2, qwen2 (q/k/v bias) or llama.</summary>
     public static string DefaultModelType(TransformerConfig config)
     {
@@ -252,7 +264,7 @@ public static class HfConfig
 
         if (list.ValueKind != JsonValueKind.Array || list.EnumerateArray().Any(a => a.ValueKind != JsonValueKind.String))
         {
-            throw new FormatException($"{source}: field 'architectures' must be a list of strings, got {list.GetRawText()}");
+            throw new InputException(source, null, "architectures", $"must be a list of strings, got {Clip(list.GetRawText())}");
         }
 
         var names = list.EnumerateArray().Select(a => a.GetString()!).ToList();
@@ -264,7 +276,7 @@ public static class HfConfig
 
         if (names.Count > 1)
         {
-            throw new NotSupportedException($"{source}: field 'architectures' lists {string.Join(", ", names)}; one head per checkpoint is supported");
+            throw new InputException(source, null, "architectures", $"lists {Clip(string.Join(", ", names))}; one head per checkpoint is supported");
         }
 
         int labels = root.TryGetProperty("id2label", out var id2label) && id2label.ValueKind == JsonValueKind.Object
@@ -272,8 +284,8 @@ public static class HfConfig
             : OptionalInt(root, "num_labels", source) ?? 2;
         if (labels != 1)
         {
-            throw new NotSupportedException(
-                $"{source}: {names[0]} with {labels} labels is a classifier; only one label (a reward or value head) is supported");
+            throw new InputException(
+                source, null, "id2label", $"{Clip(names[0])} with {labels} labels is a classifier; only one label (a reward or value head) is supported");
         }
 
         return HeadKind.Scalar;
@@ -298,7 +310,7 @@ public static class HfConfig
             {
                 ids.Add(item.ValueKind == JsonValueKind.Number && item.TryGetInt32(out int id)
                     ? id
-                    : throw new FormatException($"{source}: field 'eos_token_id' must be an integer or a list of integers, got {v.GetRawText()}"));
+                    : throw new InputException(source, null, "eos_token_id", $"must be an integer or a list of integers, got {Clip(v.GetRawText())}"));
             }
 
             return [.. ids];
@@ -312,14 +324,14 @@ public static class HfConfig
         string activation = OptionalString(root, "activation_function", source) ?? "gelu_new";
         if (activation is not ("gelu_new" or "gelu_pytorch_tanh"))
         {
-            throw new NotSupportedException($"{source}: field 'activation_function' is '{activation}'; only the tanh GELU (gelu_new) is supported");
+            throw new InputException(source, null, "activation_function", $"'{Clip(activation)}' is not supported; only the tanh GELU (gelu_new) is");
         }
 
         int c = Int(root, "n_embd", source);
         return TransformerConfig.Gpt2(Int(root, "vocab_size", source), Int(root, "n_positions", source), Int(root, "n_layer", source), c, Int(root, "n_head", source)) with
         {
-            HiddenChannels = OptionalInt(root, "n_inner", source) ?? 4 * c,
-            NormEpsilon = (float)(OptionalDouble(root, "layer_norm_epsilon", source) ?? 1e-5),
+            HiddenChannels = OptionalSize(root, "n_inner", source) ?? 4 * c,
+            NormEpsilon = (float)(Fp32(root, "layer_norm_epsilon", source) ?? 1e-5),
             TiedEmbeddings = OptionalBool(root, "tie_word_embeddings", source) ?? true,
         };
     }
@@ -329,23 +341,23 @@ public static class HfConfig
         string activation = OptionalString(root, "hidden_act", source) ?? "silu";
         if (activation != "silu")
         {
-            throw new NotSupportedException($"{source}: field 'hidden_act' is '{activation}'; only silu (SwiGLU) is supported");
+            throw new InputException(source, null, "hidden_act", $"'{Clip(activation)}' is not supported; only silu (SwiGLU) is");
         }
 
         if (root.TryGetProperty("rope_scaling", out var scaling) && scaling.ValueKind != JsonValueKind.Null)
         {
-            throw new NotSupportedException($"{source}: field 'rope_scaling' is set; scaled RoPE is not supported yet");
+            throw new InputException(source, null, "rope_scaling", "is set; scaled RoPE is not supported yet");
         }
 
         if (OptionalBool(root, "mlp_bias", source) ?? false)
         {
-            throw new NotSupportedException($"{source}: field 'mlp_bias' is true; MLP biases are not supported for {type}");
+            throw new InputException(source, null, "mlp_bias", $"is true; MLP biases are not supported for {type}");
         }
 
         bool bias = type == "qwen2";
         if (type != "qwen2" && (OptionalBool(root, "attention_bias", source) ?? false))
         {
-            throw new NotSupportedException($"{source}: field 'attention_bias' is true for {type}, which adds an o_proj bias; not supported");
+            throw new InputException(source, null, "attention_bias", $"is true for {type}, which adds an o_proj bias; not supported");
         }
 
         int heads = Int(root, "num_attention_heads", source);
@@ -357,11 +369,11 @@ public static class HfConfig
             Layers = Int(root, "num_hidden_layers", source),
             Channels = Int(root, "hidden_size", source),
             Heads = heads,
-            KvHeads = OptionalInt(root, "num_key_value_heads", source) ?? heads,
-            HeadSize = OptionalInt(root, "head_dim", source) ?? 0,
-            HiddenChannels = Int(root, "intermediate_size", source),
-            NormEpsilon = (float)(OptionalDouble(root, "rms_norm_eps", source) ?? 1e-6),
-            RopeTheta = OptionalDouble(root, "rope_theta", source) ?? 10000.0,
+            KvHeads = OptionalSize(root, "num_key_value_heads", source) ?? heads,
+            HeadSize = OptionalSize(root, "head_dim", source) ?? 0,
+            HiddenChannels = OptionalSize(root, "intermediate_size", source) ?? throw new InputException(source, null, "intermediate_size", "is missing"),
+            NormEpsilon = (float)(Fp32(root, "rms_norm_eps", source) ?? 1e-6),
+            RopeTheta = Fp32(root, "rope_theta", source) ?? 10000.0,
             AttentionBias = bias,
             TiedEmbeddings = OptionalBool(root, "tie_word_embeddings", source) ?? false,
         };
@@ -370,15 +382,15 @@ public static class HfConfig
     private static JsonElement Field(JsonElement root, string field, string source) =>
         root.TryGetProperty(field, out var value) && value.ValueKind != JsonValueKind.Null
             ? value
-            : throw new FormatException($"{source}: field '{field}' is missing");
+            : throw new InputException(source, null, field, "is missing");
 
     private static int Int(JsonElement root, string field, string source) =>
-        OptionalInt(root, field, source) ?? throw new FormatException($"{source}: field '{field}' is missing");
+        OptionalInt(root, field, source) ?? throw new InputException(source, null, field, "is missing");
 
     private static string String(JsonElement root, string field, string source)
     {
         var value = Field(root, field, source);
-        return value.ValueKind == JsonValueKind.String ? value.GetString()! : throw new FormatException($"{source}: field '{field}' must be a string");
+        return value.ValueKind == JsonValueKind.String ? value.GetString()! : throw new InputException(source, null, field, $"must be a string, got {Clip(value.GetRawText())}");
     }
 
     private static string? OptionalString(JsonElement root, string field, string source) =>
@@ -393,18 +405,36 @@ public static class HfConfig
 
         return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i)
             ? i
-            : throw new FormatException($"{source}: field '{field}' must be an integer, got {v.GetRawText()}");
+            : throw new InputException(source, null, field, $"must be an integer, got {Clip(v.GetRawText())}");
     }
 
-    private static double? OptionalDouble(JsonElement root, string field, string source)
+    // A size whose absence means a default (n_inner, num_key_value_heads, head_dim): when given, it must be positive,
+    // not silently replaced by that default.
+    private static int? OptionalSize(JsonElement root, string field, string source) =>
+        OptionalInt(root, field, source) is int value && value <= 0
+            ? throw new InputException(source, null, field, $"must be positive (or absent for the default), got {value}")
+            : OptionalInt(root, field, source);
+
+    private static int? TokenId(int? id, string field, int vocabSize, string source) =>
+        id is not int i || (i >= 0 && i < vocabSize)
+            ? id
+            : throw new InputException(source, null, field, $"token id {id} is outside the vocabulary [0, {vocabSize}) of field 'vocab_size'");
+
+    // A norm ε or RoPE θ: finite and positive as the fp32 the kernels use (1e300 and 1e-50 are neither).
+    private static double? Fp32(JsonElement root, string field, string source)
     {
         if (!root.TryGetProperty(field, out var v) || v.ValueKind == JsonValueKind.Null)
         {
             return null;
         }
 
-        return v.ValueKind == JsonValueKind.Number ? v.GetDouble() : throw new FormatException($"{source}: field '{field}' must be a number, got {v.GetRawText()}");
+        double value = v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double d) ? d : double.NaN;
+        return (float)value > 0f && float.IsFinite((float)value)
+            ? value
+            : throw new InputException(source, null, field, $"must be a positive number finite in fp32 (at most {float.MaxValue:G9}, at least {float.Epsilon:G9}), got {Clip(v.GetRawText())}");
     }
+
+    private static string Clip(string text) => text.Length <= 80 ? text : string.Concat(text.AsSpan(0, 77), "...");
 
     private static bool? OptionalBool(JsonElement root, string field, string source)
     {
@@ -415,6 +445,6 @@ public static class HfConfig
 
         return v.ValueKind is JsonValueKind.True or JsonValueKind.False
             ? v.GetBoolean()
-            : throw new FormatException($"{source}: field '{field}' must be true or false, got {v.GetRawText()}");
+            : throw new InputException(source, null, field, $"must be true or false, got {Clip(v.GetRawText())}");
     }
 }

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Engine.Core;
+using Engine.Core.IO;
 
 namespace Engine.Models.HuggingFace;
 
@@ -7,23 +9,18 @@ internal static class JsonFiles
 {
     /// <summary>
     /// Parses <paramref name="path"/>; a file over <paramref name="maxBytes"/> or JSON that is invalid or nested deeper than
-    /// <paramref name="maxDepth"/> throws <see cref="InvalidDataException"/> naming the file (and the line for bad JSON).
+    /// <paramref name="maxDepth"/> throws <see cref="InputException"/> naming the file (and the line for bad JSON).
     /// </summary>
     public static JsonDocument Read(string path, long maxBytes, int maxDepth, string what)
     {
-        long length = new FileInfo(path).Length;
-        if (length > maxBytes)
-        {
-            throw new InvalidDataException($"{path}: {length} bytes is too large for {what} (limit {maxBytes})");
-        }
-
+        byte[] bytes = InputFiles.ReadAllBytes(path, maxBytes, what);
         try
         {
-            return JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = maxDepth });
+            return JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = maxDepth });
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}: not valid JSON (line {e.LineNumber + 1}): {e.Message}", e);
+            throw new InputException(path, e.LineNumber + 1, null, $"{what} is not valid JSON: {e.Message}", e);
         }
     }
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Engine.Core;
 
 namespace Engine.Models.HuggingFace;
 
@@ -57,7 +58,7 @@ public static class RewardHeadFile
 
     /// <summary>
     /// Reads the file of <paramref name="directory"/>: (bias 0, no statistics) when it is absent, as for a reward model
-    /// trained elsewhere. Throws <see cref="InvalidDataException"/> naming the file and field when it is malformed.
+    /// trained elsewhere. Throws <see cref="InputException"/> naming the file and field when it is malformed.
     /// </summary>
     public static (float Bias, RewardStatistics? Statistics) Read(string directory)
     {
@@ -73,18 +74,18 @@ public static class RewardHeadFile
             var root = doc.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
             {
-                throw new InvalidDataException($"{path}: expected a JSON object");
+                throw new InputException(path, null, null, "expected a JSON object");
             }
 
             if (!root.TryGetProperty("format", out var format) || format.ValueKind != JsonValueKind.String || format.GetString() != Format)
             {
-                throw new InvalidDataException($"{path}: field 'format' must be \"{Format}\"");
+                throw new InputException(path, null, "format", $"must be \"{Format}\"");
             }
 
-            double bias = Number(root, "bias", path) ?? throw new InvalidDataException($"{path}: field 'bias' is missing");
+            double bias = Number(root, "bias", path) ?? throw new InputException(path, null, "bias", "is missing");
             if (!float.IsFinite((float)bias))
             {
-                throw new InvalidDataException($"{path}: field 'bias' must be a finite float, got {bias}");
+                throw new InputException(path, null, "bias", $"must be a finite float, got {bias}");
             }
 
             double? mean = Number(root, "reward_mean", path), std = Number(root, "reward_std", path), count = Number(root, "calibration_count", path);
@@ -95,12 +96,17 @@ public static class RewardHeadFile
 
             if (mean is null || std is null || count is null)
             {
-                throw new InvalidDataException($"{path}: fields 'reward_mean', 'reward_std' and 'calibration_count' go together");
+                throw new InputException(path, null, mean is null ? "reward_mean" : std is null ? "reward_std" : "calibration_count", "is missing; 'reward_mean', 'reward_std' and 'calibration_count' go together");
             }
 
-            if (!(std >= 0) || !(count >= 0) || count != Math.Floor(count.Value))
+            if (!(std >= 0))
             {
-                throw new InvalidDataException($"{path}: 'reward_std' must be ≥ 0 and 'calibration_count' a whole number ≥ 0");
+                throw new InputException(path, null, "reward_std", $"must be ≥ 0, got {std}");
+            }
+
+            if (!(count >= 0 && count <= long.MaxValue) || count != Math.Floor(count.Value))
+            {
+                throw new InputException(path, null, "calibration_count", $"must be a whole number ≥ 0, got {count}");
             }
 
             return ((float)bias, new RewardStatistics(mean.Value, std.Value, (long)count.Value));
@@ -114,8 +120,8 @@ public static class RewardHeadFile
             return null;
         }
 
-        return v.ValueKind == JsonValueKind.Number && double.IsFinite(v.GetDouble())
-            ? v.GetDouble()
-            : throw new InvalidDataException($"{path}: field '{field}' must be a finite number, got {v.GetRawText()}");
+        return v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double value) && double.IsFinite(value)
+            ? value
+            : throw new InputException(path, null, field, $"must be a finite number, got {(v.GetRawText() is { Length: > 80 } raw ? raw[..77] + "..." : v.GetRawText())}");
     }
 }

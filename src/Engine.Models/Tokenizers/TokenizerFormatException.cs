@@ -1,3 +1,5 @@
+using Engine.Core;
+
 namespace Engine.Models.Tokenizers;
 
 /// <summary>
@@ -5,7 +7,7 @@ namespace Engine.Models.Tokenizers;
 /// the file and the JSON path of the field at fault (e.g. <c>model.merges[12]</c>), so a bad file can be diagnosed
 /// from the message alone.
 /// </summary>
-public sealed class TokenizerFormatException : Exception
+public sealed class TokenizerFormatException : InputException
 {
     /// <summary>Creates an exception with no details.</summary>
     public TokenizerFormatException()

@@ -1,10 +1,12 @@
+using Engine.Core;
+
 namespace Engine.Training.Data;
 
 /// <summary>
 /// A dataset line is malformed. The message names the file, the line and the field:
 /// <c>data.jsonl:17: field 'chosen': expected a string or a list of messages</c>.
 /// </summary>
-public sealed class DatasetException : FormatException
+public sealed class DatasetException : InputException
 {
     /// <summary>Creates an exception with no details.</summary>
     public DatasetException()
@@ -25,7 +27,7 @@ public sealed class DatasetException : FormatException
 
     /// <summary>Creates an exception about <paramref name="field"/> (null for whole-line faults) of line <paramref name="line"/> of <paramref name="source"/>.</summary>
     public DatasetException(string source, long line, string? field, string detail, Exception? innerException = null)
-        : base(field is null ? $"{source}:{line}: {detail}" : $"{source}:{line}: field '{field}': {detail}", innerException)
+        : base(source, line, field, detail, innerException)
     {
         SourceName = source;
         Line = line;
@@ -37,11 +39,11 @@ public sealed class DatasetException : FormatException
     public string? SourceName { get; }
 
     /// <summary>The 1-based line number.</summary>
-    public long Line { get; }
+    public new long Line { get; }
 
     /// <summary>The field at fault as spelled in the file, or null for whole-line faults (bad JSON, bad UTF-8, too long).</summary>
-    public string? Field { get; }
+    public new string? Field { get; }
 
     /// <summary>What is wrong, without the location.</summary>
-    public string? Detail { get; }
+    public new string? Detail { get; }
 }

@@ -240,7 +240,7 @@ public sealed class SequenceCollator
         }
     }
 
-    private ChatTemplate Template => template ?? throw new InvalidOperationException(
+    private ChatTemplate Template => template ?? throw new Engine.Core.InputException(
         $"conversational data (messages) needs a chat template: pass --chat-template ({string.Join(", ", ChatTemplate.Names)}), or use a --model or --tokenizer directory whose tokenizer_config.json has a chat_template");
 
     // The rendered conversation cut into pieces at the assistant spans; the first `skipAssistant` assistant turns

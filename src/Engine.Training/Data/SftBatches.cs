@@ -106,8 +106,8 @@ public sealed class PretrainBatches : IBatchSource<SequenceBatch>
         Rows = stream.Length > time ? (stream.Length - 1) / time : 0;
         if (Rows < batchSize)
         {
-            throw new ArgumentException(
-                $"the data has {stream.Length} tokens: fewer than one batch of {batchSize} rows of {time} + 1 tokens", nameof(examples));
+            throw new Engine.Core.InputException(
+                $"the training data has {stream.Length} tokens: fewer than one batch of {batchSize} rows of {time} + 1 tokens (lower batch_size or max_length, or give more data)");
         }
     }
 

@@ -2,6 +2,8 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using Engine.Core;
+using Engine.Core.IO;
 using Engine.Models;
 using Engine.Models.Formats;
 using Engine.Models.HuggingFace;
@@ -136,7 +138,7 @@ public sealed class ReferenceLogProbCache : IReferenceLogProbs
         ArgumentException.ThrowIfNullOrEmpty(directory);
         if (!Directory.Exists(directory))
         {
-            throw new DirectoryNotFoundException($"{directory}: checkpoint directory not found");
+            throw new InputException(directory, null, null, "checkpoint directory not found");
         }
 
         var files = Directory.EnumerateFiles(directory)
@@ -145,7 +147,7 @@ public sealed class ReferenceLogProbCache : IReferenceLogProbs
             .ToList();
         if (!files.Any(f => f.EndsWith(".safetensors", StringComparison.Ordinal)))
         {
-            throw new FileNotFoundException($"{directory}: no safetensors weights to identify the reference model by");
+            throw new InputException(directory, null, null, "no safetensors weights to identify the reference model by");
         }
 
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -153,7 +155,7 @@ public sealed class ReferenceLogProbCache : IReferenceLogProbs
         foreach (string file in files)
         {
             hash.AppendData(Encoding.UTF8.GetBytes(Path.GetFileName(file)));
-            using var stream = File.OpenRead(file);
+            using var stream = InputFiles.OpenRead(file, "a reference checkpoint file");
             int read;
             while ((read = stream.Read(buffer)) > 0)
             {
@@ -216,7 +218,7 @@ public sealed class ReferenceLogProbCache : IReferenceLogProbs
 
     /// <summary>
     /// Loads the cache at <paramref name="path"/>; null when there is none or its keys differ (stale). A file that is
-    /// not a reference log-prob cache throws <see cref="InvalidDataException"/> rather than being overwritten.
+    /// not a reference log-prob cache throws <see cref="InputException"/> rather than being overwritten.
     /// </summary>
     public static ReferenceLogProbCache? TryLoad(string path, string datasetKey, string referenceKey)
     {
@@ -229,7 +231,7 @@ public sealed class ReferenceLogProbCache : IReferenceLogProbs
         using var file = SafetensorsFile.Open(path);
         if (!file.Metadata.TryGetValue("format", out var format) || format != Format)
         {
-            throw new InvalidDataException($"{path}: not a reference log-prob cache (metadata 'format' is not '{Format}')");
+            throw new InputException(path, null, "__metadata__.format", $"not a reference log-prob cache (the format is not '{Format}'); give another path or delete the file");
         }
 
         if (file.Metadata.GetValueOrDefault("dataset_key") != datasetKey || file.Metadata.GetValueOrDefault("reference_key") != referenceKey)
@@ -239,9 +241,9 @@ public sealed class ReferenceLogProbCache : IReferenceLogProbs
 
         var keys = file.ReadI32("keys");
         var values = file.ReadF32("logps");
-        if (keys.Length != values.Length * 4)
+        if (keys.Length != values.Length * 4L)
         {
-            throw new InvalidDataException($"{path}: 'keys' holds {keys.Length} ints for {values.Length} log-probs; expected [{values.Length}, 4]");
+            throw new InputException(path, null, "keys", $"holds {keys.Length} ints for {values.Length} log-probs; expected [{values.Length}, 4]");
         }
 
         var table = new Dictionary<UInt128, float>(values.Length);

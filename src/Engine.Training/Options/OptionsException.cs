@@ -1,10 +1,12 @@
+using Engine.Core;
+
 namespace Engine.Training.Options;
 
 /// <summary>
 /// A configuration file or override is wrong. The message names the source, the line and the key:
 /// <c>sft.yaml:7: key 'learning_rat': unknown key; did you mean 'learning_rate'?</c>.
 /// </summary>
-public sealed class OptionsException : FormatException
+public sealed class OptionsException : InputException
 {
     /// <summary>Creates an exception with no details.</summary>
     public OptionsException()
@@ -37,11 +39,11 @@ public sealed class OptionsException : FormatException
     public string? SourceName { get; }
 
     /// <summary>The 1-based line (0 when the source has no lines).</summary>
-    public int Line { get; }
+    public new int Line { get; }
 
     /// <summary>The key at fault, dotted for nested keys.</summary>
     public string? Key { get; }
 
     /// <summary>What is wrong, without the location.</summary>
-    public string? Detail { get; }
+    public new string? Detail { get; }
 }

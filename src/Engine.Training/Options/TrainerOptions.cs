@@ -111,15 +111,19 @@ public record TrainerOptions
     [Description("continue from the newest checkpoint in the output directory (the --resume flag)")]
     public bool Resume { get; init; }
 
+    /// <summary>Largest batch_size × max_length: the activation layout indexes the N = B·T positions of a micro-batch with an int.</summary>
+    public const int MaxTokensPerBatch = 1 << 24;
+
     /// <summary>Checks every field; the message names the key.</summary>
     /// <exception cref="ArgumentException">A value out of range.</exception>
     public virtual void Validate()
     {
         static void Positive(double value, string key)
         {
-            if (!(value > 0) || !double.IsFinite(value))
+            // The kernels compute in fp32: 1e300 would be infinity there, and 1e-50 zero.
+            if (!((float)value > 0) || !float.IsFinite((float)value))
             {
-                throw new ArgumentException($"{key} must be positive, got {value}");
+                throw new ArgumentException($"{key} must be positive and finite in fp32, got {value}");
             }
         }
 
@@ -157,7 +161,7 @@ public record TrainerOptions
         }
 
         Positive(Optimizer.Epsilon, "optimizer.epsilon");
-        if (!(Optimizer.WeightDecay >= 0))
+        if (!(Optimizer.WeightDecay >= 0) || !double.IsFinite(Optimizer.WeightDecay))
         {
             throw new ArgumentException($"optimizer.weight_decay must not be negative, got {Optimizer.WeightDecay}");
         }
@@ -170,6 +174,11 @@ public record TrainerOptions
         if (MaxLength < 2)
         {
             throw new ArgumentException($"max_length must be at least 2, got {MaxLength}");
+        }
+
+        if ((long)BatchSize * MaxLength > MaxTokensPerBatch)
+        {
+            throw new ArgumentException($"batch_size × max_length = {(long)BatchSize * MaxLength:N0} tokens, over the limit of {MaxTokensPerBatch:N0} per micro-batch");
         }
 
         if (string.IsNullOrWhiteSpace(OutputDirectory))

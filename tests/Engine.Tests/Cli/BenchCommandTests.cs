@@ -54,7 +54,7 @@ public class BenchCommandTests
 
         string text = error.ToString().Trim();
         Assert.StartsWith("engine: error:", text);
-        Assert.Contains("Channels (32) must be divisible by Heads (3)", text);
+        Assert.Contains("--heads: 3 must divide --dim (32)", text);
         Assert.DoesNotContain("\n", text);
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Engine.Core;
 using Engine.Core.Cpu;
 using Engine.Models;
 using Engine.Models.Formats;
@@ -210,7 +211,7 @@ public sealed class HfCheckpointTests : IDisposable
                 w.AddF32("lm_head.weight", data.Select(x => x + 1).ToArray(), shape);
             }
         }, "bad");
-        var e = Assert.Throws<InvalidDataException>(() => HfCheckpoint.Load(bad, backend));
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(bad, backend));
         Assert.Contains("lm_head.weight", e.Message, StringComparison.Ordinal);
         Assert.Contains("tie_word_embeddings", e.Message, StringComparison.Ordinal);
     }
@@ -220,7 +221,7 @@ public sealed class HfCheckpointTests : IDisposable
     [Fact]
     public void Missing_config_is_named()
     {
-        var e = Assert.Throws<FileNotFoundException>(() => HfCheckpoint.Load(dir, backend));
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(dir, backend));
         Assert.Contains("config.json", e.Message, StringComparison.Ordinal);
     }
 
@@ -229,7 +230,7 @@ public sealed class HfCheckpointTests : IDisposable
     {
         File.WriteAllText(Path.Combine(dir, "config.json"), ModelFixture.Load("gpt2_tiny").ConfigJson);
         File.WriteAllText(Path.Combine(dir, "pytorch_model.bin"), "pickle");
-        var e = Assert.Throws<FileNotFoundException>(() => HfCheckpoint.Load(dir, backend));
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(dir, backend));
         Assert.Contains("model.safetensors", e.Message, StringComparison.Ordinal);
         Assert.Contains("pytorch_model.bin", e.Message, StringComparison.Ordinal);
     }
@@ -245,7 +246,7 @@ public sealed class HfCheckpointTests : IDisposable
                 w.AddF32(n, data, shape);
             }
         });
-        var e = Assert.Throws<InvalidDataException>(() => HfCheckpoint.Load(path, backend));
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(path, backend));
         Assert.Contains("'model.layers.1.self_attn.k_proj.bias' is missing", e.Message, StringComparison.Ordinal);
         Assert.Contains("model.safetensors", e.Message, StringComparison.Ordinal);
         Assert.Contains("[16]", e.Message, StringComparison.Ordinal);
@@ -257,7 +258,7 @@ public sealed class HfCheckpointTests : IDisposable
         var f = ModelFixture.Load("llama_tiny");
         string path = ExportFixture(f, (w, n, data, shape) =>
             w.AddF32(n, data, n == "model.layers.0.mlp.down_proj.weight" ? [shape[1], shape[0]] : shape));
-        var e = Assert.Throws<InvalidDataException>(() => HfCheckpoint.Load(path, backend));
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(path, backend));
         Assert.Contains("'model.layers.0.mlp.down_proj.weight' has shape [80, 48], the config needs [48, 80]", e.Message, StringComparison.Ordinal);
         Assert.Contains("model.safetensors", e.Message, StringComparison.Ordinal);
     }
@@ -277,7 +278,7 @@ public sealed class HfCheckpointTests : IDisposable
                 w.AddF32(n, data, shape);
             }
         });
-        var e = Assert.Throws<InvalidDataException>(() => HfCheckpoint.Load(path, backend));
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(path, backend));
         Assert.Contains("'transformer.ln_f.bias' is stored as I32", e.Message, StringComparison.Ordinal);
     }
 
@@ -294,7 +295,7 @@ public sealed class HfCheckpointTests : IDisposable
         string patched = header.Replace("\"transformer.wte.weight\":{\"dtype\":\"F32\",\"shape\":[67,32]", "\"transformer.wte.weight\":{\"dtype\":\"I64\",\"shape\":[67,16]", StringComparison.Ordinal);
         System.Text.Encoding.UTF8.GetBytes(patched).CopyTo(bytes, 8);
         File.WriteAllBytes(file, bytes);
-        var e = Assert.Throws<InvalidDataException>(() => HfCheckpoint.Load(path, backend));
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(path, backend));
         Assert.Contains("'transformer.wte.weight' is stored as I64", e.Message, StringComparison.Ordinal);
     }
 
@@ -310,7 +311,7 @@ public sealed class HfCheckpointTests : IDisposable
                 w.AddF32("model.layers.2.input_layernorm.weight", data, shape);
             }
         });
-        var e = Assert.Throws<InvalidDataException>(() => HfCheckpoint.Load(path, backend));
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(path, backend));
         Assert.Contains("model.layers.2.input_layernorm.weight", e.Message, StringComparison.Ordinal);
         using var model = HfCheckpoint.Load(path, backend, options: new HfLoadOptions { IgnoreUnknownTensors = true });
         AssertFixtureLogits(f, model);
@@ -320,8 +321,8 @@ public sealed class HfCheckpointTests : IDisposable
     public void Unknown_model_type_is_a_clear_error()
     {
         File.WriteAllText(Path.Combine(dir, "config.json"), "{\"model_type\": \"bert\", \"vocab_size\": 10}");
-        var e = Assert.Throws<NotSupportedException>(() => HfCheckpoint.Load(dir, backend));
-        Assert.Contains("model_type 'bert' is not supported", e.Message, StringComparison.Ordinal);
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(dir, backend));
+        Assert.Contains("field 'model_type': 'bert' is not supported", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -329,8 +330,8 @@ public sealed class HfCheckpointTests : IDisposable
     {
         string json = ModelFixture.Load("gpt2_tiny").ConfigJson.Replace("\"n_layer\": 2", "\"n_layer\": \"two\"", StringComparison.Ordinal);
         File.WriteAllText(Path.Combine(dir, "config.json"), json);
-        var e = Assert.Throws<FormatException>(() => HfCheckpoint.Load(dir, backend));
-        Assert.Contains("field 'n_layer' must be an integer, got \"two\"", e.Message, StringComparison.Ordinal);
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(dir, backend));
+        Assert.Contains("field 'n_layer': must be an integer, got \"two\"", e.Message, StringComparison.Ordinal);
         Assert.Contains("config.json", e.Message, StringComparison.Ordinal);
     }
 
@@ -338,7 +339,7 @@ public sealed class HfCheckpointTests : IDisposable
     public void Deeply_nested_config_is_refused()
     {
         File.WriteAllText(Path.Combine(dir, "config.json"), "{\"model_type\": " + new string('[', 5000) + new string(']', 5000) + "}");
-        var e = Assert.Throws<FormatException>(() => HfCheckpoint.Load(dir, backend));
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(dir, backend));
         Assert.Contains("not valid JSON", e.Message, StringComparison.Ordinal);
     }
 
@@ -348,7 +349,7 @@ public sealed class HfCheckpointTests : IDisposable
         string path = SaveSharded();
         string victim = Directory.GetFiles(path, "model-00002-*").Single();
         File.Delete(victim);
-        var e = Assert.Throws<FileNotFoundException>(() => HfCheckpoint.Load(path, backend));
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(path, backend));
         Assert.Contains(Path.GetFileName(victim), e.Message, StringComparison.Ordinal);
     }
 
@@ -362,7 +363,7 @@ public sealed class HfCheckpointTests : IDisposable
         string path = SaveSharded();
         File.Copy(Directory.GetFiles(path, "model-00001-*").Single(), Path.Combine(dir, "outside.safetensors"));
         RewriteIndex(path, map => map["model.embed_tokens.weight"] = target);
-        var e = Assert.Throws<InvalidDataException>(() => HfCheckpoint.Load(path, backend));
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(path, backend));
         Assert.Contains("not a file name inside the checkpoint directory", e.Message, StringComparison.Ordinal);
     }
 
@@ -385,7 +386,7 @@ public sealed class HfCheckpointTests : IDisposable
         }
 
         writer.Save(second);
-        var e = Assert.Throws<InvalidDataException>(() => HfCheckpoint.Load(path, backend));
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(path, backend));
         Assert.Contains("stored in two shards", e.Message, StringComparison.Ordinal);
     }
 
@@ -397,13 +398,13 @@ public sealed class HfCheckpointTests : IDisposable
         string text = File.ReadAllText(index);
         string first = Path.GetFileName(Directory.GetFiles(path, "model-00001-*").Single());
         File.WriteAllText(index, text.Replace("\"weight_map\": {", $"\"weight_map\": {{\n    \"model.norm.weight\": \"{first}\",", StringComparison.Ordinal));
-        var e = Assert.Throws<InvalidDataException>(() => HfCheckpoint.Load(path, backend));
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(path, backend));
         Assert.Contains("'model.norm.weight' is listed twice", e.Message, StringComparison.Ordinal);
 
         File.WriteAllText(index, text);
         string last = Path.GetFileName(Directory.GetFiles(path, "model-*").Max()!);
         RewriteIndex(path, map => map["model.embed_tokens.weight"] = last);
-        e = Assert.Throws<InvalidDataException>(() => HfCheckpoint.Load(path, backend));
+        e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(path, backend));
         Assert.Contains("model.embed_tokens.weight", e.Message, StringComparison.Ordinal);
     }
 
@@ -412,7 +413,7 @@ public sealed class HfCheckpointTests : IDisposable
     {
         string path = SaveSharded();
         File.WriteAllText(Path.Combine(path, "model.safetensors.index.json"), "{\"metadata\": {}}");
-        var e = Assert.Throws<InvalidDataException>(() => HfCheckpoint.Load(path, backend));
+        var e = Assert.ThrowsAny<InputException>(() => HfCheckpoint.Load(path, backend));
         Assert.Contains("weight_map", e.Message, StringComparison.Ordinal);
     }
 

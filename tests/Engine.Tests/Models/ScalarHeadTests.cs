@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Engine.Core;
 using Engine.Core.Cpu;
 using Engine.Core.Tensors;
 using Engine.Models;
@@ -178,7 +179,7 @@ public sealed class ScalarHeadTests : IDisposable
         lm.InitializeWeights(4);
         HfCheckpoint.Save(lm, dir);
 
-        var e = Assert.Throws<InvalidDataException>(() =>
+        var e = Assert.ThrowsAny<InputException>(() =>
         {
             using var m = new Transformer(Llama(HeadKind.Scalar), backend);
             HfCheckpoint.LoadWeights(m, dir);
@@ -208,7 +209,7 @@ public sealed class ScalarHeadTests : IDisposable
         HfCheckpoint.Save(model, dir);
 
         using var lm = new Transformer(Gpt2(HeadKind.LanguageModel), backend);
-        Assert.Throws<InvalidDataException>(() => HfCheckpoint.LoadWeights(lm, dir));
+        Assert.ThrowsAny<InputException>(() => HfCheckpoint.LoadWeights(lm, dir));
         HfCheckpoint.LoadWeights(lm, dir, new HfLoadOptions { Head = HeadKind.LanguageModel });
         Assert.Equal(model.ReadHuggingFaceTensor("transformer.wte.weight"), lm.ReadHuggingFaceTensor("transformer.wte.weight"));
 
@@ -233,14 +234,14 @@ public sealed class ScalarHeadTests : IDisposable
     [Theory]
     [InlineData("{", "not valid JSON")]
     [InlineData("{\"format\":\"other\",\"bias\":0}", "'format'")]
-    [InlineData("{\"format\":\"engine-reward-head/1\"}", "'bias' is missing")]
-    [InlineData("{\"format\":\"engine-reward-head/1\",\"bias\":\"x\"}", "'bias' must be a finite number")]
+    [InlineData("{\"format\":\"engine-reward-head/1\"}", "field 'bias': is missing")]
+    [InlineData("{\"format\":\"engine-reward-head/1\",\"bias\":\"x\"}", "field 'bias': must be a finite number")]
     [InlineData("{\"format\":\"engine-reward-head/1\",\"bias\":1,\"reward_mean\":0}", "go together")]
     [InlineData("{\"format\":\"engine-reward-head/1\",\"bias\":1,\"reward_mean\":0,\"reward_std\":-1,\"calibration_count\":3}", "'reward_std'")]
     public void A_malformed_side_file_is_named_with_its_field(string json, string expected)
     {
         File.WriteAllText(Path.Combine(dir, RewardHeadFile.FileName), json);
-        var e = Assert.Throws<InvalidDataException>(() => RewardHeadFile.Read(dir));
+        var e = Assert.ThrowsAny<InputException>(() => RewardHeadFile.Read(dir));
         Assert.Contains(RewardHeadFile.FileName, e.Message, StringComparison.Ordinal);
         Assert.Contains(expected, e.Message, StringComparison.Ordinal);
     }
@@ -252,7 +253,7 @@ public sealed class ScalarHeadTests : IDisposable
         var node = System.Text.Json.Nodes.JsonNode.Parse(json)!.AsObject();
         node["architectures"] = new System.Text.Json.Nodes.JsonArray("Qwen2ForSequenceClassification");
         node["id2label"] = new System.Text.Json.Nodes.JsonObject { ["0"] = "bad", ["1"] = "good" };
-        var e = Assert.Throws<NotSupportedException>(() => HfConfig.Parse(node.ToJsonString()));
+        var e = Assert.ThrowsAny<InputException>(() => HfConfig.Parse(node.ToJsonString()));
         Assert.Contains("2 labels", e.Message, StringComparison.Ordinal);
 
         node["id2label"] = new System.Text.Json.Nodes.JsonObject { ["0"] = "LABEL_0" };

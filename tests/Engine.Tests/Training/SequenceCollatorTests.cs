@@ -61,7 +61,7 @@ public sealed class SequenceCollatorTests
         // Conversational prompt/completion: an assistant turn inside the prompt is context, not trained.
         var pc = collator.Tokenize(TextOrChat.FromMessages([new("user", "a"), new("assistant", "B"), new("user", "c")]), TextOrChat.FromMessages([new("assistant", "D")]));
         Assert.Equal("D<|im_end|>", TrainedText(pc));
-        Assert.Throws<InvalidOperationException>(() => new SequenceCollator(Bytes).Tokenize(new MessagesExample([new("assistant", "x")])));
+        Assert.Throws<Engine.Core.InputException>(() => new SequenceCollator(Bytes).Tokenize(new MessagesExample([new("assistant", "x")])));
     }
 
     [Fact]

@@ -312,7 +312,7 @@ public sealed class MemoryPlan
 }
 
 /// <summary>A run refused before it starts because its <see cref="MemoryPlan"/> does not fit the device.</summary>
-public sealed class MemoryPlanException : InvalidOperationException
+public sealed class MemoryPlanException : Engine.Core.InputException
 {
     /// <summary>A refusal with no message.</summary>
     public MemoryPlanException()

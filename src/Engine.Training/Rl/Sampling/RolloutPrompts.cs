@@ -12,7 +12,7 @@ public static class RolloutPrompts
     /// <paramref name="template"/>, ending with the assistant header) and cut from the left, keeping BOS, to
     /// <paramref name="maxPromptLength"/> tokens.
     /// </summary>
-    /// <exception cref="ArgumentException">An example has no prompt (names its file and line) or tokenizes to nothing.</exception>
+    /// <exception cref="DatasetException">An example has no prompt or tokenizes to nothing (names its file and line).</exception>
     public static List<int[]> Tokenize(IEnumerable<Example> examples, ITextEncoder encoder, int maxPromptLength, ChatTemplate? template = null)
     {
         ArgumentNullException.ThrowIfNull(examples);
@@ -31,7 +31,7 @@ public static class RolloutPrompts
                 _ => throw new DatasetException(example.Source, example.Line, null, $"a {ExampleFormats.Fields(example)} line has no prompt to sample a response to"),
             };
             var ids = cut.TokenizePrompt(prompt).Ids;
-            result.Add(ids.Length > 0 ? ids : throw new ArgumentException($"{example.Source}:{example.Line}: the prompt tokenizes to nothing", nameof(examples)));
+            result.Add(ids.Length > 0 ? ids : throw new DatasetException(example.Source, example.Line, "prompt", "the prompt tokenizes to nothing"));
         }
 
         return result;
