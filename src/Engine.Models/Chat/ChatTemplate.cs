@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Engine.Core;
 using Engine.Core.IO;
 
 namespace Engine.Models.Chat;
@@ -62,7 +63,7 @@ public sealed partial class ChatTemplate
     public ChatTemplate WithDefaultSystemPrompt(string? prompt) => new(Kind, prompt);
 
     /// <summary>The template called <paramref name="name"/> (case-insensitive; <c>qwen</c>/<c>smollm</c> mean chatml).</summary>
-    /// <exception cref="ArgumentException">Unknown name.</exception>
+    /// <exception cref="InputException">Unknown name.</exception>
     public static ChatTemplate FromName(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
@@ -71,7 +72,7 @@ public sealed partial class ChatTemplate
             "chatml" or "qwen" or "qwen2" or "smollm" => ChatMl,
             "llama3" or "llama-3" => Llama3,
             "alpaca" => Alpaca,
-            _ => throw new ArgumentException($"unknown chat template '{name}' (known: {string.Join(", ", Names)})"),
+            _ => throw new InputException($"unknown chat template '{name}' (--chat-template takes {string.Join(", ", Names)})"),
         };
     }
 
@@ -92,7 +93,7 @@ public sealed partial class ChatTemplate
             }
             catch (RegexMatchTimeoutException e)
             {
-                throw new FormatException($"chat template: its default system turn could not be read within {e.MatchTimeout.TotalSeconds:0} s ({jinja.Length} characters)", e);
+                throw new InputException($"chat template: its default system turn could not be read within {e.MatchTimeout.TotalSeconds:0} s ({jinja.Length} characters)", e);
             }
 
             return m.Success ? ChatMl.WithDefaultSystemPrompt(UnescapeJinja(m.Groups["p"].Value)) : ChatMl;
@@ -144,7 +145,7 @@ public sealed partial class ChatTemplate
     }
 
     /// <summary>The template named by a tokenizer_config.json's <c>chat_template</c> field; null when absent or unrecognised.</summary>
-    /// <exception cref="FormatException">The JSON is malformed or the field has the wrong type.</exception>
+    /// <exception cref="InputException">The JSON is malformed or the field has the wrong type.</exception>
     public static ChatTemplate? FromTokenizerConfig(string json, string source = "tokenizer_config.json")
     {
         ArgumentNullException.ThrowIfNull(json);
@@ -152,7 +153,7 @@ public sealed partial class ChatTemplate
     }
 
     /// <summary>The template named by the <c>chat_template</c> field of a tokenizer_config.json given as UTF-8.</summary>
-    /// <exception cref="FormatException">The JSON is malformed or the field has the wrong type.</exception>
+    /// <exception cref="InputException">The JSON is malformed or the field has the wrong type.</exception>
     public static ChatTemplate? FromTokenizerConfig(ReadOnlyMemory<byte> utf8Json, string source = "tokenizer_config.json")
     {
         JsonDocument doc;
@@ -162,7 +163,7 @@ public sealed partial class ChatTemplate
         }
         catch (JsonException e)
         {
-            throw new FormatException($"{source}: not valid JSON (line {e.LineNumber + 1}): {e.Message}", e);
+            throw new InputException(source, e.LineNumber + 1, null, $"not valid JSON: {e.Message}", e);
         }
 
         using (doc)
@@ -184,7 +185,7 @@ public sealed partial class ChatTemplate
                 {
                     if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty("template", out var body) || body.ValueKind != JsonValueKind.String)
                     {
-                        throw new FormatException($"{source}: field 'chat_template': list items must be objects with a string 'template'");
+                        throw new InputException(source, null, "chat_template", "list items must be objects with a string 'template'");
                     }
 
                     bool isDefault = item.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String && name.GetString() == "default";
@@ -202,7 +203,7 @@ public sealed partial class ChatTemplate
                 return chosen is null ? null : Detect(chosen);
             }
 
-            throw new FormatException($"{source}: field 'chat_template' must be a string or a list of named templates");
+            throw new InputException(source, null, "chat_template", "must be a string or a list of named templates");
         }
     }
 
@@ -215,7 +216,7 @@ public sealed partial class ChatTemplate
         }
         catch (InvalidOperationException e)
         {
-            throw new FormatException($"{source}: field 'chat_template': not valid Unicode text (an escaped lone surrogate)", e);
+            throw new InputException(source, null, "chat_template", "not valid Unicode text (an escaped lone surrogate)", e);
         }
     }
 
@@ -224,7 +225,7 @@ public sealed partial class ChatTemplate
     /// recognised in the tokenizer files of <paramref name="tokenizerDirectory"/>, else null when those files carry no
     /// template at all (a base model, or a checkpoint trained without one).
     /// </summary>
-    /// <exception cref="ArgumentException">No name was given and the directory's template is not one Engine recognises.</exception>
+    /// <exception cref="InputException">No name was given and the directory's template is not one Engine recognises.</exception>
     public static ChatTemplate? Resolve(string? name, string? tokenizerDirectory)
     {
         if (!string.IsNullOrWhiteSpace(name))
@@ -235,8 +236,8 @@ public sealed partial class ChatTemplate
         if (tokenizerDirectory is null || FromTokenizerDirectory(tokenizerDirectory) is not { } found)
         {
             return tokenizerDirectory is not null && HasTemplateText(tokenizerDirectory)
-                ? throw new ArgumentException(
-                    $"{tokenizerDirectory}: its chat_template is not one Engine recognises; set the chat template by name ({string.Join(", ", Names)})")
+                ? throw new InputException(
+                    tokenizerDirectory, null, "chat_template", $"not a template Engine recognises; name one with --chat-template ({string.Join(", ", Names)})")
                 : null;
         }
 

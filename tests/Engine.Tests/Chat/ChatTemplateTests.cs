@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Engine.Core;
 using Engine.Models.Chat;
 using Xunit;
 
@@ -67,8 +68,8 @@ public sealed class ChatTemplateTests
     {
         var e = Assert.Throws<ArgumentException>(() => ChatTemplate.ChatMl.Render([new("user", "a"), new("tool", "b")]));
         Assert.Contains("message 1: role 'tool'", e.Message, StringComparison.Ordinal);
-        e = Assert.Throws<ArgumentException>(() => ChatTemplate.FromName("vicuna"));
-        Assert.Contains("chatml, llama3, alpaca", e.Message, StringComparison.Ordinal);
+        var unknown = Assert.Throws<InputException>(() => ChatTemplate.FromName("vicuna"));
+        Assert.Contains("chatml, llama3, alpaca", unknown.Message, StringComparison.Ordinal);
         Assert.Same(ChatTemplate.Llama3, ChatTemplate.FromName(" LLaMA3 "));
     }
 
@@ -102,7 +103,7 @@ public sealed class ChatTemplateTests
         Assert.Same(ChatTemplate.Llama3, ChatTemplate.FromTokenizerConfig(listed));
         Assert.Null(ChatTemplate.FromTokenizerConfig("{\"chat_template\": \"{{ messages }}\"}"));
         Assert.Null(ChatTemplate.FromTokenizerConfig("{}"));
-        Assert.Throws<FormatException>(() => ChatTemplate.FromTokenizerConfig("{\"chat_template\": 3}"));
+        Assert.Throws<InputException>(() => ChatTemplate.FromTokenizerConfig("{\"chat_template\": 3}"));
     }
 
     [Fact]
@@ -117,8 +118,8 @@ public sealed class ChatTemplateTests
             File.WriteAllText(Path.Combine(dir, "chat_template.jinja"), "{{ '<|im_start|>' }}");
             Assert.Same(ChatTemplate.ChatMl, ChatTemplate.Resolve(null, dir));
             File.WriteAllText(Path.Combine(dir, "chat_template.jinja"), "{{ unknown }}");
-            var e = Assert.Throws<ArgumentException>(() => ChatTemplate.Resolve(null, dir));
-            Assert.Contains("set the chat template by name", e.Message, StringComparison.Ordinal);
+            var e = Assert.Throws<InputException>(() => ChatTemplate.Resolve(null, dir));
+            Assert.Contains("name one with --chat-template", e.Message, StringComparison.Ordinal);
         }
         finally
         {

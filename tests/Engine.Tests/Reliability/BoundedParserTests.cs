@@ -152,7 +152,7 @@ public sealed class BoundedParserTests : IDisposable
     [Fact]
     public void Tokenizer_config_lone_surrogate_is_a_format_error()
     {
-        var e = Assert.Throws<FormatException>(() => ChatTemplate.FromTokenizerConfig("""{"chat_template": "\ud800<|im_start|>"}""", "tc.json"));
+        var e = Assert.Throws<Engine.Core.InputException>(() => ChatTemplate.FromTokenizerConfig("""{"chat_template": "\ud800<|im_start|>"}""", "tc.json"));
         Assert.Equal("tc.json: field 'chat_template': not valid Unicode text (an escaped lone surrogate)", e.Message);
     }
 

@@ -202,6 +202,24 @@ public sealed class ErrorBoundaryTests : IDisposable
         }
     }
 
+    [Fact]
+    public void Chat_template_faults_are_one_line_naming_the_flag_or_the_field()
+    {
+        File.WriteAllText(Path.Combine(dir, "sft.jsonl"), "{\"prompt\": \"a\", \"completion\": \"b\"}\n");
+        string[] sft = ["sft", "--model", Model, "--data", Path.Combine(dir, "sft.jsonl"), "--out", Path.Combine(dir, "out"), "--set", "max_length=16"];
+        var (code, _, error) = CliHarness.Run([.. sft, "--chat-template", "vicuna"]);
+        AssertOneLine(code, error, "unknown chat template 'vicuna'", "--chat-template");
+
+        string config = Path.Combine(Model, "tokenizer_config.json");
+        File.WriteAllText(config, "{\"chat_template\": 5}");
+        (code, _, error) = CliHarness.Run(sft);
+        AssertOneLine(code, error, "tokenizer_config.json: field 'chat_template': must be a string");
+
+        File.WriteAllText(config, "{bad");
+        (code, _, error) = CliHarness.Run(sft);
+        AssertOneLine(code, error, "tokenizer_config.json:1: not valid JSON");
+    }
+
     private static void AssertOneLine(int code, string error, params string[] mentions)
     {
         Assert.True(code == 1, $"exit code {code}: {error}");
