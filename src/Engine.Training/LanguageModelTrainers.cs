@@ -1,3 +1,4 @@
+using Engine.Core;
 using Engine.Models;
 using Engine.Models.Chat;
 using Engine.Models.HuggingFace;
@@ -48,11 +49,12 @@ public static class LanguageModelTrainers
         return new Trainer<SequenceBatch>(model, new LanguageModelObjective(model), trainBatches, validationBatches, options) { CheckpointFormat = checkpointFormat };
     }
 
-    private static void CheckLength(Transformer model, int maxLength)
+    /// <summary>Refuses a <c>max_length</c> longer than <paramref name="model"/>'s context, naming the key (an <see cref="InputException"/>).</summary>
+    public static void CheckLength(Transformer model, int maxLength)
     {
         if (maxLength > model.Config.MaxSequenceLength)
         {
-            throw new ArgumentException($"max_length {maxLength} exceeds the model's maximum sequence length of {model.Config.MaxSequenceLength}");
+            throw new InputException("options", null, "max_length", $"{maxLength} exceeds the model's maximum sequence length of {model.Config.MaxSequenceLength} (config.json); set max_length to at most that (--set max_length={model.Config.MaxSequenceLength})");
         }
     }
 }

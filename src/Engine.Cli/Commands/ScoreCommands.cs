@@ -64,9 +64,10 @@ internal static class ScoreCommands
                 foreach (var (field, response) in Responses(e))
                 {
                     var sequence = response is null ? collator.Tokenize(e) : collator.Tokenize(response.Value.Prompt, response.Value.Response);
-                    if (!sequence.Trained.Any(t => t))
+                    // The first token of a row has nothing before it to predict it, so it cannot be scored.
+                    if (!sequence.Trained.Skip(1).Any(t => t))
                     {
-                        throw new DatasetException(e.Source, e.Line, null, "no response tokens to score (empty completion, or cut off by --max-length)");
+                        throw new DatasetException(e.Source, e.Line, null, "no response tokens to score (an empty completion, a text of one token, or cut off by --max-length)");
                     }
 
                     items.Add((i, field, sequence));

@@ -145,9 +145,21 @@ internal sealed class TrainingSession<TOptions> : IDisposable
         return overrides.Count == 0 ? options : OptionsReader.Apply(options, overrides);
     }
 
-    /// <summary>Loads the --model checkpoint for training (or inference when <paramref name="trainable"/> is false).</summary>
-    public Transformer LoadModel(string? directory = null, bool trainable = true, HfLoadOptions? load = null) =>
-        HfCheckpoint.Load(directory ?? ModelDirectory ?? throw new CommandException("--model is required"), Backend, trainable, load);
+    /// <summary>Loads the --model checkpoint for training (or inference when <paramref name="trainable"/> is false); max_length must fit its context.</summary>
+    public Transformer LoadModel(string? directory = null, bool trainable = true, HfLoadOptions? load = null)
+    {
+        var model = HfCheckpoint.Load(directory ?? ModelDirectory ?? throw new CommandException("--model is required"), Backend, trainable, load);
+        try
+        {
+            LanguageModelTrainers.CheckLength(model, Options.MaxLength);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>The end-of-sequence token: config.json's eos_token_id, else a conventional special token of the tokenizer.</summary>
     public int? EosTokenId => ModelInputs.EosTokenId(ModelConfig, Tokenizer);

@@ -157,7 +157,7 @@ public sealed class ErrorBoundaryTests : IDisposable
         string data = Path.Combine(dir, "pairs.jsonl");
         File.WriteAllLines(data, Enumerable.Range(0, 4).Select(i => $$"""{"prompt": "q{{i}} ", "chosen": "good {{i}}", "rejected": "bad"}"""));
         var (code, _, error) = CliHarness.Run(
-            ["dpo", "--model", Model, "--data", data, "--out", output, "--precompute-ref", "--set", "max_steps=1", "--set", "batch_size=2", "--threads", "1"]);
+            ["dpo", "--model", Model, "--data", data, "--out", output, "--precompute-ref", "--set", "max_steps=1", "--set", "batch_size=2", "--set", "max_length=32", "--threads", "1"]);
         AssertOneLine(code, error, "reference_logprobs.safetensors: field '__metadata__.format': not a reference log-prob cache");
     }
 
@@ -218,6 +218,21 @@ public sealed class ErrorBoundaryTests : IDisposable
         File.WriteAllText(config, "{bad");
         (code, _, error) = CliHarness.Run(sft);
         AssertOneLine(code, error, "tokenizer_config.json:1: not valid JSON");
+    }
+
+    [Fact]
+    public void A_max_length_beyond_the_context_and_an_unscorable_line_are_one_line()
+    {
+        string data = Path.Combine(dir, "text.jsonl");
+        File.WriteAllText(data, "{\"text\": \"hello there\"}\n");
+        var (code, _, error) = CliHarness.Run(["sft", "--model", Model, "--data", data, "--out", Path.Combine(dir, "o1"), "--set", "max_length=64"]);
+        AssertOneLine(code, error, "field 'max_length': 64 exceeds the model's maximum sequence length of 32", "--set max_length=32");
+        (code, _, error) = CliHarness.Run(["dpo", "--model", Model, "--data", data, "--out", Path.Combine(dir, "o2")]);
+        AssertOneLine(code, error, "field 'max_length': 1024 exceeds");
+
+        File.WriteAllText(data, "{\"text\": \"h\"}\n");
+        (code, _, error) = CliHarness.Run(["logprobs", Model, "--data", data]);
+        AssertOneLine(code, error, "text.jsonl:1: no response tokens to score");
     }
 
     private static void AssertOneLine(int code, string error, params string[] mentions)

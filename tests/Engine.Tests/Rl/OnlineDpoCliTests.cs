@@ -70,7 +70,7 @@ public sealed class OnlineDpoCliTests : IDisposable
             "precompute" => [.. common, "--online", "--reward", Reward, "--precompute-ref"],
             "reward-offline" => [.. common, "--reward", Reward],
             "samples" => [.. common, "--online", "--reward", Reward, "--set", "samples_per_prompt=1"],
-            "lm-reward" => [.. common, "--online", "--reward", Policy],
+            "lm-reward" => [.. common, "--online", "--reward", Policy, .. Fast],
             _ => ["dpo", "--online", "--policy", Policy, "--reward", Reward, "--prompts", dir.Sub("text.jsonl"), "--out", dir.Sub("bad-text")],
         };
         var (code, _, stderr) = CliRun.Engine(args);

@@ -83,7 +83,7 @@ public sealed class PpoTrainer
         int context = new[] { actor.Config, critic.Config, rm.Config, models.Reference.Config }.Min(c => c.MaxSequenceLength);
         if (options.MaxLength > context)
         {
-            throw new ArgumentException($"max_length {options.MaxLength} exceeds the shortest context of the four models ({context})", nameof(options));
+            throw new Engine.Core.InputException("options", null, "max_length", $"{options.MaxLength} exceeds the shortest context of the four models ({context}); set max_length to at most that");
         }
 
         if ((uint)eosTokenId >= (uint)vocab)
