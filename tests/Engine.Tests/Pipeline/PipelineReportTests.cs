@@ -303,13 +303,13 @@ public sealed class PipelineReportTests
                           new Curve("a very long legend name that needs its own row", [new CurvePoint(0, 1), new CurvePoint(1_000_000, 2)]) { Axis = "reward <&>" },
                           new Curve("another long legend entry, also wide", [new CurvePoint(0, 0)]) { Axis = "reward <&>" }],
                 Evaluation = new StageEvaluation { GoldRewardMean = -1.5, Accuracy = 0 },
-                Samples = [new SampledAnswer("p <b>", "r\n</td>", -1, false)],
+                Samples = [new SampledAnswer("p <b>", "r\n</td>\u0003\u007f\r", -1, false)],
             },
         ]);
         using var reader = XmlReader.Create(new StringReader(report.ToHtml()), new XmlReaderSettings { DtdProcessing = DtdProcessing.Ignore });
         var doc = XDocument.Load(reader);
         Assert.Equal("stage-ppo--ptx-----more-", (string?)doc.Descendants("h2").Last().Attribute("id"));
-        Assert.Contains(doc.Descendants("td"), td => td.Value.StartsWith("r\n</td>", StringComparison.Ordinal));
+        Assert.Contains(doc.Descendants("td"), td => td.Value.StartsWith("r\n</td>␃␡␍", StringComparison.Ordinal));
         Assert.DoesNotContain("NaN", report.ToHtml(), StringComparison.Ordinal);
         Assert.Contains("\"stage\": \"ppo \\u003Cptx\\u003E", report.ToSummaryJson(), StringComparison.Ordinal);
     }
