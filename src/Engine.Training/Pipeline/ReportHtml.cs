@@ -184,9 +184,12 @@ internal static class ReportHtml
 
         var all = stages.SelectMany(s => s.Samples.Select(a => a.Prompt)).Distinct(StringComparer.Ordinal).ToList();
         var prompts = all.Take(MaxSamplePrompts).ToList();
-        string perPrompt = report.Setup is { } e
-            ? string.Create(CultureInfo.InvariantCulture, $"the first of the {e.SamplesPerPrompt} answers sampled per prompt (temperature {e.Temperature:0.##})")
-            : "the first answer sampled per prompt";
+        string perPrompt = report.Setup switch
+        {
+            { SamplesPerPrompt: > 1 } e => string.Create(CultureInfo.InvariantCulture, $"the first of the {e.SamplesPerPrompt} answers sampled per prompt (temperature {e.Temperature:0.##})"),
+            { } e => string.Create(CultureInfo.InvariantCulture, $"the one answer sampled per prompt (temperature {e.Temperature:0.##})"),
+            null => "the first answer sampled per prompt",
+        };
         sb.Append("<h2>Sampled answers on held-out prompts</h2>\n<p class=\"shown\">")
           .Append(SvgChart.Esc(string.Create(CultureInfo.InvariantCulture, $"Showing {prompts.Count} of {all.Count} held-out prompts; each cell is {perPrompt}. The table above averages all of them.")))
           .Append("</p>\n<p class=\"legend\">Cell colours: <span class=\"good\">right answer, nothing after it (gold 1)</span>")
