@@ -262,7 +262,8 @@ public sealed class Trainer<TBatch>
             }
 
             // One report per step, after any evaluation, so it carries this step's eval loss rather than the last one.
-            progress?.Report(new TrainingProgress(step, state.TotalSteps, EpochPosition(), fault is null ? loss : double.NaN, lr, norm, tokensPerSecond, state.LastEvalLoss));
+            progress?.Report(new TrainingProgress(
+                step, state.TotalSteps, EpochPosition(), fault is null && !empty ? loss : double.NaN, lr, norm, tokensPerSecond, state.LastEvalLoss, state.SkippedSteps));
 
             if (step == state.TotalSteps || (options.CheckpointInterval > 0 && step % options.CheckpointInterval == 0))
             {

@@ -13,12 +13,14 @@ public enum TrainingStatus
 /// <param name="Step">Steps completed.</param>
 /// <param name="TotalSteps">Steps the run takes.</param>
 /// <param name="Epoch">Fractional epoch: completed epochs plus the share of the current one consumed.</param>
-/// <param name="Loss">This step's loss (NaN for a skipped step).</param>
+/// <param name="Loss">This step's loss (NaN for a skipped step: a non-finite value, or nothing to learn from).</param>
 /// <param name="LearningRate">This step's learning rate.</param>
 /// <param name="GradNorm">This step's gradient norm before clipping.</param>
 /// <param name="TokensPerSecond">Throughput since the run (or the resume) started.</param>
 /// <param name="EvalLoss">The latest validation loss, if any.</param>
-public sealed record TrainingProgress(int Step, int TotalSteps, double Epoch, double Loss, double LearningRate, double GradNorm, double TokensPerSecond, double? EvalLoss);
+/// <param name="SkippedSteps">Steps whose update was dropped so far (this one included when it was).</param>
+public sealed record TrainingProgress(
+    int Step, int TotalSteps, double Epoch, double Loss, double LearningRate, double GradNorm, double TokensPerSecond, double? EvalLoss, int SkippedSteps = 0);
 
 /// <summary>The summary of a run.</summary>
 /// <param name="Status">Completed or cancelled.</param>

@@ -13,7 +13,7 @@ internal static class PipelineCommand
         var defaults = new PipelineOptions();
         var outDir = new Option<string>("--out") { Description = "where every stage, summary.json and report.html go", DefaultValueFactory = _ => "pipeline-out" };
         var seed = new Option<ulong>("--seed") { Description = "seed of the task, the weights and the sampling", DefaultValueFactory = _ => defaults.Seed };
-        var quick = new Option<bool>("--quick") { Description = "a tiny run of every stage (seconds; for smoke tests)" };
+        var quick = new Option<bool>("--quick") { Description = "a tiny run of every stage (seconds): a smoke test, whose numbers mean nothing" };
         var resume = new Option<bool>("--resume") { Description = "continue a run stopped by Ctrl+C from its checkpoints in --out (same --seed and --quick)" };
         var device = DeviceOption.Create();
         var threads = new Option<int>("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
@@ -34,6 +34,11 @@ internal static class PipelineCommand
             {
                 string dir = parse.GetValue(outDir)!;
                 var clock = Stopwatch.StartNew();
+                if (options.SmokeTest)
+                {
+                    Console.Out.WriteLine(PipelineReport.SmokeTestNote);
+                }
+
                 var report = new PipelineRunner(options, backend, Console.Out).Run(dir, signals.Token);
                 Console.Out.Write(report.ToTextTable());
                 Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {Path.Combine(dir, "summary.json")} and {Path.Combine(dir, "report.html")} in {clock.Elapsed.TotalSeconds:F0} s"));

@@ -231,7 +231,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
 
         Console.Out.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
-            $"{name}: {result.Steps} steps, loss {result.TrainLoss:F4}{(result.EvalLoss is double ev ? $", eval loss {ev:F4}" : "")}, {result.TokensSeen} tokens in {result.Elapsed.TotalSeconds:F1} s{(result.ResumedFrom is null ? "" : $" (resumed from {result.ResumedFrom})")}"));
+            $"{name}: {result.Steps} steps{(result.SkippedSteps > 0 ? $" ({result.SkippedSteps} skipped)" : "")}, loss {result.TrainLoss:F4}{(result.EvalLoss is double ev ? $", eval loss {ev:F4}" : "")}, {result.TokensSeen} tokens in {result.Elapsed.TotalSeconds:F1} s{(result.ResumedFrom is null ? "" : $" (resumed from {result.ResumedFrom})")}"));
         return result;
     }
 
@@ -283,7 +283,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
                 lastStep = p.Step;
                 Console.Out.WriteLine(string.Create(
                     CultureInfo.InvariantCulture,
-                    $"step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}  lr {p.LearningRate:E2}  grad_norm {p.GradNorm:F3}  tokens/s {p.TokensPerSecond:F0}  eta {Eta(clock.Elapsed, p):hh\\:mm\\:ss}"));
+                    $"step {p.Step}/{p.TotalSteps}  loss {p.Loss:F4}  lr {p.LearningRate:E2}  grad_norm {p.GradNorm:F3}  tokens/s {p.TokensPerSecond:F0}{(p.SkippedSteps > 0 ? $"  skipped {p.SkippedSteps}" : "")}  eta {Eta(clock.Elapsed, p):hh\\:mm\\:ss}"));
             }
 
             if (p.EvalLoss is double e && e != lastEval)
@@ -308,7 +308,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
                     task.Value = p.Step;
                     task.Description = string.Create(
                         CultureInfo.InvariantCulture,
-                        $"{name} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}{(p.EvalLoss is double e ? $" eval {e:F4}" : "")} {p.TokensPerSecond:F0} tok/s");
+                        $"{name} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}{(p.EvalLoss is double e ? $" eval {e:F4}" : "")}{(p.SkippedSteps > 0 ? $" skipped {p.SkippedSteps}" : "")} {p.TokensPerSecond:F0} tok/s");
                 });
                 return run(progress, token);
             });

@@ -10,9 +10,13 @@ namespace Engine.Training.Pipeline;
 public readonly record struct CurvePoint(long Step, double Value);
 
 /// <summary>A named series of points (e.g. "train loss", "chosen reward").</summary>
-/// <param name="Name">The legend label.</param>
+/// <param name="Name">The legend label, in words (not a metric key).</param>
 /// <param name="Points">The points in step order.</param>
-public sealed record Curve(string Name, IReadOnlyList<CurvePoint> Points);
+public sealed record Curve(string Name, IReadOnlyList<CurvePoint> Points)
+{
+    /// <summary>The y-axis title: what the value is, in words; a stage's curves with the same axis share a chart.</summary>
+    public string Axis { get; init; } = "value";
+}
 
 /// <summary>One answer sampled from a stage's model on a held-out prompt.</summary>
 /// <param name="Prompt">The prompt.</param>
@@ -44,18 +48,31 @@ public sealed record StageEvaluation
 /// <param name="Stage">"pretrain", "sft", "rm", "dpo", …</param>
 public sealed record StageReport(string Stage)
 {
-    /// <summary>Loss curves (usually one, "train loss"; maybe "eval loss").</summary>
-    public IReadOnlyList<Curve> Loss { get; init; } = [];
-
-    /// <summary>Reward curves: e.g. the DPO implicit rewards of chosen and rejected, or the RM's margin.</summary>
-    public IReadOnlyList<Curve> Reward { get; init; } = [];
+    /// <summary>
+    /// The stage's training curves, loss first: the report draws one chart per <see cref="Curve.Axis"/>, in the order
+    /// the axes first appear (e.g. train and eval loss; the DPO implicit rewards of chosen and rejected; KL).
+    /// </summary>
+    public IReadOnlyList<Curve> Curves { get; init; } = [];
 
     /// <summary>The held-out evaluation.</summary>
     public StageEvaluation Evaluation { get; init; } = new();
 
-    /// <summary>A few answers sampled on held-out prompts.</summary>
+    /// <summary>The first answer sampled on each held-out prompt.</summary>
     public IReadOnlyList<SampledAnswer> Samples { get; init; } = [];
+
+    /// <summary>Optimizer steps the stage ran (skipped ones included); null for a stage that did not train.</summary>
+    public int? Steps { get; init; }
+
+    /// <summary>Steps whose update was dropped: nothing to learn from (no micro-batch that counts) or a non-finite value.</summary>
+    public int? SkippedSteps { get; init; }
 }
+
+/// <summary>How the policy stages were evaluated: the sizes the report's column definitions and sample tables quote.</summary>
+/// <param name="Prompts">Held-out prompts.</param>
+/// <param name="SamplesPerPrompt">Answers sampled per prompt.</param>
+/// <param name="Temperature">Sampling temperature.</param>
+/// <param name="HeldOutPairs">Held-out preference pairs the reward model is scored on.</param>
+public sealed record EvaluationSetup(int Prompts, int SamplesPerPrompt, double Temperature, int HeldOutPairs);
 
 /// <summary>
 /// The outcome of a pipeline run: written as <c>summary.json</c> (the evaluation table, machine-read),
@@ -70,9 +87,21 @@ public sealed record PipelineReport(IReadOnlyList<StageReport> Stages)
     /// <summary>Lines shown under the heading (seed, model size, wall time, …).</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 
+    /// <summary>A smoke test (<c>--quick</c>): the report says at its top, and summary.json in <c>smoke_test</c>, that its numbers mean nothing.</summary>
+    public bool SmokeTest { get; init; }
+
+    /// <summary>How the policy stages were evaluated (null: the report quotes no sizes).</summary>
+    public EvaluationSetup? Setup { get; init; }
+
+    /// <summary>What a smoke test's report, summary and console say about its numbers.</summary>
+    public const string SmokeTestNote =
+        "SMOKE TEST (--quick): a tiny model trained a few steps per stage, only to check that every stage runs. Its numbers mean nothing: "
+        + "expect gibberish answers, 0 % accuracy and KL values near zero, even negative. Run without --quick for real results.";
+
     /// <summary>
-    /// <c>{"stages": [{"stage", "gold_reward_mean", "accuracy", "mean_response_tokens", "kl_to_sft"}, …]}</c>: those four
-    /// keys always (null when not measured), plus <c>pairwise_accuracy</c> on stages that have one (the RM).
+    /// <c>{"smoke_test", ["note",] "stages": [{"stage", "gold_reward_mean", "accuracy", "mean_response_tokens", "kl_to_sft",
+    /// "steps", "skipped_steps"}, …]}</c>: <c>smoke_test</c> true for a <c>--quick</c> run, with <see cref="SmokeTestNote"/> as
+    /// <c>note</c>; the stage keys always (null when not measured), plus <c>pairwise_accuracy</c> on stages that have one (the RM).
     /// </summary>
     public string ToSummaryJson()
     {
@@ -80,6 +109,12 @@ public sealed record PipelineReport(IReadOnlyList<StageReport> Stages)
         using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
         {
             json.WriteStartObject();
+            json.WriteBoolean("smoke_test", SmokeTest);
+            if (SmokeTest)
+            {
+                json.WriteString("note", SmokeTestNote);
+            }
+
             json.WriteStartArray("stages");
             foreach (var stage in Stages)
             {
@@ -90,6 +125,8 @@ public sealed record PipelineReport(IReadOnlyList<StageReport> Stages)
                 WriteNumber(json, "accuracy", e.Accuracy);
                 WriteNumber(json, "mean_response_tokens", e.MeanResponseTokens);
                 WriteNumber(json, "kl_to_sft", e.KlToSft);
+                WriteNumber(json, "steps", stage.Steps);
+                WriteNumber(json, "skipped_steps", stage.SkippedSteps);
                 if (e.PairwiseAccuracy is not null)
                 {
                     WriteNumber(json, "pairwise_accuracy", e.PairwiseAccuracy);
@@ -105,10 +142,13 @@ public sealed record PipelineReport(IReadOnlyList<StageReport> Stages)
         return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
     }
 
-    /// <summary>The evaluation table as aligned plain text, for the console; "-" where a value does not apply.</summary>
+    /// <summary>
+    /// The evaluation table as aligned plain text, for the console; "-" where a value does not apply. A smoke test's
+    /// table is preceded by <see cref="SmokeTestNote"/>.
+    /// </summary>
     public string ToTextTable()
     {
-        string[] header = ["stage", "gold reward", "accuracy", "resp tokens", "KL to SFT", "pair acc"];
+        string[] header = ["stage", "gold reward", "accuracy", "resp tokens", "KL to SFT", "pair acc", "skipped steps"];
         var rows = new List<string[]> { header };
         rows.AddRange(Stages.Select(s => new[]
         {
@@ -118,6 +158,7 @@ public sealed record PipelineReport(IReadOnlyList<StageReport> Stages)
             Format(s.Evaluation.MeanResponseTokens, "0.0"),
             Format(s.Evaluation.KlToSft, "0.000"),
             Format(s.Evaluation.PairwiseAccuracy, "0.0%"),
+            Skipped(s),
         }));
         var widths = Enumerable.Range(0, header.Length).Select(c => rows.Max(r => r[c].Length)).ToArray();
         var sb = new StringBuilder();
@@ -131,7 +172,7 @@ public sealed record PipelineReport(IReadOnlyList<StageReport> Stages)
             }
         }
 
-        return sb.ToString();
+        return SmokeTest ? $"{SmokeTestNote}\n{sb}" : sb.ToString();
     }
 
     /// <summary>The self-contained HTML page (inline CSS and SVG; no scripts, no external references).</summary>
@@ -144,6 +185,10 @@ public sealed record PipelineReport(IReadOnlyList<StageReport> Stages)
         File.WriteAllText(Path.Combine(directory, "summary.json"), ToSummaryJson(), new UTF8Encoding(false));
         File.WriteAllText(Path.Combine(directory, "report.html"), ToHtml(), new UTF8Encoding(false));
     }
+
+    /// <summary>"3 of 100" skipped steps, or "-" for a stage that did not train.</summary>
+    internal static string Skipped(StageReport stage) =>
+        stage.Steps is int steps ? string.Create(CultureInfo.InvariantCulture, $"{stage.SkippedSteps ?? 0} of {steps}") : "-";
 
     internal static string Format(double? value, string format) =>
         value is double v && double.IsFinite(v) ? v.ToString(format, CultureInfo.InvariantCulture) : "-";

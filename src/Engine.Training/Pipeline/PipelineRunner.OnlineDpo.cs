@@ -29,7 +29,7 @@ public sealed record PipelineOnlineDpoOptions
     public int SamplesPerPrompt { get; init; } = 4;
 
     /// <summary>Sampling temperature of the rounds.</summary>
-    public float Temperature { get; init; } = 1f;
+    public float Temperature { get; init; } = 1.5f;
 
     /// <summary>Subtracted from the reward-model score of a sample without EOS.</summary>
     public float MissingEosPenalty { get; init; }
@@ -60,15 +60,16 @@ public sealed partial class PipelineRunner
         int[] stops = encoder.EosTokenId is int eos ? [eos] : [];
         using var policy = HfCheckpoint.Load(sftFinal, backend, trainable: true);
         using var rm = HfCheckpoint.Load(rmFinal, backend, trainable: false);
+        TrainingResult run;
         using (var trainer = new OnlineDpoTrainer(policy, sft, rm, prompts, collator, options, stops) { CheckpointFormat = save })
         {
-            RunStage("online_dpo", trainer.Run, cancellationToken);
+            run = RunStage("online_dpo", trainer.Run, cancellationToken);
             Say($"online_dpo: {trainer.TimeSummary()}");
         }
 
         SaveFinal(policy, options.OutputDirectory, save);
         var stage = Evaluated(
-            new StageReport("online_dpo") { Loss = ReadCurves(options.OutputDirectory, reward: false), Reward = ReadCurves(options.OutputDirectory, reward: true) },
+            Trained("online_dpo", run, ReadCurves(options.OutputDirectory, OnlineDpoCurves)),
             policy, sft, tokenizer, encoder, task, evalFacts, klIsZero: false);
         double kl = stage.Evaluation.KlToSft ?? double.NaN;
         Say(string.Create(CultureInfo.InvariantCulture, $"online_dpo: KL to SFT {kl:F3} {(kl <= o.KlTarget ? "within" : "ABOVE")} the target {o.KlTarget:F3}"));

@@ -88,11 +88,11 @@ public sealed partial class PipelineRunner
             }),
             cancellationToken);
         ThrowIfCancelled("ppo", result, cancellationToken);
-        Say(string.Create(CultureInfo.InvariantCulture, $"ppo: {result.Steps} steps, policy loss {result.TrainLoss:F4}, {result.Elapsed.TotalSeconds:F1} s"));
+        Say(string.Create(CultureInfo.InvariantCulture, $"ppo: {result.Steps} steps{(result.SkippedSteps > 0 ? $", {result.SkippedSteps} skipped (a non-finite value)" : "")}, policy loss {result.TrainLoss:F4}, {result.Elapsed.TotalSeconds:F1} s"));
         SaveFinal(actor, options.OutputDirectory, save);
 
         var stage = Evaluated(
-            new StageReport("ppo") { Loss = ReadCurves(options.OutputDirectory, ["loss/policy_avg", "loss/ptx_avg"]), Reward = ReadCurves(options.OutputDirectory, ["objective/scores", "objective/kl"]) },
+            Trained("ppo", result, ReadCurves(options.OutputDirectory, PpoCurves)),
             actor, sft, tokenizer, encoder, task, task.HeldOutFacts, klIsZero: false);
         double kl = stage.Evaluation.KlToSft ?? double.NaN;
         Say(string.Create(CultureInfo.InvariantCulture, $"ppo: KL to SFT {kl:F3} {(kl <= o.KlTarget ? "within" : "ABOVE")} the target {o.KlTarget:F3}"));

@@ -106,10 +106,17 @@ public sealed record PipelineOptions
     /// </summary>
     public bool Resume { get; init; }
 
-    /// <summary>A tiny run: every stage a few steps, a small world and corpus.</summary>
+    /// <summary>
+    /// A smoke test: the report, summary.json and the console say that its numbers mean nothing (<see cref="Quick"/>
+    /// sets it).
+    /// </summary>
+    public bool SmokeTest { get; init; }
+
+    /// <summary>A tiny run, a smoke test: every stage a few steps, a small world and corpus.</summary>
     public static PipelineOptions Quick(ulong seed = 1) => new()
     {
         Seed = seed,
+        SmokeTest = true,
         VocabSize = 300,
         MaxLength = 48,
         Channels = 32,
@@ -177,7 +184,7 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
         };
         // A twentieth of the corpus for validation, at least 40 documents so that it fills a batch.
         var pretrainSplit = Math.Min(task.Pretrain.Count / 2, Math.Max(task.Pretrain.Count / 20, 40));
-        RunStage("pretrain", LanguageModelTrainers.Pretrain(
+        var pretrainRun = RunStage("pretrain", LanguageModelTrainers.Pretrain(
             pretrained, encoder, task.Pretrain.Skip(pretrainSplit), task.Pretrain.Take(Math.Max(1, pretrainSplit)), pretrainOptions, save), cancellationToken);
         string pretrainFinal = SaveFinal(pretrained, pretrainOptions.OutputDirectory, save);
 
@@ -189,12 +196,12 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
             WarmupSteps = Math.Min(20, o.SftSteps / 10), Seed = o.Seed, OutputDirectory = Path.Combine(outDirectory, "sft"),
             CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.SftSteps), Resume = o.Resume,
         };
-        RunStage("sft", LanguageModelTrainers.Sft(sft, encoder, task.Sft, null, sftOptions, null, eos, save), cancellationToken);
+        var sftRun = RunStage("sft", LanguageModelTrainers.Sft(sft, encoder, task.Sft, null, sftOptions, null, eos, save), cancellationToken);
         string sftFinal = SaveFinal(sft, sftOptions.OutputDirectory, save);
 
         // Policy evaluations that need the SFT model as the KL anchor.
-        stages.Add(Evaluated(new StageReport("pretrain") { Loss = ReadCurves(pretrainOptions.OutputDirectory, reward: false) }, pretrained, sft, tokenizer, encoder, task, evalFacts, klIsZero: false));
-        stages.Add(Evaluated(new StageReport("sft") { Loss = ReadCurves(sftOptions.OutputDirectory, reward: false) }, sft, sft, tokenizer, encoder, task, evalFacts, klIsZero: true));
+        stages.Add(Evaluated(Trained("pretrain", pretrainRun, ReadCurves(pretrainOptions.OutputDirectory, LanguageModelCurves)), pretrained, sft, tokenizer, encoder, task, evalFacts, klIsZero: false));
+        stages.Add(Evaluated(Trained("sft", sftRun, ReadCurves(sftOptions.OutputDirectory, LanguageModelCurves)), sft, sft, tokenizer, encoder, task, evalFacts, klIsZero: true));
 
         var collator = new SequenceCollator(encoder, new CollatorOptions { MaxLength = o.MaxLength, PadTokenId = eos });
         var preferenceData = task.Preferences.Cast<Example>().Concat(task.Rankings).ToList();
@@ -207,11 +214,12 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
             CheckpointInterval = 0, KeepLast = 1, LogInterval = LogInterval(o.RmSteps), Resume = o.Resume, Dropout = o.RmDropout,
         };
         double pairwise;
+        TrainingResult rmRun;
         using (var rm = HfCheckpoint.Load(sftFinal, backend, trainable: true, new HfLoadOptions { Head = HeadKind.Scalar, HeadSeed = o.Seed }))
         using (var rmObjective = new RewardModelObjective(rm))
         {
             var evalPairs = new PreferenceBatches(collator, task.EvalPreferences, o.BatchSize);
-            RunStage("rm", new Trainer<PreferenceBatch>(rm, rmObjective, new PreferenceBatches(collator, preferenceData, o.BatchSize), evalPairs, rmOptions) { CheckpointFormat = save }, cancellationToken);
+            rmRun = RunStage("rm", new Trainer<PreferenceBatch>(rm, rmObjective, new PreferenceBatches(collator, preferenceData, o.BatchSize), evalPairs, rmOptions) { CheckpointFormat = save }, cancellationToken);
             var demos = new SftBatches(new SequenceCollator(encoder, sftOptions.CollatorOptions(eos) with { Packing = false }), task.Sft, o.BatchSize);
             var stats = rmObjective.Calibrate(demos.Batches(null));
             Say(string.Create(CultureInfo.InvariantCulture, $"rm: calibrated on {stats.Count} demonstrations, reward std {stats.Std:F4}"));
@@ -219,12 +227,7 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
             SaveFinal(rm, rmOptions.OutputDirectory, save);
         }
 
-        stages.Add(new StageReport("rm")
-        {
-            Loss = ReadCurves(rmOptions.OutputDirectory, reward: false),
-            Reward = ReadCurves(rmOptions.OutputDirectory, reward: true),
-            Evaluation = new StageEvaluation { PairwiseAccuracy = pairwise },
-        });
+        stages.Add(Trained("rm", rmRun, ReadCurves(rmOptions.OutputDirectory, RmCurves)) with { Evaluation = new StageEvaluation { PairwiseAccuracy = pairwise } });
         Say(string.Create(CultureInfo.InvariantCulture, $"rm: held-out pairwise accuracy {pairwise:P1}"));
         stages.Add(RunPpo(outDirectory, sftFinal, Path.Combine(rmOptions.OutputDirectory, "final"), sft, tokenizer, encoder, task, save, cancellationToken));
 
@@ -240,14 +243,15 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
             var train = new PreferenceBatches(collator, preferenceData, o.BatchSize);
             var validation = new PreferenceBatches(collator, task.EvalPreferences, o.BatchSize);
             var cache = ReferenceLogProbCache.Compute(sft, [.. train.All(), .. validation.All()]);
+            TrainingResult dpoRun;
             using (var objective = new DpoObjective(policy, cache, new DpoOptions { Beta = o.DpoBeta }))
             {
-                RunStage("dpo", new Trainer<PreferenceBatch>(policy, objective, train, validation, dpoOptions) { CheckpointFormat = save }, cancellationToken);
+                dpoRun = RunStage("dpo", new Trainer<PreferenceBatch>(policy, objective, train, validation, dpoOptions) { CheckpointFormat = save }, cancellationToken);
             }
 
             SaveFinal(policy, dpoOptions.OutputDirectory, save);
             stages.Add(Evaluated(
-                new StageReport("dpo") { Loss = ReadCurves(dpoOptions.OutputDirectory, reward: false), Reward = ReadCurves(dpoOptions.OutputDirectory, reward: true) },
+                Trained("dpo", dpoRun, ReadCurves(dpoOptions.OutputDirectory, DpoCurves)),
                 policy, sft, tokenizer, encoder, task, evalFacts, klIsZero: false));
         }
 
@@ -256,6 +260,8 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
 
         var report = new PipelineReport(stages)
         {
+            SmokeTest = o.SmokeTest,
+            Setup = new EvaluationSetup(evalFacts.Count, o.SamplesPerPrompt, o.Temperature, task.EvalPreferences.Count),
             Notes =
             [
                 string.Create(CultureInfo.InvariantCulture, $"seed {o.Seed}; GPT-2 L={o.Layers} C={o.Channels} H={o.Heads} T={o.MaxLength}, vocab {tokenizer.VocabSize}; steps pretrain {o.PretrainSteps}, sft {o.SftSteps}, rm {o.RmSteps} (dropout {o.RmDropout}), ppo {PpoSteps}, dpo {o.DpoSteps}, online_dpo {o.OnlineDpo.Steps}"),
@@ -318,25 +324,17 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
     private static int LogInterval(int steps) => Math.Max(1, Math.Min(10, steps / 20));
 
     /// <exception cref="OperationCanceledException">Cancelled: its message names the stage, the step and the checkpoint written.</exception>
-    private void RunStage<TBatch>(string name, Trainer<TBatch> trainer, CancellationToken token) => RunStage(name, trainer.Run, token);
+    private TrainingResult RunStage<TBatch>(string name, Trainer<TBatch> trainer, CancellationToken token) => RunStage(name, trainer.Run, token);
 
+    /// <summary>Runs a stage's trainer with its console lines (<see cref="StageProgress"/>) and returns its result.</summary>
     /// <exception cref="OperationCanceledException">Cancelled: its message names the stage, the step and the checkpoint written.</exception>
-    private void RunStage(string name, Func<IProgress<TrainingProgress>?, CancellationToken, TrainingResult> run, CancellationToken token)
+    private TrainingResult RunStage(string name, Func<IProgress<TrainingProgress>?, CancellationToken, TrainingResult> run, CancellationToken token)
     {
-        int every = 0, first = -1;
-        var result = run(new InlineProgress<TrainingProgress>(p =>
-        {
-            every = every > 0 ? every : Math.Max(1, p.TotalSteps / 5);
-            first = first >= 0 ? first : p.Step;
-
-            // The first step too, so a long stage shows at once that it is under way.
-            if (p.Step % every == 0 || p.Step == p.TotalSteps || p.Step == first)
-            {
-                Say(string.Create(CultureInfo.InvariantCulture, $"{name}: step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}{(p.EvalLoss is double e ? $" eval {e:F4}" : "")}"));
-            }
-        }), token);
+        var lines = new StageProgress(name, Say);
+        var result = run(new InlineProgress<TrainingProgress>(lines.Report), token);
         ThrowIfCancelled(name, result, token);
-        Say(string.Create(CultureInfo.InvariantCulture, $"{name}: {result.Steps} steps, loss {result.TrainLoss:F4}, {result.Elapsed.TotalSeconds:F1} s{(result.ResumedFrom is null ? "" : $" (resumed from {result.ResumedFrom})")}"));
+        lines.Finish(result);
+        return result;
     }
 
     /// <exception cref="OperationCanceledException">Cancelled: its message names the stage, the step and the checkpoint written.</exception>
@@ -349,6 +347,10 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
 
         token.ThrowIfCancellationRequested();
     }
+
+    /// <summary>A stage's report before its evaluation: its curves and how many steps it trained and skipped.</summary>
+    private static StageReport Trained(string stage, TrainingResult run, List<Curve> curves) =>
+        new(stage) { Curves = curves, Steps = run.Steps, SkippedSteps = run.SkippedSteps };
 
     private static string SaveFinal(Transformer model, string stageDirectory, HfSaveOptions save)
     {
@@ -488,16 +490,45 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
         }
     }
 
-    /// <summary>Loss curves (train and eval loss) or reward curves (metrics named rewards/…) from a stage's metrics.jsonl.</summary>
-    private static readonly string[] LossMetrics = ["loss", "eval_loss"];
+    /// <summary>A metric of a stage's metrics.jsonl to chart: its key, its legend name and its axis title, in words.</summary>
+    private readonly record struct Series(string Key, string Name, string Axis);
 
-    private static readonly string[] RewardMetrics =
-        ["rewards/chosen", "rewards/rejected", "rewards/margins", "eval_rewards/accuracies", "eval_accuracy", "objective/scores"];
+    private const string PerToken = "loss (nats per token)", ImplicitReward = "implicit reward β·log(π/π_SFT)", PairsRight = "share of pairs ordered right";
 
-    private static List<Curve> ReadCurves(string directory, bool reward) => ReadCurves(directory, reward ? RewardMetrics : LossMetrics);
+    private static readonly Series[] LanguageModelCurves = [new("loss", "train loss", PerToken), new("eval_loss", "eval loss", PerToken)];
 
-    // The named metrics of a stage's metrics.jsonl as curves over steps, in the order of metrics; absent ones are left out.
-    private static List<Curve> ReadCurves(string directory, IReadOnlyList<string> metrics)
+    private static readonly Series[] RmCurves =
+    [
+        new("loss", "train loss", "pairwise loss"), new("eval_loss", "held-out loss", "pairwise loss"),
+        new("rewards/chosen", "chosen answer", "RM score"), new("rewards/rejected", "rejected answer", "RM score"),
+        new("rewards/margins", "margin (chosen − rejected)", "RM score"), new("eval_rewards/accuracies", "held-out pairs", PairsRight),
+    ];
+
+    private static readonly Series[] DpoCurves =
+    [
+        new("loss", "train loss", "DPO loss"), new("eval_loss", "held-out loss", "DPO loss"),
+        new("rewards/chosen", "chosen answer", ImplicitReward), new("rewards/rejected", "rejected answer", ImplicitReward),
+        new("rewards/margins", "margin (chosen − rejected)", ImplicitReward), new("eval_rewards/accuracies", "held-out pairs", PairsRight),
+    ];
+
+    private static readonly Series[] OnlineDpoCurves =
+    [
+        new("loss", "train loss", "DPO loss"),
+        new("rewards/chosen", "chosen sample", ImplicitReward), new("rewards/rejected", "rejected sample", ImplicitReward),
+        new("rewards/margins", "margin (chosen − rejected)", ImplicitReward), new("objective/scores", "mean RM score of the samples", "RM score"),
+        new("objective/scores_margin", "best − worst sample of a prompt", "RM score"),
+        new("objective/tied_prompts", "prompts whose samples all tied", "share of prompts"),
+    ];
+
+    private static readonly Series[] PpoCurves =
+    [
+        new("loss/policy_avg", "policy loss (clipped surrogate)", "policy loss"), new("loss/ptx_avg", "pretraining loss (PPO-ptx)", PerToken),
+        new("objective/scores", "mean RM score of the samples", "RM score (normalised)"),
+        new("objective/kl", "KL of the samples to SFT", "KL (nats per response)"),
+    ];
+
+    // The named metrics of a stage's metrics.jsonl as curves over steps, in the order given; absent ones are left out.
+    private static List<Curve> ReadCurves(string directory, IReadOnlyList<Series> metrics)
     {
         string path = Path.Combine(directory, Trainer<SequenceBatch>.MetricsFile);
         var series = new Dictionary<string, List<CurvePoint>>(StringComparer.Ordinal);
@@ -520,7 +551,7 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
             }
 
             long step = (long)stepElement.GetDouble();
-            foreach (string metric in metrics)
+            foreach (string metric in metrics.Select(m => m.Key))
             {
                 if (doc.RootElement.TryGetProperty(metric, out var value) && value.ValueKind == JsonValueKind.Number && double.IsFinite(value.GetDouble()))
                 {
@@ -529,6 +560,6 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
             }
         }
 
-        return [.. metrics.Where(series.ContainsKey).Select(m => new Curve(m switch { "loss" => "train loss", "eval_loss" => "eval loss", _ => m }, series[m]))];
+        return [.. metrics.Where(m => series.ContainsKey(m.Key)).Select(m => new Curve(m.Name, series[m.Key]) { Axis = m.Axis })];
     }
 }

@@ -40,6 +40,11 @@ internal static class ReportHtml
         .bad { background: #fbeaea; }
         .meh { background: #fdf5e2; }
         .overview { margin-top: 16px; }
+        .smoke { background: #fbeaea; border: 2px solid #c0392b; color: #7b1d12; font-weight: bold; padding: 10px 14px; font-size: 15px; }
+        ul.defs { font-size: 13px; color: #444; margin: 8px 0; padding-left: 20px; max-width: 1000px; }
+        ul.defs li { margin: 2px 0; }
+        .legend span { display: inline-block; padding: 1px 8px; margin-right: 8px; border: 1px solid #ddd; }
+        p.legend, p.shown { font-size: 13px; color: #444; margin: 6px 0; }
         .score { display: block; color: #666; font-family: inherit; font-size: 11px; margin-top: 3px; }
         """;
 
@@ -49,6 +54,11 @@ internal static class ReportHtml
         sb.Append("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n");
         sb.Append("<title>").Append(SvgChart.Esc(report.Title)).Append("</title>\n<style>\n").Append(Css).Append("</style>\n</head>\n<body>\n");
         sb.Append("<h1>").Append(SvgChart.Esc(report.Title)).Append("</h1>\n");
+        if (report.SmokeTest)
+        {
+            sb.Append("<p class=\"smoke\">").Append(SvgChart.Esc(PipelineReport.SmokeTestNote)).Append("</p>\n");
+        }
+
         foreach (string note in report.Notes)
         {
             sb.Append("<p class=\"notes\">").Append(SvgChart.Esc(note)).Append("</p>\n");
@@ -59,30 +69,38 @@ internal static class ReportHtml
         Samples(sb, report);
         foreach (var stage in report.Stages)
         {
-            sb.Append("<h2 id=\"stage-").Append(Id(stage.Stage)).Append("\">Stage: ").Append(SvgChart.Esc(stage.Stage)).Append("</h2>\n<div class=\"charts\">\n");
-            sb.Append(SvgChart.Line($"{stage.Stage}: loss", "step", "loss", stage.Loss, ChartWidth)).Append('\n');
-
-            // Accuracies are fractions, not rewards: on the reward axis they would read as one more reward curve.
-            var accuracies = stage.Reward.Where(IsAccuracy).ToList();
-            var rewards = stage.Reward.Where(c => !IsAccuracy(c)).ToList();
-            if (rewards.Count > 0)
-            {
-                sb.Append(SvgChart.Line($"{stage.Stage}: reward", "step", "reward", rewards, ChartWidth)).Append('\n');
-            }
-
-            if (accuracies.Count > 0)
-            {
-                sb.Append(SvgChart.Line($"{stage.Stage}: pairwise accuracy", "step", "accuracy", accuracies, ChartWidth)).Append('\n');
-            }
-
-            sb.Append("</div>\n");
+            StageCharts(sb, stage);
         }
 
         sb.Append("</body>\n</html>\n");
         return sb.ToString();
     }
 
-    private static bool IsAccuracy(Curve curve) => curve.Name.Contains("accurac", StringComparison.OrdinalIgnoreCase);
+    /// <summary>A stage's heading, its step count and its charts: one per axis of its curves (loss, rewards, accuracies, KL, …).</summary>
+    private static void StageCharts(StringBuilder sb, StageReport stage)
+    {
+        sb.Append("<h2 id=\"stage-").Append(Id(stage.Stage)).Append("\">Stage: ").Append(SvgChart.Esc(stage.Stage)).Append("</h2>\n");
+        if (stage.Steps is int steps)
+        {
+            string skipped = stage.SkippedSteps is > 0
+                ? string.Create(CultureInfo.InvariantCulture, $", {stage.SkippedSteps} of them skipped (update dropped: nothing to learn from, or a non-finite value)")
+                : ", none skipped";
+            sb.Append("<p class=\"notes\">").Append(SvgChart.Esc(string.Create(CultureInfo.InvariantCulture, $"{steps} training steps{skipped}."))).Append("</p>\n");
+        }
+
+        sb.Append("<div class=\"charts\">\n");
+        if (stage.Curves.Count == 0)
+        {
+            sb.Append(SvgChart.Line($"{stage.Stage}: loss", "training step", "loss", [], ChartWidth)).Append('\n');
+        }
+
+        foreach (var axis in stage.Curves.GroupBy(c => c.Axis, StringComparer.Ordinal))
+        {
+            sb.Append(SvgChart.Line($"{stage.Stage}: {axis.Key}", "training step", axis.Key, [.. axis], ChartWidth)).Append('\n');
+        }
+
+        sb.Append("</div>\n");
+    }
 
     /// <summary>An HTML id from a stage name: letters, digits and '-' only, since ids may not hold spaces.</summary>
     private static string Id(string name) => string.Concat(name.Select(c => char.IsAsciiLetterOrDigit(c) ? char.ToLowerInvariant(c) : '-'));
@@ -90,7 +108,7 @@ internal static class ReportHtml
     private static void EvaluationTable(StringBuilder sb, PipelineReport report)
     {
         sb.Append("<h2>Held-out evaluation</h2>\n<table class=\"eval\">\n<tr><th>stage</th><th>gold reward (mean)</th><th>accuracy</th>")
-          .Append("<th>response tokens (mean)</th><th>KL to SFT</th><th>RM pairwise accuracy</th></tr>\n");
+          .Append("<th>response tokens (mean)</th><th>KL to SFT</th><th>RM pairwise accuracy</th><th>skipped steps</th></tr>\n");
         foreach (var stage in report.Stages)
         {
             var e = stage.Evaluation;
@@ -99,7 +117,7 @@ internal static class ReportHtml
             {
                 PipelineReport.Format(e.GoldRewardMean, "0.000"), PipelineReport.Format(e.Accuracy, "0.0%"),
                 PipelineReport.Format(e.MeanResponseTokens, "0.0"), PipelineReport.Format(e.KlToSft, "0.000"),
-                PipelineReport.Format(e.PairwiseAccuracy, "0.0%"),
+                PipelineReport.Format(e.PairwiseAccuracy, "0.0%"), PipelineReport.Skipped(stage),
             })
             {
                 sb.Append("<td class=\"num\">").Append(SvgChart.Esc(cell)).Append("</td>");
@@ -108,7 +126,33 @@ internal static class ReportHtml
             sb.Append("</tr>\n");
         }
 
-        sb.Append("</table>\n");
+        sb.Append("</table>\n<ul class=\"defs\">\n");
+        foreach (string line in ColumnDefinitions(report.Setup))
+        {
+            sb.Append("<li>").Append(SvgChart.Esc(line)).Append("</li>\n");
+        }
+
+        sb.Append("</ul>\n");
+    }
+
+    /// <summary>One line per column of the evaluation table: what it measures, on what, and how to read it.</summary>
+    internal static IReadOnlyList<string> ColumnDefinitions(EvaluationSetup? setup)
+    {
+        string answers = setup is { } e
+            ? string.Create(CultureInfo.InvariantCulture, $"the {e.Prompts * e.SamplesPerPrompt} answers sampled from the stage's model ({e.Prompts} held-out prompts × {e.SamplesPerPrompt} samples at temperature {e.Temperature:0.##})")
+            : "the answers sampled from the stage's model on the held-out prompts";
+        string pairs = setup is { } p ? string.Create(CultureInfo.InvariantCulture, $"the {p.HeldOutPairs} held-out preference pairs") : "the held-out preference pairs";
+        return
+        [
+            "stage: the model after that stage (pretrain: before any fine-tuning; rm: the reward model, which is not a policy and so has no answers).",
+            $"gold reward (mean): the task's known reward averaged over {answers}: +1 when the first word is the right answer, −1 when it is wrong or there is none, minus 0.1 per further word (at most 1). From −2 to 1; higher is better.",
+            "accuracy: share of the same answers whose first word is the right answer, the same measure for every stage. It ignores what follows, so a model that answers and then rambles on (pretrain) can have a high accuracy and a low gold reward.",
+            "response tokens (mean): mean length of the sampled answers in tokens, end-of-text included.",
+            "KL to SFT: mean over the sampled answers of Σ log π(token) − log π_SFT(token), in nats per answer: how far the stage's model has moved from the SFT model (0 for SFT itself). It is estimated from samples, so a model very close to SFT can show a small negative value.",
+            $"RM pairwise accuracy: share of {pairs} that the reward model scores chosen above rejected (rm only).",
+            "skipped steps: training steps whose update was dropped, of all steps run: nothing to learn from (online DPO: the answers of every sampled prompt tied) or a non-finite loss.",
+            "-: does not apply to that stage.",
+        ];
     }
 
     /// <summary>Gold reward and accuracy by stage, as bars in stage order: the story of the whole run at a glance.</summary>
@@ -124,7 +168,7 @@ internal static class ReportHtml
           .Append(SvgChart.Bars("Held-out gold reward and accuracy by stage", "score", [.. stages.Select(s => s.Stage)],
           [
               ("gold reward (mean)", [.. stages.Select(s => s.Evaluation.GoldRewardMean)]),
-              ("accuracy", [.. stages.Select(s => s.Evaluation.Accuracy)]),
+              ("accuracy (first word right)", [.. stages.Select(s => s.Evaluation.Accuracy)]),
           ], width: ChartWidth, height: 300))
           .Append("\n</div>\n");
     }
@@ -138,8 +182,19 @@ internal static class ReportHtml
             return;
         }
 
-        var prompts = stages.SelectMany(s => s.Samples.Select(a => a.Prompt)).Distinct(StringComparer.Ordinal).Take(MaxSamplePrompts).ToList();
-        sb.Append("<h2>Sampled answers on held-out prompts</h2>\n<table class=\"samples\">\n<tr><th class=\"prompt\">prompt</th>");
+        var all = stages.SelectMany(s => s.Samples.Select(a => a.Prompt)).Distinct(StringComparer.Ordinal).ToList();
+        var prompts = all.Take(MaxSamplePrompts).ToList();
+        string perPrompt = report.Setup switch
+        {
+            { SamplesPerPrompt: > 1 } e => string.Create(CultureInfo.InvariantCulture, $"the first of the {e.SamplesPerPrompt} answers sampled per prompt (temperature {e.Temperature:0.##})"),
+            { } e => string.Create(CultureInfo.InvariantCulture, $"the one answer sampled per prompt (temperature {e.Temperature:0.##})"),
+            null => "the first answer sampled per prompt",
+        };
+        sb.Append("<h2>Sampled answers on held-out prompts</h2>\n<p class=\"shown\">")
+          .Append(SvgChart.Esc(string.Create(CultureInfo.InvariantCulture, $"Showing {prompts.Count} of {all.Count} held-out prompts; each cell is {perPrompt}. The table above averages all of them.")))
+          .Append("</p>\n<p class=\"legend\">Cell colours: <span class=\"good\">right answer, nothing after it (gold 1)</span>")
+          .Append("<span class=\"meh\">right answer, then more words (gold below 1)</span><span class=\"bad\">wrong or empty answer (gold −1 or less)</span></p>\n")
+          .Append("<table class=\"samples\">\n<tr><th class=\"prompt\">prompt</th>");
         foreach (var stage in stages)
         {
             sb.Append("<th>").Append(SvgChart.Esc(stage.Stage)).Append("</th>");

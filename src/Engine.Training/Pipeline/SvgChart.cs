@@ -223,5 +223,16 @@ public static class SvgChart
             : v.ToString("0.####", CultureInfo.InvariantCulture);
     }
 
-    internal static string Esc(string s) => WebUtility.HtmlEncode(s);
+    /// <summary>
+    /// Text for HTML and XML: markup escaped, and control characters (other than tab and newline), which neither allows
+    /// and which a barely trained model does sample, shown as their Unicode control pictures (U+0003 as ␃).
+    /// </summary>
+    internal static string Esc(string s) => WebUtility.HtmlEncode(string.Create(s.Length, s, static (span, text) =>
+    {
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            span[i] = c is '\n' or '\t' ? c : c < 0x20 ? (char)(0x2400 + c) : c == 0x7F ? '\u2421' : c;
+        }
+    }));
 }

@@ -68,5 +68,30 @@ public sealed class PipelineCommandTests : IDisposable
         }
 
         Assert.Contains("gold reward", output.ToString(), StringComparison.Ordinal);
+
+        // A smoke test says so: first and (before the table) last on the console, in summary.json and atop report.html.
+        string console = output.ToString();
+        Assert.StartsWith(Engine.Training.Pipeline.PipelineReport.SmokeTestNote, console, StringComparison.Ordinal);
+        Assert.Contains(Engine.Training.Pipeline.PipelineReport.SmokeTestNote + "\nstage ", console, StringComparison.Ordinal);
+        Assert.True(summary.RootElement.GetProperty("smoke_test").GetBoolean());
+        string html = File.ReadAllText(Path.Combine(dir, "report.html"));
+        Assert.Contains("<p class=\"smoke\">SMOKE TEST", html, StringComparison.Ordinal);
+
+        // Chart legends are words, not metric keys such as objective/kl or eval_loss.
+        var legends = System.Xml.Linq.XDocument.Parse(html.Replace("<!DOCTYPE html>", "", StringComparison.Ordinal))
+            .Descendants("text").Where(t => (string?)t.Attribute("class") == "lg").Select(t => t.Value).ToList();
+        Assert.NotEmpty(legends);
+        Assert.All(legends, name => Assert.DoesNotMatch("[/_]", name));
+
+        // Each stage's summary line repeats the loss of its last progress line.
+        var lines = console.Split('\n');
+        foreach (string stage in new[] { "pretrain", "sft", "rm", "dpo", "online_dpo" })
+        {
+            string last = lines.Last(l => l.StartsWith(stage + ": step ", StringComparison.Ordinal));
+            string final = lines.Single(l => System.Text.RegularExpressions.Regex.IsMatch(l, $"^{stage}: \\d+ steps"));
+            Assert.Equal(LossOf(last), LossOf(final));
+        }
+
+        static string LossOf(string line) => System.Text.RegularExpressions.Regex.Match(line, @"loss (\S+)").Groups[1].Value;
     }
 }

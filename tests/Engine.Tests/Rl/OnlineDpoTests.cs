@@ -173,14 +173,43 @@ public sealed class OnlineDpoTests(ITestOutputHelper output) : IDisposable
         var options = Options(dir.Sub("flat")) with { MaxSteps = 2 };
         var before = TrainingHarness.Read(backend, policy.Parameters.Values);
         using var trainer = new OnlineDpoTrainer(policy, reference, flat, Prompts(), Collator, options, []);
-        var result = trainer.Run();
+        var reports = new List<TrainingProgress>();
+        var result = trainer.Run(new InlineProgress<TrainingProgress>(reports.Add));
 
         // Every round is sampled MaxAttempts times, gives no pair, and its step is skipped: no update, not even AdamW's momentum.
         Assert.Equal(TrainingStatus.Completed, result.Status);
         Assert.Equal(2, result.SkippedSteps);
+
+        // Progress says so at each step: a skipped step has no loss (NaN, not 0) and counts in SkippedSteps.
+        Assert.Equal([1, 2], reports.Select(r => r.SkippedSteps));
+        Assert.All(reports, r => Assert.True(double.IsNaN(r.Loss), $"step {r.Step} reported loss {r.Loss}"));
         Assert.Equal(before, TrainingHarness.Read(backend, policy.Parameters.Values));
         Assert.Equal(2, Lines(options.OutputDirectory)[^1].GetProperty("skipped_steps").GetDouble());
         Assert.True(trainer.GenerationTime > TimeSpan.Zero);
+    }
+
+    [Fact]
+    public void A_round_whose_prompts_all_tie_samples_other_prompts_instead_of_skipping()
+    {
+        // A policy that answers a prompt ending in token 0, 1 or 2 the same way every time, so those prompts tie, and one
+        // ending in 3–7 with differing answers; 4 prompts of 16 are of the second kind, 4 prompts per round, 8 samples each.
+        using var policy = PeakedPolicy(trainable: true);
+        using var reference = PeakedPolicy(trainable: false);
+        using var rm = RewardModel();
+        var prompts = Enumerable.Range(0, 16).Select(i => new[] { 5, i % 4 == 3 ? 3 + (i % 5) : i % 3 }).ToList();
+        var options = Options(dir.Sub("tied")) with { MaxSteps = 8, BatchSize = 4, SamplesPerPrompt = 8, LearningRate = 1e-5 };
+        using var trainer = new OnlineDpoTrainer(policy, reference, rm, prompts, Collator, options, []);
+        var result = trainer.Run();
+
+        // Some rounds drew only prompts that tie; rather than sampling those again (and tying again), they went on to the
+        // next prompts of the order, found a pair, and no step was skipped.
+        var lines = Lines(options.OutputDirectory);
+        output.WriteLine(string.Join("\n", lines.Select(l => $"attempts {l.GetProperty("val/sampling_attempts")} tied {l.GetProperty("objective/tied_prompts")} distinct {l.GetProperty("val/distinct_responses")} skipped {l.GetProperty("skipped_steps")}")));
+        Assert.Contains(lines, l => l.GetProperty("val/sampling_attempts").GetDouble() > 1);
+        Assert.Equal(0, result.SkippedSteps);
+        // The prompts of the first kind give one answer 8 times out of 8, those of the second up to 8 different ones.
+        Assert.All(lines, l => Assert.InRange(l.GetProperty("val/distinct_responses").GetDouble(), 1, 8));
+        Assert.Contains(lines, l => l.GetProperty("val/distinct_responses").GetDouble() < 3);
     }
 
     [Fact]
@@ -217,6 +246,23 @@ public sealed class OnlineDpoTests(ITestOutputHelper output) : IDisposable
     {
         var model = new Transformer(Config, backend, trainable);
         model.InitializeWeights(7);
+        return model;
+    }
+
+    // Blocks of zeros, so the logits after a token depend on it alone: LN(e)·Eᵀ with the tied embedding E. Tokens 0–2 have
+    // a large embedding along their own channel and follow themselves with probability ≈ 1 − 1e-13; tokens 3–7 a small
+    // one, and go on to any of 3–7 (itself with 0.44, the others 0.13 each, 0–2 with 0.05 in all).
+    private Transformer PeakedPolicy(bool trainable)
+    {
+        var model = new Transformer(Config, backend, trainable);
+        var embedding = new float[Vocab * Config.Channels];
+        for (int v = 0; v < Vocab; v++)
+        {
+            embedding[(v * Config.Channels) + v] = v < 3 ? 8f : 0.3f;
+        }
+
+        backend.CopyFromHost<float>(model.Parameters.Value(Names.Embedding), embedding);
+        backend.CopyFromHost<float>(model.Parameters.Value(Names.FinalNormWeight), Enumerable.Repeat(1f, Config.Channels).ToArray());
         return model;
     }
 

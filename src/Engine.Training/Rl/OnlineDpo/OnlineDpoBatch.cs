@@ -4,10 +4,10 @@ namespace Engine.Training.Rl.OnlineDpo;
 
 /// <summary>What one sampling round of online DPO produced (the same on every micro-batch of the round).</summary>
 /// <param name="Round">The round's index in its epoch.</param>
-/// <param name="Prompts">Prompts sampled.</param>
-/// <param name="Samples">Responses sampled (prompts × samples per prompt).</param>
+/// <param name="Prompts">Prompts sampled, over every attempt.</param>
+/// <param name="Samples">Responses of the attempt used (its prompts × samples per prompt); the statistics below are of them.</param>
 /// <param name="Pairs">Prompts that gave a (chosen, rejected) pair.</param>
-/// <param name="Attempts">Sampling attempts: a round where every prompt tied is sampled again with the next seed.</param>
+/// <param name="Attempts">Sampling attempts: a round where every prompt tied samples the next prompts of the order, with the next seed.</param>
 /// <param name="MeanScore">Mean reward-model score of the samples (after the missing-EOS penalty).</param>
 /// <param name="MeanScoreMargin">Mean score of chosen minus rejected over the pairs.</param>
 /// <param name="EosFraction">Share of the samples that ended with EOS.</param>
@@ -17,8 +17,11 @@ public sealed record RoundStatistics(
     int Round, int Prompts, int Samples, int Pairs, int Attempts, double MeanScore, double MeanScoreMargin, double EosFraction, double MeanResponseTokens,
     double GenerationSeconds)
 {
-    /// <summary>Share of the round's prompts skipped because their samples tied.</summary>
+    /// <summary>Share of the round's prompts (every attempt's) skipped because their samples tied.</summary>
     public double TiedFraction => Prompts == 0 ? 0 : 1.0 - ((double)Pairs / Prompts);
+
+    /// <summary>Mean number of different responses among a prompt's K samples (1: the policy answered it the same way every time).</summary>
+    public double DistinctResponses { get; init; }
 }
 
 /// <summary>

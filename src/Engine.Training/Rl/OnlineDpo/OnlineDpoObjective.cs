@@ -10,7 +10,8 @@ namespace Engine.Training.Rl.OnlineDpo;
 /// score of the samples), <c>objective/scores_margin</c> (chosen minus rejected), <c>objective/kl</c> (mean
 /// log π/π_ref of the pair responses, from the implicit rewards: (r_chosen + r_rejected)/(2β); per token under IPO),
 /// <c>objective/non_score_reward</c> (−β·kl), <c>objective/rlhf_reward</c> (scores − β·kl), <c>objective/tied_prompts</c>
-/// (share of prompts skipped), <c>val/contain_eos_token</c>, <c>val/response_length</c>, and <c>time/generating</c> and
+/// (share of prompts skipped), <c>val/sampling_attempts</c> (attempts of the round; a retry samples other prompts),
+/// <c>val/distinct_responses</c> (mean different responses among a prompt's K samples), <c>val/contain_eos_token</c>, <c>val/response_length</c>, and <c>time/generating</c> and
 /// <c>time/training</c> (seconds per micro-batch: its share of the round's sampling and scoring, and its own forward and
 /// backward), besides DPO's <c>rewards/*</c> and <c>logps/*</c>.
 /// </summary>
@@ -63,6 +64,8 @@ public sealed class OnlineDpoObjective : ITrainingObjective<OnlineDpoBatch>, IDi
             ["objective/scores"] = s.MeanScore,
             ["objective/scores_margin"] = s.MeanScoreMargin,
             ["objective/tied_prompts"] = s.TiedFraction,
+            ["val/sampling_attempts"] = s.Attempts,
+            ["val/distinct_responses"] = s.DistinctResponses,
             ["val/contain_eos_token"] = s.EosFraction,
             ["val/response_length"] = s.MeanResponseTokens,
             ["time/generating"] = s.GenerationSeconds * batch.Share,

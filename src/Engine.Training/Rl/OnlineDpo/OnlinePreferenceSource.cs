@@ -14,14 +14,18 @@ namespace Engine.Training.Rl.OnlineDpo;
 /// sampled when its first micro-batch is asked for, K samples per prompt from the per-sequence streams of a seed drawn
 /// from (epoch seed, round), scored by the reward model, turned into pairs (<see cref="PreferencePairs.Select"/>), and
 /// served as <see cref="OnlineDpoOptions.UpdatesPerRound"/> × <c>gradient_accumulation_steps</c> micro-batches. A round
-/// whose prompts all tie is sampled again with the next seed, up to <see cref="MaxAttempts"/> times; when it still has no
-/// pair, its micro-batches weigh 0 and the trainer skips its updates (counted in <c>skipped_steps</c>). Since
+/// whose prompts all tie samples the next prompts of the order instead (with the next seed), up to
+/// <see cref="MaxAttempts"/> times; when it still has no pair, its micro-batches weigh 0 and the trainer skips its
+/// updates (counted in <c>skipped_steps</c>). Since
 /// the samples are a function of the policy at the round's start and the trainer's saved (seed, position), a run
 /// resumed from a checkpoint between rounds samples the very same pairs.
 /// </summary>
 public sealed class OnlinePreferenceSource : IBatchSource<OnlineDpoBatch>
 {
-    /// <summary>Sampling attempts of a round whose prompts all tie; after the last, its micro-batches hold no pairs and the trainer skips its updates.</summary>
+    /// <summary>
+    /// Sampling attempts of a round whose prompts all tie, each on the next prompts of the epoch's order; after the
+    /// last, its micro-batches hold no pairs and the trainer skips its updates.
+    /// </summary>
     public const int MaxAttempts = 4;
 
     private readonly ResponseSampler sampler;
@@ -93,23 +97,24 @@ public sealed class OnlinePreferenceSource : IBatchSource<OnlineDpoBatch>
             order = o = (seed, SftBatches.Order(prompts.Count, seed));
         }
 
-        // Every round is full: the last one of an epoch wraps around to the start of the epoch's order.
-        var picked = Enumerable.Range(round * options.PromptsPerRound, Math.Min(options.PromptsPerRound, prompts.Count))
-            .Select(i => (IReadOnlyList<int>)prompts[o.Order[i % prompts.Count]])
-            .ToList();
-        int k = options.SamplesPerPrompt;
+        int k = options.SamplesPerPrompt, perRound = Math.Min(options.PromptsPerRound, prompts.Count);
         IReadOnlyList<Rollout> rollouts = [];
         float[] scores = [];
         List<(int Prompt, int Chosen, int Rejected)> pairs = [];
-        int attempt = 0;
+        int attempt = 0, sampledPrompts = 0;
         while (attempt < MaxAttempts)
         {
+            // A retry takes the prompts that follow in the epoch's order (wrapping) instead of sampling the tied ones again:
+            // a prompt ties when the policy gives the same answer to it every time, so a new draw would most likely tie too.
+            int start = (round + attempt) * options.PromptsPerRound;
+            var picked = Enumerable.Range(start, perRound).Select(i => (IReadOnlyList<int>)prompts[o.Order[i % prompts.Count]]).ToList();
             var generation = new GenerationOptions
             {
                 MaxNewTokens = options.MaxNewTokens, Temperature = options.Temperature, TopK = options.TopK, TopP = options.TopP,
                 Seed = RoundSeed(seed ?? 0, round, attempt), StopTokens = stopTokens,
             };
             attempt++;
+            sampledPrompts += picked.Count;
             rollouts = sampler.Sample(picked, generation, k);
             scores = scorer.Score(rollouts, collator.Options.PadTokenId).Raw;
             for (int i = 0; i < scores.Length; i++)
@@ -126,9 +131,13 @@ public sealed class OnlinePreferenceSource : IBatchSource<OnlineDpoBatch>
 
         GenerationTime += clock.Elapsed;
         var statistics = new RoundStatistics(
-            round, picked.Count, rollouts.Count, pairs.Count, attempt, scores.Average(x => (double)x),
+            round, sampledPrompts, rollouts.Count, pairs.Count, attempt, scores.Average(x => (double)x),
             pairs.Count == 0 ? 0 : pairs.Average(p => (double)scores[p.Chosen] - scores[p.Rejected]), rollouts.Average(r => r.EndedWithEos ? 1.0 : 0.0),
-            rollouts.Average(r => (double)r.Response.Length), clock.Elapsed.TotalSeconds);
+            rollouts.Average(r => (double)r.Response.Length), clock.Elapsed.TotalSeconds)
+        {
+            DistinctResponses = Enumerable.Range(0, rollouts.Count / k)
+                .Average(p => (double)rollouts.Skip(p * k).Take(k).Select(r => string.Join(',', r.Response)).Distinct(StringComparer.Ordinal).Count()),
+        };
 
         // Pairs go round-robin to the micro-batches of an update, so each holds about the same number.
         int micro = options.GradientAccumulationSteps;
