@@ -24,4 +24,15 @@ public class EmulatedConformanceTests(ITestOutputHelper output)
         output.WriteLine(cuda.Description);
         ConformanceTests.Check(output, name, cpu, cuda);
     }
+
+    /// <summary>The log-prob cases with chunks of 16 rows and 96 vocabulary columns: V spans many chunks, every edge is crossed.</summary>
+    [EmulatorTheory]
+    [InlineData("token_logprobs")]
+    [InlineData("token_logprobs_from_logits")]
+    public void Emulated_cuda_with_small_log_prob_chunks_matches_the_cpu(string name)
+    {
+        using var cpu = new CpuBackend(2);
+        using var cuda = CudaBackend.CreateEmulated(new CudaBackendOptions { LogProbRowChunk = 16, LogProbVocabChunk = 96 });
+        ConformanceTests.Check(output, name, cpu, cuda);
+    }
 }
