@@ -10,8 +10,9 @@ namespace Engine.Cuda.Emulation;
 /// <c>kernels/</c> compiled for the CPU (<see cref="EmulatorLibrary"/>) to completion before returning (so the stream
 /// order holds trivially), and cuBLAS calls are served by <see cref="CpuBlas"/>. What the driver would reject is rejected
 /// here too with the driver's error names: copies outside an allocation, freeing what was not allocated, launch shapes
-/// past the device limits, dynamic shared memory past the kernel's allowance. A fault inside a kernel (out-of-range
-/// index of a checked array, a deadlock, a misused warp mask) fails the launch naming the kernel, block and thread.
+/// past the device limits, dynamic shared memory past the kernel's allowance. A fault inside a kernel (an access past
+/// the end of a device allocation or of dynamic shared memory, each of which ends at a guard page; an out-of-range index
+/// of a fixed-size array; a deadlock; a misused warp mask) fails the launch naming the kernel, block and thread.
 /// </summary>
 internal sealed unsafe class EmulatedDeviceApi : IDeviceApi
 {
@@ -20,6 +21,8 @@ internal sealed unsafe class EmulatedDeviceApi : IDeviceApi
 
     private readonly nint library;
     private readonly delegate* unmanaged<nint> lastError;
+    private readonly delegate* unmanaged<nuint, nint> allocate;
+    private readonly delegate* unmanaged<nint, int> free;
     private readonly SortedDictionary<nint, long> allocations = [];
     private readonly Dictionary<nint, int> sharedAllowance = [];
     private readonly Dictionary<nint, long> events = [];
@@ -38,6 +41,8 @@ internal sealed unsafe class EmulatedDeviceApi : IDeviceApi
         string path = EmulatorLibrary.Path;
         library = NativeLibrary.Load(path);
         lastError = (delegate* unmanaged<nint>)NativeLibrary.GetExport(library, "emu_last_error");
+        allocate = (delegate* unmanaged<nuint, nint>)NativeLibrary.GetExport(library, "emu_alloc");
+        free = (delegate* unmanaged<nint, int>)NativeLibrary.GetExport(library, "emu_free");
         long memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
         Info = new CudaDeviceInfo(0, "Engine emulated device", 9, 0, 2, memory, MaxSharedOptIn);
         Toolchain = $"kernels emulated on the CPU ({System.IO.Path.GetFileName(path)} by {EmulatorLibrary.Compiler}), GEMM on the CPU backend";
@@ -53,8 +58,13 @@ internal sealed unsafe class EmulatedDeviceApi : IDeviceApi
 
     public nint Allocate(long bytes)
     {
-        nint address = (nint)NativeMemory.AlignedAlloc((nuint)bytes, 256);
-        NativeMemory.Clear((void*)address, (nuint)bytes);
+        // Zeroed pages ending at a guard page: a kernel reading or writing past the end faults, and the launch fails.
+        nint address = allocate((nuint)bytes);
+        if (address == 0)
+        {
+            throw new CudaException($"cuMemAlloc_v2({bytes} bytes)", 2, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory under emulation");
+        }
+
         lock (gate)
         {
             allocations[address] = bytes;
@@ -76,7 +86,7 @@ internal sealed unsafe class EmulatedDeviceApi : IDeviceApi
             liveBytes -= bytes;
         }
 
-        NativeMemory.AlignedFree((void*)address);
+        free(address);
     }
 
     public void Memset(nint address, byte value, long bytes)
@@ -218,7 +228,7 @@ internal sealed unsafe class EmulatedDeviceApi : IDeviceApi
         {
             foreach (var address in allocations.Keys)
             {
-                NativeMemory.AlignedFree((void*)address);
+                free(address);
             }
 
             allocations.Clear();

@@ -27,6 +27,26 @@ internal static partial class EmulatorLibrary
     /// <summary>The path of the built library; throws <see cref="CudaException"/> with the reason when it cannot be built.</summary>
     public static string Path => Built.Value;
 
+    /// <summary>
+    /// Why the library cannot be built here — the compiler cannot be run — or null when it can. A compiler that runs but
+    /// rejects the sources is not a reason to skip: that is a failure of the kernels or of the emulator.
+    /// </summary>
+    public static string? Unavailable
+    {
+        get
+        {
+            try
+            {
+                Run(Compiler, ["--version"], Environment.CurrentDirectory, "find the compiler");
+                return null;
+            }
+            catch (CudaException e)
+            {
+                return e.Message;
+            }
+        }
+    }
+
     /// <summary>The compiler the library is built with: <c>ENGINE_EMULATOR_CXX</c>, or <c>g++</c> on the path.</summary>
     public static string Compiler => Environment.GetEnvironmentVariable("ENGINE_EMULATOR_CXX") is { Length: > 0 } cxx ? cxx : "g++";
 

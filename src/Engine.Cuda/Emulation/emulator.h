@@ -41,6 +41,7 @@ struct Launch
 struct Fiber
 {
     void* sp;
+    char* stackTop;
     dim3 tid;
     unsigned lane, warp;
     bool done;
@@ -374,10 +375,11 @@ int launch(const char* name, void (*kernel)(P...), const Launch* launch, void** 
 #include <stdio.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#include <vector>
-#if !defined(__x86_64__)
+#include <map>
+#include <mutex>
+#include <signal.h>
 #include <ucontext.h>
-#endif
+#include <vector>
 
 namespace emu
 {
@@ -395,6 +397,8 @@ thread_local char message[1024];
 thread_local bool failed;
 thread_local void (*body)(void*);
 thread_local void* bodyContext;
+// Whether a fiber (kernel code) runs on this thread now: a fault then is the kernel's, see on_fault.
+thread_local bool inKernel;
 
 #if defined(__x86_64__)
 // switch_to(save, load): saves callee-saved registers, MXCSR and the x87 control word on the current stack, stores the
@@ -457,7 +461,9 @@ inline void to_scheduler()
 
 inline void to_fiber(Fiber* f)
 {
+    inKernel = true;
     emu_switch_context(&schedulerSp, f->sp);
+    inKernel = false;
 }
 #else
 thread_local ucontext_t schedulerContext;
@@ -473,13 +479,15 @@ inline void to_scheduler()
 
 inline void to_fiber(Fiber* f)
 {
+    inKernel = true;
     swapcontext(&schedulerContext, &contexts[(size_t)(f - block->fibers)]);
+    inKernel = false;
 }
 #endif
 
 char* new_stack()
 {
-    // A guard page below each stack turns an overflow into a fault instead of silent corruption.
+    // A guard page below each stack turns an overflow into a fault (reported, see on_fault) instead of silent corruption.
     long page = sysconf(_SC_PAGESIZE);
     void* memory = mmap(nullptr, StackBytes + (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (memory == MAP_FAILED)
@@ -488,6 +496,117 @@ char* new_stack()
     }
     mprotect(memory, (size_t)page, PROT_NONE);
     return static_cast<char*>(memory) + page;
+}
+
+// ---------------------------------------------------------------- guarded memory
+// Device allocations and each block's dynamic shared memory end exactly (to 8 bytes) at the end of a page followed by
+// an inaccessible guard page, so an access past the end faults; on_fault turns the fault into a failed launch.
+struct Mapping
+{
+    char* base;
+    size_t mapped, bytes;
+};
+
+std::mutex registryGate;
+std::map<uintptr_t, Mapping> registry;
+
+Mapping map_guarded(size_t bytes)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t usable = (bytes + page - 1) / page * page;
+    size_t mapped = usable + page;
+    void* memory = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED)
+    {
+        return Mapping{nullptr, 0, 0};
+    }
+    char* base = static_cast<char*>(memory);
+    mprotect(base + usable, page, PROT_NONE);
+    return Mapping{base, mapped, bytes};
+}
+
+char* start_of(const Mapping& m)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t end = reinterpret_cast<uintptr_t>(m.base) + (m.mapped - page);
+    return reinterpret_cast<char*>((end - m.bytes) & ~(uintptr_t)7);
+}
+
+thread_local void* faultAddress;
+struct sigaction previousSegv, previousBus;
+
+[[noreturn]] void fault_escape()
+{
+    uintptr_t address = reinterpret_cast<uintptr_t>(faultAddress);
+    char where[160] = "outside every device allocation";
+    {
+        std::lock_guard<std::mutex> lock(registryGate);
+        auto next = registry.upper_bound(address);
+        if (next != registry.begin())
+        {
+            auto& [start, m] = *std::prev(next);
+            if (address >= start + m.bytes)
+            {
+                snprintf(where, sizeof where, "%zu bytes past the end of a %zu-byte device allocation", (size_t)(address - start - m.bytes), m.bytes);
+            }
+        }
+    }
+    Fiber* f = current;
+    if (address < reinterpret_cast<uintptr_t>(f->stackTop) && address + StackBytes + 65536 >= reinterpret_cast<uintptr_t>(f->stackTop))
+    {
+        snprintf(where, sizeof where, "the thread's %zu-byte stack overflowed", StackBytes);
+    }
+    else if (block->dynamicBytes != 0 && address >= reinterpret_cast<uintptr_t>(block->dynamicShared) + block->dynamicBytes &&
+             address < reinterpret_cast<uintptr_t>(block->dynamicShared) + block->dynamicBytes + 4096)
+    {
+        snprintf(where, sizeof where, "%zu bytes past the end of the block's %zu bytes of dynamic shared memory",
+                 (size_t)(address - reinterpret_cast<uintptr_t>(block->dynamicShared) - block->dynamicBytes), block->dynamicBytes);
+    }
+    fail("invalid memory access at %#lx: %s", (unsigned long)address, where);
+}
+
+void on_fault(int signal, siginfo_t* info, void* context)
+{
+#if defined(__x86_64__)
+    if (inKernel && current != nullptr)
+    {
+        // Resume the faulting fiber in fault_escape, on the top of its own stack (it is abandoned anyway), which reports
+        // the fault and switches to the scheduler.
+        faultAddress = info->si_addr;
+        auto* uc = static_cast<ucontext_t*>(context);
+        uintptr_t top = (reinterpret_cast<uintptr_t>(current->stackTop) & ~(uintptr_t)15) - 8;
+        uc->uc_mcontext.gregs[REG_RSP] = (greg_t)top;
+        uc->uc_mcontext.gregs[REG_RIP] = (greg_t)reinterpret_cast<uintptr_t>(&fault_escape);
+        return;
+    }
+#endif
+    // Not ours: hand it to whoever handled it before (the .NET runtime turns managed faults into exceptions).
+    struct sigaction& previous = signal == SIGSEGV ? previousSegv : previousBus;
+    if (previous.sa_flags & SA_SIGINFO)
+    {
+        previous.sa_sigaction(signal, info, context);
+    }
+    else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN)
+    {
+        previous.sa_handler(signal);
+    }
+    else
+    {
+        sigaction(signal, &previous, nullptr);
+    }
+}
+
+__attribute__((constructor)) void install_fault_handler()
+{
+#if defined(__x86_64__)
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = on_fault;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGSEGV, &action, &previousSegv);
+    sigaction(SIGBUS, &action, &previousBus);
+#endif
 }
 
 void wait_while(const unsigned& generation, unsigned mine, const char* what)
@@ -623,7 +742,17 @@ int run(const char* kernel, const Launch* launch, void (*kernelBody)(void*), voi
     }
     std::vector<Fiber> fibers(threads);
     std::vector<Warp> warps((threads + 31) / 32);
-    std::vector<unsigned char> shared(launch->sharedBytes);
+    Mapping shared = map_guarded(launch->sharedBytes);
+    if (shared.base == nullptr)
+    {
+        snprintf(message, sizeof message, "kernel %s: no memory for %u bytes of dynamic shared memory", kernel, launch->sharedBytes);
+        return 1;
+    }
+    struct Unmap
+    {
+        Mapping& m;
+        ~Unmap() { munmap(m.base, m.mapped); }
+    } unmap{shared};
 #if !defined(__x86_64__)
     contexts.resize(threads);
 #endif
@@ -633,8 +762,8 @@ int run(const char* kernel, const Launch* launch, void (*kernelBody)(void*), voi
     b.threads = threads;
     b.fibers = fibers.data();
     b.warps = warps.data();
-    b.dynamicShared = shared.data();
-    b.dynamicBytes = shared.size();
+    b.dynamicShared = reinterpret_cast<unsigned char*>(start_of(shared));
+    b.dynamicBytes = launch->sharedBytes;
     b.kernel = kernel;
     block = &b;
     body = kernelBody;
@@ -648,7 +777,7 @@ int run(const char* kernel, const Launch* launch, void (*kernelBody)(void*), voi
         b.live = threads;
         b.arrived = 0;
         b.gen = 0;
-        memset(shared.data(), 0xff, shared.size());
+        memset(b.dynamicShared, 0xff, b.dynamicBytes);
         for (unsigned w = 0; w < warps.size(); w++)
         {
             unsigned lanes = threads - 32 * w < 32 ? threads - 32 * w : 32;
@@ -660,6 +789,7 @@ int run(const char* kernel, const Launch* launch, void (*kernelBody)(void*), voi
             Fiber& f = fibers[t];
             f = Fiber{};
             f.tid = dim3{t % b.dim.x, (t / b.dim.x) % b.dim.y, t / (b.dim.x * b.dim.y)};
+            f.stackTop = stacks[t] + StackBytes;
             f.lane = t % 32;
             f.warp = t / 32;
 #if defined(__x86_64__)
@@ -719,6 +849,37 @@ extern "C" void __ubsan_handle_out_of_bounds(EmuOutOfBoundsData* data, uintptr_t
 extern "C" void __ubsan_handle_out_of_bounds_abort(EmuOutOfBoundsData* data, uintptr_t index)
 {
     __ubsan_handle_out_of_bounds(data, index);
+}
+
+// Device memory: zeroed, ending at a guard page (see map_guarded).
+extern "C" void* emu_alloc(size_t bytes)
+{
+    emu::Mapping m = emu::map_guarded(bytes);
+    if (m.base == nullptr)
+    {
+        return nullptr;
+    }
+    char* start = emu::start_of(m);
+    std::lock_guard<std::mutex> lock(emu::registryGate);
+    emu::registry[reinterpret_cast<uintptr_t>(start)] = m;
+    return start;
+}
+
+extern "C" int emu_free(void* start)
+{
+    emu::Mapping m;
+    {
+        std::lock_guard<std::mutex> lock(emu::registryGate);
+        auto found = emu::registry.find(reinterpret_cast<uintptr_t>(start));
+        if (found == emu::registry.end())
+        {
+            return 1;
+        }
+        m = found->second;
+        emu::registry.erase(found);
+    }
+    munmap(m.base, m.mapped);
+    return 0;
 }
 
 extern "C" const char* emu_last_error()

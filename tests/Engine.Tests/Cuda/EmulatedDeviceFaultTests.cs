@@ -7,8 +7,8 @@ namespace Engine.Tests.Cuda;
 
 /// <summary>
 /// Device-side faults under emulation become a <see cref="CudaException"/> naming the kernel, block and thread, and the
-/// backend stays usable: a fixed-size shared array indexed past its end, a warp reduction over lanes that do not exist,
-/// and the driver's own launch limits.
+/// backend stays usable: a fixed-size shared array indexed past its end, a write past the end of a device allocation, a
+/// warp reduction over lanes that do not exist, and the driver's own launch limits.
 /// </summary>
 [Trait("Category", "CudaEmulated")]
 public class EmulatedDeviceFaultTests
@@ -25,6 +25,20 @@ public class EmulatedDeviceFaultTests
 
         Assert.Contains("kernel column_partials, block (0,0,0), thread (0,8,0)", e.Message, StringComparison.Ordinal);
         Assert.Contains("out of bounds", e.Message, StringComparison.Ordinal);
+        StillWorks(cuda);
+    }
+
+    [EmulatorFact]
+    public void A_write_past_the_end_of_a_device_allocation_fails_the_launch_naming_kernel_block_and_thread()
+    {
+        using var cuda = CudaBackend.CreateEmulated();
+        var t = cuda.AllocateTensor(DType.F32, 300);
+
+        // fill_f32 told of 301 elements: one grid-stride step writes element 300, just past the tensor's 1200 bytes.
+        var e = Assert.Throws<CudaException>(() => cuda.Launch(Kernels.Fill, new Dim3(2), new Dim3(256), 0, t, 301L, 1f));
+
+        Assert.Contains("kernel fill_f32, block (1,0,0), thread (44,0,0): invalid memory access", e.Message, StringComparison.Ordinal);
+        Assert.Contains("0 bytes past the end of a 1200-byte device allocation", e.Message, StringComparison.Ordinal);
         StillWorks(cuda);
     }
 
