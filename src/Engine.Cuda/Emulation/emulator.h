@@ -1,6 +1,7 @@
 // The CUDA execution model on the CPU, for running the kernels of kernels/ unchanged under g++ (EmulatorLibrary.cs builds
 // them with this header in front). Every CUDA thread of a block is a fiber (its own stack, switched cooperatively on one
-// OS thread), so the kernels' barriers, warp exchanges and shared memory behave as on a GPU:
+// OS thread, in ascending thread order in even blocks and descending in odd ones), so the kernels' barriers, warp
+// exchanges and shared memory behave as on a GPU, and a missing barrier shows:
 //   - __syncthreads waits for every thread of the block that has not exited (CUDA's rule since Volta);
 //   - __shfl_*_sync, __ballot_sync, __any/__all_sync and __syncwarp wait for every lane their mask names; a mask that
 //     leaves out the caller, names a lane that does not exist or has exited, or differs between lanes is an error;
@@ -802,11 +803,15 @@ int run(const char* kernel, const Launch* launch, void (*kernelBody)(void*), voi
             makecontext(&contexts[t], fiber_entry, 0);
 #endif
         }
+        // Between barriers each thread runs alone until its next one, lowest first in even blocks and highest first in
+        // odd ones: a missing barrier then shows as a read of data not yet written (or already overwritten) either way.
+        bool reversed = ((bx + b.grid.x * (by + b.grid.y * bz)) & 1u) != 0;
         while (b.live > 0)
         {
             b.progress = false;
-            for (unsigned t = 0; t < threads; t++)
+            for (unsigned i = 0; i < threads; i++)
             {
+                unsigned t = reversed ? threads - 1 - i : i;
                 if (!fibers[t].done)
                 {
                     current = &fibers[t];
