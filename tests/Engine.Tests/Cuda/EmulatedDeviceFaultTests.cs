@@ -8,7 +8,8 @@ namespace Engine.Tests.Cuda;
 /// <summary>
 /// Device-side faults under emulation become a <see cref="CudaException"/> naming the kernel, block and thread, and the
 /// backend stays usable: a fixed-size shared array indexed past its end, a write past the end of a device allocation, a
-/// warp reduction over lanes that do not exist, and the driver's own launch limits.
+/// warp reduction over lanes that do not exist, and the driver's own launch limits. Bad token ids and targets, which the
+/// kernels check themselves, surface at the next synchronisation as on a GPU.
 /// </summary>
 [Trait("Category", "CudaEmulated")]
 public class EmulatedDeviceFaultTests
@@ -54,6 +55,28 @@ public class EmulatedDeviceFaultTests
 
         Assert.Contains("kernel squared_norm_fold, block (0,0,0), thread (32,0,0)", e.Message, StringComparison.Ordinal);
         Assert.Contains("__shfl_xor_sync with mask 0xffffffff names lanes that do not exist", e.Message, StringComparison.Ordinal);
+        StillWorks(cuda);
+    }
+
+    [EmulatorFact]
+    public void Token_ids_and_targets_outside_the_vocabulary_are_reported_at_the_next_synchronisation()
+    {
+        using var cuda = CudaBackend.CreateEmulated();
+        var table = cuda.AllocateTensor(DType.F32, 10, 8);
+        var tokens = cuda.AllocateTensor(DType.I32, 2, 3);
+        var output = cuda.AllocateTensor(DType.F32, 6, 8);
+        cuda.CopyFromHost<int>(tokens, [1, 2, 3, 4, 10, 5]);
+        cuda.EmbeddingForward(output, tokens, table);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(cuda.Synchronize);
+        Assert.Contains("token id 10 at position 4 is outside the vocabulary", e.Message, StringComparison.Ordinal);
+
+        var logits = cuda.AllocateTensor(DType.F32, 3, 10);
+        var losses = cuda.AllocateTensor(DType.F32, 3);
+        var targets = cuda.AllocateTensor(DType.I32, 3);
+        cuda.CopyFromHost<int>(targets, [0, 12, 9]);
+        cuda.CrossEntropyForward(losses, logits, targets);
+        e = Assert.Throws<ArgumentOutOfRangeException>(cuda.Synchronize);
+        Assert.Contains("target 12 of row 1 is outside the vocabulary", e.Message, StringComparison.Ordinal);
         StillWorks(cuda);
     }
 
