@@ -7,27 +7,38 @@ using Engine.Core.Tensors;
 using Engine.Cuda;
 using Engine.Models;
 
-// engine-gpucheck [--tf32] [--skip-bench] [--seed N]
-// 1. availability, 2. the conformance suite (CUDA vs the CPU backend), 3. micro-benchmarks, 4. a summary table.
+// engine-gpucheck [--tf32] [--skip-bench] [--seed N] [--results FILE] [--emulated]
+// 1. availability, 2. the conformance suite (CUDA vs the CPU backend) and its table, 3. micro-benchmarks and their table.
+// Each table is printed, and appended to the results file (markdown, for bench/results/), as soon as it is complete, so a
+// run cut short still leaves the conformance verdict. --emulated runs on the emulated device (g++ needed) instead of a GPU.
 // Exit code: 0 all conformance checks passed, 1 some failed, 2 CUDA is not available.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 bool tf32 = args.Contains("--tf32");
 bool skipBench = args.Contains("--skip-bench");
+bool emulated = args.Contains("--emulated");
 int seed = ArgValue(args, "--seed") is string s ? int.Parse(s, CultureInfo.InvariantCulture) : Random.Shared.Next();
+string? resultsFile = ArgValue(args, "--results");
 
 var report = CudaAvailability.Probe();
 Console.WriteLine($"CUDA: {(report.IsAvailable ? "available" : "NOT available")}: {report.Reason}");
-if (!report.IsAvailable)
+if (!report.IsAvailable && !emulated)
 {
     return 2;
 }
 
 var summary = new List<(string What, string Value, string Status)>();
-using var cuda = CudaBackend.Create(new CudaBackendOptions { AllowTf32 = tf32 });
+using var cuda = Open(new CudaBackendOptions { AllowTf32 = tf32 });
 using var cpu = new CpuBackend();
 Console.WriteLine($"backend: {cuda.Description}");
 Console.WriteLine($"reference: {cpu.Description}");
 Console.WriteLine($"conformance seed: {seed}");
+if (resultsFile is not null)
+{
+    File.WriteAllText(
+        resultsFile,
+        $"# GPU check, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC\n\nbackend: {cuda.Description}\n\nreference: {cpu.Description}\n\n" +
+        $"conformance seed: {seed}; command: engine-gpucheck {string.Join(' ', args)}\n");
+}
 
 int failed = 0;
 foreach (var test in ConformanceSuite.Cases)
@@ -37,7 +48,7 @@ foreach (var test in ConformanceSuite.Cases)
 
 // The log-prob cases again with chunks of 16 rows and 96 vocabulary columns, so every row and vocabulary chunk edge of
 // the CUDA head path is crossed (the default chunks hold these small problems whole).
-using (var chunked = CudaBackend.Create(new CudaBackendOptions { AllowTf32 = tf32, LogProbRowChunk = 16, LogProbVocabChunk = 96 }))
+using (var chunked = Open(new CudaBackendOptions { AllowTf32 = tf32, LogProbRowChunk = 16, LogProbVocabChunk = 96 }))
 {
     foreach (string name in new[] { "token_logprobs", "token_logprobs_from_logits" })
     {
@@ -45,24 +56,46 @@ using (var chunked = CudaBackend.Create(new CudaBackendOptions { AllowTf32 = tf3
     }
 }
 
+string verdict = failed == 0 ? "conformance: all passed" : $"conformance: {failed} FAILED";
+PrintTable("conformance", summary, verdict);
 if (!skipBench)
 {
+    var benchmarks = new List<(string What, string Value, string Status)>();
     foreach (var row in Benchmarks.Run(cuda))
     {
-        summary.Add(row);
+        Console.WriteLine($"[bench] {row.Item1}: {row.Item2}");
+        benchmarks.Add(row);
+    }
+
+    PrintTable("benchmarks", benchmarks, verdict);
+}
+
+return failed == 0 ? 0 : 1;
+
+CudaBackend Open(CudaBackendOptions options) => emulated ? CudaBackend.CreateEmulated(options) : CudaBackend.Create(options);
+
+void PrintTable(string title, List<(string What, string Value, string Status)> rows, string footer)
+{
+    Console.WriteLine();
+    Console.WriteLine($"{"check",-34} {"result",-52} status");
+    Console.WriteLine(new string('-', 96));
+    foreach (var (what, value, status) in rows)
+    {
+        Console.WriteLine($"{what,-34} {value,-52} {status}");
+    }
+
+    Console.WriteLine(footer);
+    if (resultsFile is not null)
+    {
+        var text = new System.Text.StringBuilder($"\n## {title}\n\n| check | result | status |\n|---|---|---|\n");
+        foreach (var (what, value, status) in rows)
+        {
+            text.Append($"| {what} | {value} | {status} |\n");
+        }
+
+        File.AppendAllText(resultsFile, text.Append($"\n{footer}\n").ToString());
     }
 }
-
-Console.WriteLine();
-Console.WriteLine($"{"check",-34} {"result",-52} status");
-Console.WriteLine(new string('-', 96));
-foreach (var (what, value, status) in summary)
-{
-    Console.WriteLine($"{what,-34} {value,-52} {status}");
-}
-
-Console.WriteLine(failed == 0 ? "conformance: all passed" : $"conformance: {failed} FAILED");
-return failed == 0 ? 0 : 1;
 
 void RunCase(ConformanceCase test, CudaBackend candidate, string label)
 {

@@ -11,16 +11,23 @@
 #
 # 2. Copy publish/gpu/engine-gpucheck and this script to the GPU machine (or the whole repository), then run:
 #
-#      bash bench/gpu/run.sh [--tf32] [--skip-bench] [--seed N]
+#      bash bench/gpu/run.sh [--tf32] [--skip-bench] [--seed N] [--results FILE]
 #
 # Needs on the GPU machine: the NVIDIA driver (libcuda.so.1), NVRTC (libnvrtc.so.13/.12/.11.2) and cuBLAS
 # (libcublas.so.13/.12/.11), e.g. from the CUDA toolkit or the pip wheels nvidia-cuda-nvrtc-cu12 and nvidia-cublas-cu12.
 # Set ENGINE_NVRTC / ENGINE_CUBLAS / ENGINE_LIBCUDA to a full path when a library is not on the loader path; this script
 # also adds the usual toolkit and pip-wheel folders to LD_LIBRARY_PATH when they exist.
 #
-# Output: every conformance comparison (relative error vs tolerance), then a summary table (conformance per op family,
-# GEMM GFLOP/s, attention forward/backward, GPT-2 124M train step ms/step and tokens/s). Exit code 0 when every
-# conformance check passed, 1 when one failed, 2 when CUDA is not available (the reason is printed).
+# Output: every conformance comparison (relative error vs tolerance) and the conformance table (per op family) first, so
+# a run cut short still leaves the verdict; then the benchmark table (GEMM GFLOP/s, attention forward/backward, the
+# fused log-prob, GPT-2 124M train step ms/step and tokens/s). Both tables also go, as markdown, to the results file
+# (default bench/results/<date>-gpu-check.md beside this script, else ./gpu-check-<date>.md) for bench/results/.
+# The whole run is capped at ENGINE_GPUCHECK_SECONDS (default 540: nine minutes, inside a 10-minute GPU window; the
+# kernels are compiled by NVRTC on first use, about a minute on a cold cache). Exit code 0 when every conformance check
+# passed, 1 when one failed, 2 when CUDA is not available (the reason is printed), 124 when the cap was reached.
+#
+# Before spending GPU time, the same runner can be tried on the emulated device (no GPU, needs g++):
+#      publish/gpu/engine-gpucheck --emulated --skip-bench
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -47,4 +54,10 @@ fi
 
 # Kernels compiled by NVRTC are cached here between runs.
 export ENGINE_CUDA_CACHE="${ENGINE_CUDA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/engine/cuda}"
-exec "$runner" "$@"
+results=()
+case " $* " in
+  *" --results "*) ;;
+  *) if [ -d "$here/../results" ]; then results=(--results "$here/../results/$(date -u +%F)-gpu-check.md");
+     else results=(--results "./gpu-check-$(date -u +%F).md"); fi ;;
+esac
+exec timeout --signal=INT --kill-after=20 "${ENGINE_GPUCHECK_SECONDS:-540}" "$runner" "${results[@]}" "$@"

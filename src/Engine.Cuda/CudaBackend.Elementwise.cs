@@ -1,5 +1,4 @@
 using Engine.Core.Tensors;
-using Engine.Cuda.Interop;
 using Engine.Cuda.Runtime;
 
 namespace Engine.Cuda;
@@ -18,8 +17,7 @@ public sealed unsafe partial class CudaBackend
         // From pageable memory the driver stages the bytes before it returns, so the span may be reused at once.
         fixed (byte* p = source)
         {
-            Driver.Check(
-                Driver.cuMemcpyHtoDAsync(CuDevicePtr.From(destination.Address), p, (nuint)source.Length, stream), "cuMemcpyHtoDAsync_v2");
+            api.CopyToDevice(destination.Address, p, source.Length);
         }
     }
 
@@ -31,8 +29,7 @@ public sealed unsafe partial class CudaBackend
         {
             fixed (byte* p = destination)
             {
-                Driver.Check(
-                    Driver.cuMemcpyDtoHAsync(p, CuDevicePtr.From(source.Address), (nuint)destination.Length, stream), "cuMemcpyDtoHAsync_v2");
+                api.CopyToHost(p, source.Address, destination.Length);
             }
         }
 
@@ -48,9 +45,7 @@ public sealed unsafe partial class CudaBackend
         }
 
         MakeCurrent();
-        Driver.Check(
-            Driver.cuMemcpyDtoDAsync(CuDevicePtr.From(destination.Address), CuDevicePtr.From(source.Address), (nuint)destination.ByteLength, stream),
-            "cuMemcpyDtoDAsync_v2");
+        api.CopyOnDevice(destination.Address, source.Address, destination.ByteLength);
     }
 
     /// <inheritdoc/>
@@ -62,7 +57,7 @@ public sealed unsafe partial class CudaBackend
         }
 
         MakeCurrent();
-        Driver.Check(Driver.cuMemsetD8Async(CuDevicePtr.From(tensor.Address), 0, (nuint)tensor.ByteLength, stream), "cuMemsetD8Async");
+        api.Memset(tensor.Address, 0, tensor.ByteLength);
     }
 
     /// <inheritdoc/>

@@ -1,6 +1,5 @@
 using Engine.Core.Backends;
 using Engine.Core.Tensors;
-using Engine.Cuda.Interop;
 using Engine.Cuda.Runtime;
 
 namespace Engine.Cuda;
@@ -91,28 +90,9 @@ public sealed unsafe partial class CudaBackend
         }
 
         MakeCurrent();
-        Cublas.Check(
-            Cublas.cublasGemmEx(
-                blas,
-                transposeB ? CublasOperation.Transpose : CublasOperation.None,
-                transposeA ? CublasOperation.Transpose : CublasOperation.None,
-                checked((int)n),
-                checked((int)m),
-                checked((int)k),
-                &alpha,
-                CuDevicePtr.From(b),
-                CudaDataType.R32F,
-                checked((int)ldb),
-                CuDevicePtr.From(a),
-                CudaDataType.R32F,
-                checked((int)lda),
-                &beta,
-                CuDevicePtr.From(c),
-                CudaDataType.R32F,
-                checked((int)ldc),
-                options.AllowTf32 ? CublasComputeType.Compute32FFastTf32 : CublasComputeType.Compute32F,
-                Cublas.GemmDefault),
-            $"cublasGemmEx(m={m}, n={n}, k={k})");
+        api.Gemm(new BlasGemm(
+            transposeB, transposeA, checked((int)n), checked((int)m), checked((int)k), alpha,
+            b, checked((int)ldb), 0, a, checked((int)lda), 0, beta, c, checked((int)ldc), 0, 1, Strided: false, options.AllowTf32));
     }
 
     /// <summary>
@@ -135,32 +115,10 @@ public sealed unsafe partial class CudaBackend
 
         long lda = transposeA ? m : k, ldb = transposeB ? k : n;
         MakeCurrent();
-        Cublas.Check(
-            Cublas.cublasGemmStridedBatchedEx(
-                blas,
-                transposeB ? CublasOperation.Transpose : CublasOperation.None,
-                transposeA ? CublasOperation.Transpose : CublasOperation.None,
-                checked((int)n),
-                checked((int)m),
-                checked((int)k),
-                &alpha,
-                CuDevicePtr.From(b.Address),
-                CudaDataType.R32F,
-                checked((int)ldb),
-                bSize,
-                CuDevicePtr.From(a.Address),
-                CudaDataType.R32F,
-                checked((int)lda),
-                aSize,
-                &beta,
-                CuDevicePtr.From(c.Address),
-                CudaDataType.R32F,
-                checked((int)n),
-                cSize,
-                count,
-                options.AllowTf32 ? CublasComputeType.Compute32FFastTf32 : CublasComputeType.Compute32F,
-                Cublas.GemmDefault),
-            $"cublasGemmStridedBatchedEx(batch={count}, m={m}, n={n}, k={k})");
+        api.Gemm(new BlasGemm(
+            transposeB, transposeA, checked((int)n), checked((int)m), checked((int)k), alpha,
+            b.Address, checked((int)ldb), bSize, a.Address, checked((int)lda), aSize, beta, c.Address, checked((int)n), cSize, count, Strided: true,
+            options.AllowTf32));
     }
 
     /// <summary>
@@ -206,14 +164,4 @@ public sealed unsafe partial class CudaBackend
     private void Fold(nint grad, nint partials, int segments, long columns) =>
         Launch(Kernels.ColumnFold, new Dim3(Dim3.Blocks(columns, ElementThreads)), new Dim3(ElementThreads), 0,
             KernelArg.Pointer(grad), KernelArg.Pointer(partials), segments, checked((int)columns));
-
-    /// <summary>A view of device memory owned elsewhere, for calling the element-wise ops on a raw range.</summary>
-    private sealed class BorrowedBuffer(Device device, nint address, long byteLength) : DeviceBuffer(device, byteLength)
-    {
-        public override nint Address => address;
-
-        protected override void Free()
-        {
-        }
-    }
 }

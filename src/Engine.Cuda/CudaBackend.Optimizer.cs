@@ -1,6 +1,5 @@
 using Engine.Core.Backends;
 using Engine.Core.Tensors;
-using Engine.Cuda.Interop;
 using Engine.Cuda.Runtime;
 
 namespace Engine.Cuda;
@@ -53,7 +52,7 @@ public sealed unsafe partial class CudaBackend
         Launch(Kernels.SquaredNormFold, new Dim3(1), new Dim3(ElementThreads), 0,
             KernelArg.Pointer(result), KernelArg.Pointer(partials), (int)blocks);
         double sum;
-        Driver.Check(Driver.cuMemcpyDtoHAsync(&sum, CuDevicePtr.From(result), sizeof(double), stream), "cuMemcpyDtoHAsync_v2");
+        api.CopyToHost(&sum, result, sizeof(double));
         Synchronize();
         return sum;
     }

@@ -1,6 +1,5 @@
 using Engine.Core.Backends;
 using Engine.Core.Tensors;
-using Engine.Cuda.Interop;
 using Engine.Cuda.Runtime;
 
 namespace Engine.Cuda;
@@ -165,7 +164,7 @@ public sealed unsafe partial class CudaBackend
     private void ReadBack(void* destination, nint source, int bytes)
     {
         MakeCurrent();
-        Driver.Check(Driver.cuMemcpyDtoHAsync(destination, CuDevicePtr.From(source), (nuint)bytes, stream), "cuMemcpyDtoHAsync_v2");
+        api.CopyToHost(destination, source, bytes);
         Synchronize();
     }
 }

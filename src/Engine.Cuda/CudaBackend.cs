@@ -1,7 +1,5 @@
 using Engine.Core.Backends;
 using Engine.Core.Tensors;
-using Engine.Cuda.Compilation;
-using Engine.Cuda.Interop;
 using Engine.Cuda.Runtime;
 
 namespace Engine.Cuda;
@@ -21,29 +19,17 @@ public sealed unsafe partial class CudaBackend : Backend
     private const int ElementThreads = 256;
 
     private readonly CudaBackendOptions options;
-    private readonly CuDevice device;
-    private readonly CuContext context;
+    private readonly IDeviceApi api;
     private readonly CudaDeviceInfo info;
-    private readonly KernelTarget target;
-    private readonly string nvrtcVersion;
-    private readonly KernelCache? cache;
     private readonly Lock gate = new();
-    private readonly Dictionary<string, CuModule> modules = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, CuFunction> functions = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, nint> functions = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> dynamicSharedSet = new(StringComparer.Ordinal);
     private readonly CudaBuffer errorWord;
-    private CuStream stream;
-    private CublasHandle blas;
     private CudaBuffer? scratch;
     private bool errorCheckPending;
     private int disposed;
 
-    // The backend whose context was last made current on this thread. Tracking the backend, not the context handle,
-    // keeps a new backend from trusting a binding left by a disposed one that happened to get the same handle.
-    [ThreadStatic]
-    private static CudaBackend? currentOwner;
-
-    private CudaBackend(CudaBackendOptions options)
+    private CudaBackend(CudaBackendOptions options, Func<CudaBackendOptions, IDeviceApi> open)
     {
         if (options.LogProbWorkspaceBytes <= 0 || options.LogProbRowChunk < 0 || options.LogProbVocabChunk < 0)
         {
@@ -51,41 +37,19 @@ public sealed unsafe partial class CudaBackend : Backend
         }
 
         this.options = options;
-        var report = CudaAvailability.Probe();
-        if (!report.IsAvailable)
-        {
-            throw new CudaException($"CUDA is not available: {report.Reason}");
-        }
-
-        if (options.DeviceOrdinal < 0 || options.DeviceOrdinal >= report.Devices.Count)
-        {
-            throw new CudaException($"no CUDA device {options.DeviceOrdinal}: found {report.Devices.Count}");
-        }
-
-        info = report.Devices[options.DeviceOrdinal];
+        api = open(options);
+        info = api.Info;
         Device = new Device(DeviceKind.Cuda, options.DeviceOrdinal);
-        Driver.Check(Driver.cuDeviceGet(out device, options.DeviceOrdinal), "cuDeviceGet");
-        Driver.Check(Driver.cuDevicePrimaryCtxRetain(out context, device), "cuDevicePrimaryCtxRetain");
         try
         {
-            MakeCurrent();
-            Driver.Check(Driver.cuStreamCreate(out stream, Driver.StreamNonBlocking), "cuStreamCreate");
-            Cublas.Check(Cublas.cublasCreate(out blas), "cublasCreate_v2");
-            Cublas.Check(Cublas.cublasSetStream(blas, stream), "cublasSetStream_v2");
-            Cublas.Check(Cublas.cublasSetMathMode(blas, options.AllowTf32 ? CublasMath.Tf32TensorOp : CublasMath.Default), "cublasSetMathMode");
-            Cublas.Check(Cublas.cublasGetVersion(blas, out int blasVersion), "cublasGetVersion_v2");
-            var (major, minor) = NvrtcCompiler.Version;
-            nvrtcVersion = $"{major}.{minor}";
-            target = KernelTarget.For(info.ComputeMajor, info.ComputeMinor, NvrtcCompiler.SupportedArchitectures);
-            cache = options.UseDiskCache ? new KernelCache(options.CacheDirectory ?? KernelCache.DefaultDirectory) : null;
+            api.MakeCurrent();
             errorWord = new CudaBuffer(this, 16);
             Description = $"{Device} ({info.Name}, sm_{info.ComputeMajor}{info.ComputeMinor}, {info.Multiprocessors} SMs, " +
-                          $"{info.TotalMemoryBytes / (1024.0 * 1024 * 1024):F0} GiB; kernels {target}, NVRTC {nvrtcVersion}, " +
-                          $"cuBLAS {blasVersion}{(options.AllowTf32 ? ", TF32" : string.Empty)})";
+                          $"{info.TotalMemoryBytes / (1024.0 * 1024 * 1024):F0} GiB; {api.Toolchain}{(options.AllowTf32 ? ", TF32" : string.Empty)})";
         }
         catch
         {
-            ReleaseNative();
+            api.Dispose();
             throw;
         }
     }
@@ -99,16 +63,23 @@ public sealed unsafe partial class CudaBackend : Backend
     /// <summary>The GPU this backend runs on.</summary>
     public CudaDeviceInfo DeviceInfo => info;
 
-    /// <summary>The architecture and image kind the kernels are compiled for.</summary>
-    public KernelTarget KernelTarget => target;
-
     /// <summary>Whether <see cref="Backend.Dispose()"/> has run.</summary>
     public bool IsDisposed => Volatile.Read(ref disposed) != 0;
 
-    internal CuStream Stream => stream;
+    /// <summary>The driver, or the emulator, underneath.</summary>
+    internal IDeviceApi Api => api;
 
     /// <summary>Creates the backend for <paramref name="options"/> (default: device 0); throws <see cref="CudaException"/> with the reason when CUDA is unavailable.</summary>
-    public static CudaBackend Create(CudaBackendOptions? options = null) => new(options ?? new CudaBackendOptions());
+    public static CudaBackend Create(CudaBackendOptions? options = null) => new(options ?? new CudaBackendOptions(), o => new DriverDeviceApi(o));
+
+
+    /// <summary>
+    /// Creates the backend on the emulated device: the same host code, the kernels of <c>kernels/</c> compiled for the CPU
+    /// by g++ (<see cref="Emulation.EmulatorLibrary"/>), cuBLAS served by the CPU GEMM. For tests; throws
+    /// <see cref="CudaException"/> with the reason when the emulator cannot be built here.
+    /// </summary>
+    internal static CudaBackend CreateEmulated(CudaBackendOptions? options = null) =>
+        new(options ?? new CudaBackendOptions(), o => new Emulation.EmulatedDeviceApi(o));
 
     /// <summary>Creates the backend, or returns false with the one-line reason CUDA cannot be used here. Never throws.</summary>
     public static bool TryCreate(out CudaBackend? backend, out string reason, CudaBackendOptions? options = null)
@@ -134,7 +105,7 @@ public sealed unsafe partial class CudaBackend : Backend
     public override void Synchronize()
     {
         MakeCurrent();
-        Driver.Check(Driver.cuStreamSynchronize(stream), "cuStreamSynchronize");
+        api.Synchronize();
         ThrowRecordedInputError();
     }
 
@@ -149,8 +120,7 @@ public sealed unsafe partial class CudaBackend : Backend
     public (long Free, long Total) DeviceMemory()
     {
         MakeCurrent();
-        Driver.Check(Driver.cuMemGetInfo(out nuint free, out nuint total), "cuMemGetInfo_v2");
-        return ((long)free, (long)total);
+        return api.MemoryInfo();
     }
 
     /// <summary>A pair of events on this backend's stream for timing queued work without synchronising per launch.</summary>
@@ -164,11 +134,7 @@ public sealed unsafe partial class CudaBackend : Backend
     internal void MakeCurrent()
     {
         ObjectDisposedException.ThrowIf(IsDisposed, this);
-        if (!ReferenceEquals(currentOwner, this))
-        {
-            Driver.Check(Driver.cuCtxSetCurrent(context), "cuCtxSetCurrent");
-            currentOwner = this;
-        }
+        api.MakeCurrent();
     }
 
     /// <inheritdoc/>
@@ -187,41 +153,13 @@ public sealed unsafe partial class CudaBackend : Backend
         }
 
         Volatile.Write(ref disposed, 1);
-        ReleaseNative();
-        base.Dispose(disposing);
-    }
-
-    private void ReleaseNative()
-    {
-        Driver.cuCtxSetCurrent(context);
-        currentOwner = null;
         lock (gate)
         {
-            foreach (var module in modules.Values)
-            {
-                Driver.cuModuleUnload(module);
-            }
-
-            modules.Clear();
             functions.Clear();
         }
 
-        if (blas.Value != 0)
-        {
-            Cublas.cublasDestroy(blas);
-            blas = default;
-        }
-
-        if (stream.Value != 0)
-        {
-            Driver.cuStreamSynchronize(stream);
-            Driver.cuStreamDestroy(stream);
-            stream = default;
-        }
-
-        // Statuses are not checked here on purpose: teardown must release everything it can even after a failed launch
-        // left the context in an error state.
-        Driver.cuDevicePrimaryCtxRelease(device);
+        api.Dispose();
+        base.Dispose(disposing);
     }
 
     // ------------------------------------------------------------------ launching
@@ -254,9 +192,7 @@ public sealed unsafe partial class CudaBackend : Backend
                 pointers[i] = values + i;
             }
 
-            Driver.Check(
-                Driver.cuLaunchKernel(function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)sharedBytes, stream, pointers, null),
-                $"cuLaunchKernel({kernel.Name})");
+            api.Launch(function, kernel.Name, grid, block, sharedBytes, pointers);
         }
     }
 
@@ -271,7 +207,7 @@ public sealed unsafe partial class CudaBackend : Backend
             if (scratch is not null)
             {
                 // The old scratch may still be read by queued kernels.
-                Driver.Check(Driver.cuStreamSynchronize(stream), "cuStreamSynchronize");
+                api.Synchronize();
                 scratch.Dispose();
             }
 
@@ -298,15 +234,14 @@ public sealed unsafe partial class CudaBackend : Backend
 
         errorCheckPending = false;
         int* word = stackalloc int[4];
-        var address = CuDevicePtr.From(errorWord.Address);
-        Driver.Check(Driver.cuMemcpyDtoHAsync(word, address, 16, stream), "cuMemcpyDtoHAsync_v2");
-        Driver.Check(Driver.cuStreamSynchronize(stream), "cuStreamSynchronize");
+        api.CopyToHost(word, errorWord.Address, 16);
+        api.Synchronize();
         if (word[0] == 0)
         {
             return;
         }
 
-        Driver.Check(Driver.cuMemsetD8Async(address, 0, 16, stream), "cuMemsetD8Async");
+        api.Memset(errorWord.Address, 0, 16);
         throw word[0] switch
         {
             1 => new ArgumentOutOfRangeException("tokens", word[2], $"EmbeddingForward: token id {word[2]} at position {word[1]} is outside the vocabulary (its row was written as zeros)"),
@@ -317,19 +252,13 @@ public sealed unsafe partial class CudaBackend : Backend
         };
     }
 
-    private CuFunction Function(KernelSignature kernel, int sharedBytes)
+    private nint Function(KernelSignature kernel, int sharedBytes)
     {
         lock (gate)
         {
             if (!functions.TryGetValue(kernel.Name, out var function))
             {
-                if (!modules.TryGetValue(kernel.Module, out var module))
-                {
-                    module = LoadModule(kernel.Module);
-                    modules[kernel.Module] = module;
-                }
-
-                Driver.Check(Driver.cuModuleGetFunction(out function, module, kernel.Name), $"cuModuleGetFunction({kernel.Name})");
+                function = api.Function(kernel);
                 functions[kernel.Name] = function;
             }
 
@@ -342,43 +271,11 @@ public sealed unsafe partial class CudaBackend : Backend
                         $"{kernel.Name} needs {sharedBytes} bytes of shared memory; {info.Name} allows {info.MaxSharedMemoryPerBlock} per block");
                 }
 
-                Driver.Check(
-                    Driver.cuFuncSetAttribute(function, CuFunctionAttribute.MaxDynamicSharedSizeBytes, sharedBytes),
-                    $"cuFuncSetAttribute({kernel.Name}, max dynamic shared memory {sharedBytes})");
+                api.AllowDynamicShared(function, kernel.Name, sharedBytes);
                 dynamicSharedSet[kernel.Name] = sharedBytes;
             }
 
             return function;
-        }
-    }
-
-    private CuModule LoadModule(string file)
-    {
-        string source = KernelSources.Read(file);
-        var headers = KernelSources.Headers();
-        var compileOptions = NvrtcCompiler.Options(target, options.LineInfo);
-        string key = KernelCache.Key(source, headers, compileOptions, $"{info.Name} sm_{info.ComputeMajor}{info.ComputeMinor}", nvrtcVersion);
-        byte[]? cached = cache?.TryRead(key, target.Kind);
-        if (cached is not null && TryLoadImage(cached, out var fromCache))
-        {
-            return fromCache;
-        }
-
-        // Not cached, or the cached file is not loadable (written by a damaged disk or another driver): compile afresh.
-        byte[] image = NvrtcCompiler.Compile(file, source, headers, compileOptions, target).Image;
-        cache?.Write(key, target.Kind, image);
-        fixed (byte* p = image)
-        {
-            Driver.Check(Driver.cuModuleLoadData(out var module, p), $"cuModuleLoadData({file}, {target})");
-            return module;
-        }
-    }
-
-    private static bool TryLoadImage(byte[] image, out CuModule module)
-    {
-        fixed (byte* p = image)
-        {
-            return Driver.cuModuleLoadData(out module, p) == CuResult.Success;
         }
     }
 }

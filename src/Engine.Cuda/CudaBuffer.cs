@@ -1,10 +1,9 @@
 using Engine.Core.Tensors;
-using Engine.Cuda.Interop;
 
 namespace Engine.Cuda;
 
 /// <summary>
-/// Device memory from <c>cuMemAlloc</c>, zeroed on the backend's stream when allocated, freed by <see cref="DeviceBuffer.Dispose"/>
+/// Device memory from <c>cuMemAlloc</c> (or the emulator's host memory), zeroed on the backend's stream when allocated, freed by <see cref="DeviceBuffer.Dispose"/>
 /// only (no finalizer: device memory is released explicitly or with the context). Live and peak byte counters make
 /// leaks visible in tests.
 /// </summary>
@@ -12,7 +11,7 @@ public sealed class CudaBuffer : DeviceBuffer
 {
     private static readonly MemoryCounter Counter = new();
     private readonly CudaBackend owner;
-    private CuDevicePtr pointer;
+    private nint pointer;
 
     internal CudaBuffer(CudaBackend owner, long byteLength)
         : base(owner.Device, byteLength)
@@ -22,8 +21,7 @@ public sealed class CudaBuffer : DeviceBuffer
         if (byteLength > 0)
         {
             owner.MakeCurrent();
-            Driver.Check(Driver.cuMemAlloc(out pointer, (nuint)byteLength), $"cuMemAlloc_v2({byteLength} bytes)");
-            Driver.Check(Driver.cuMemsetD8Async(pointer, 0, (nuint)byteLength, owner.Stream), "cuMemsetD8Async");
+            pointer = owner.Api.Allocate(byteLength);
         }
 
         Counter.Allocated(byteLength);
@@ -41,7 +39,7 @@ public sealed class CudaBuffer : DeviceBuffer
         get
         {
             ObjectDisposedException.ThrowIf(IsDisposed, this);
-            return (nint)pointer.Value;
+            return pointer;
         }
     }
 
@@ -49,10 +47,10 @@ public sealed class CudaBuffer : DeviceBuffer
     protected override void Free()
     {
         // After the backend released its context the memory went with it; freeing again would fail.
-        if (pointer.Value != 0 && !owner.IsDisposed)
+        if (pointer != 0 && !owner.IsDisposed)
         {
             owner.MakeCurrent();
-            Driver.Check(Driver.cuMemFree(pointer), "cuMemFree_v2");
+            owner.Api.Free(pointer);
         }
 
         pointer = default;

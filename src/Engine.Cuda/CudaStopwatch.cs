@@ -1,5 +1,3 @@
-using Engine.Cuda.Interop;
-
 namespace Engine.Cuda;
 
 /// <summary>
@@ -9,28 +7,28 @@ namespace Engine.Cuda;
 public sealed class CudaStopwatch : IDisposable
 {
     private readonly CudaBackend owner;
-    private CuEvent start;
-    private CuEvent stop;
+    private nint start;
+    private nint stop;
 
     internal CudaStopwatch(CudaBackend owner)
     {
         this.owner = owner;
-        Driver.Check(Driver.cuEventCreate(out start, Driver.EventDefault), "cuEventCreate");
-        Driver.Check(Driver.cuEventCreate(out stop, Driver.EventDefault), "cuEventCreate");
+        start = owner.Api.CreateEvent();
+        stop = owner.Api.CreateEvent();
     }
 
     /// <summary>Records the start event on the stream.</summary>
     public void Start()
     {
         owner.MakeCurrent();
-        Driver.Check(Driver.cuEventRecord(start, owner.Stream), "cuEventRecord");
+        owner.Api.RecordEvent(start);
     }
 
     /// <summary>Records the stop event on the stream.</summary>
     public void Stop()
     {
         owner.MakeCurrent();
-        Driver.Check(Driver.cuEventRecord(stop, owner.Stream), "cuEventRecord");
+        owner.Api.RecordEvent(stop);
     }
 
     /// <summary>GPU time between the two events, waiting for the stop event to complete.</summary>
@@ -39,20 +37,18 @@ public sealed class CudaStopwatch : IDisposable
         get
         {
             owner.MakeCurrent();
-            Driver.Check(Driver.cuEventSynchronize(stop), "cuEventSynchronize");
-            Driver.Check(Driver.cuEventElapsedTime(out float ms, start, stop), "cuEventElapsedTime");
-            return ms;
+            return owner.Api.ElapsedMilliseconds(start, stop);
         }
     }
 
     /// <inheritdoc/>
     public void Dispose()
     {
-        if (start.Value != 0 && !owner.IsDisposed)
+        if (start != 0 && !owner.IsDisposed)
         {
             owner.MakeCurrent();
-            Driver.Check(Driver.cuEventDestroy(start), "cuEventDestroy_v2");
-            Driver.Check(Driver.cuEventDestroy(stop), "cuEventDestroy_v2");
+            owner.Api.DestroyEvent(start);
+            owner.Api.DestroyEvent(stop);
         }
 
         start = default;

@@ -189,6 +189,15 @@ public static partial class ConformanceSuite
         var dwpe = p.Upload(Random(rng, maxT * c), maxT, c);
         p.Run((be, x) => be.PositionEmbeddingBackward(x(dwpe), x(dout)));
         results.Add(p.Compare("position backward", dwpe, Exact));
+
+        // Two ids over 2600 positions: each occurs more than the 1024 positions the CUDA kernel gathers at once, so its
+        // list is flushed mid-way, and the gathering walks the tokens in several block-wide steps.
+        const int many = 2600, narrow = 16;
+        var frequent = p.Upload([.. Enumerable.Range(0, many).Select(_ => rng.Next(2))], many);
+        var frequentGrad = p.Upload(Random(rng, many * narrow), many, narrow);
+        var smallTable = p.Upload(Random(rng, 2 * narrow), 2, narrow);
+        p.Run((be, x) => be.EmbeddingBackward(x(smallTable), x(frequentGrad), x(frequent)));
+        results.Add(p.Compare("embedding backward, ids repeated past 1024 times", smallTable, Exact));
         return results;
     }
 

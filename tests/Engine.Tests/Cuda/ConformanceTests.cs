@@ -25,7 +25,7 @@ public class ConformanceTests(ITestOutputHelper output)
         using var cpu = new CpuBackend(2);
         using var cuda = CudaBackend.Create();
         output.WriteLine(cuda.Description);
-        Check(name, cpu, cuda);
+        Check(output, name, cpu, cuda);
     }
 
     /// <summary>The log-prob cases again with chunks of 16 rows and 96 vocabulary columns, so every chunk edge is crossed.</summary>
@@ -37,7 +37,7 @@ public class ConformanceTests(ITestOutputHelper output)
     {
         using var cpu = new CpuBackend(2);
         using var cuda = CudaBackend.Create(new CudaBackendOptions { LogProbRowChunk = 16, LogProbVocabChunk = 96 });
-        Check(name, cpu, cuda);
+        Check(output, name, cpu, cuda);
     }
 
     [Theory]
@@ -47,10 +47,11 @@ public class ConformanceTests(ITestOutputHelper output)
     {
         using var reference = new CpuBackend(1);
         using var candidate = new CpuBackend(3);
-        Check(name, reference, candidate);
+        Check(output, name, reference, candidate);
     }
 
-    private void Check(string name, Backend reference, Backend candidate)
+    /// <summary>Runs case <paramref name="name"/> on the pair and asserts every comparison passed, printing each.</summary>
+    internal static void Check(ITestOutputHelper output, string name, Backend reference, Backend candidate)
     {
         int seed = int.TryParse(Environment.GetEnvironmentVariable("ENGINE_CONFORMANCE_SEED"), out int s) ? s : Random.Shared.Next();
         output.WriteLine($"{name}: seed {seed}");
