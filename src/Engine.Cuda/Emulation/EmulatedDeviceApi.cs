@@ -144,8 +144,14 @@ internal sealed unsafe class EmulatedDeviceApi : IDeviceApi
         }
     }
 
+    /// <summary>The names of the kernels launched on any emulated device of this process (for coverage checks in tests).</summary>
+    internal static IReadOnlyCollection<string> LaunchedKernels => Launched.Keys.ToList();
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> Launched = new(StringComparer.Ordinal);
+
     public void Launch(nint function, string name, Dim3 grid, Dim3 block, int sharedBytes, void** arguments)
     {
+        Launched.TryAdd(name, true);
         string call = $"cuLaunchKernel({name})";
         long threads = (long)block.X * block.Y * block.Z;
         if (grid.X == 0 || grid.Y == 0 || grid.Z == 0 || grid.Y > 65535 || grid.Z > 65535 || grid.X > int.MaxValue)
