@@ -324,8 +324,8 @@ internal static class ModelInputs
     public static string ExistingDirectory(string path, string flag) =>
         Directory.Exists(path) ? path : throw new CommandException($"{flag}: directory '{path}' does not exist");
 
-    /// <summary>Prints a warning line on stderr: <c>engine: warning: ...</c>.</summary>
-    public static void Warn(string warning) => Console.Error.WriteLine($"engine: warning: {warning}");
+    /// <summary>Prints a warning line on <paramref name="to"/> (stderr by default): <c>engine: warning: ...</c>.</summary>
+    public static void Warn(string warning, TextWriter? to = null) => (to ?? Console.Error).WriteLine($"engine: warning: {warning}");
 
     /// <summary>
     /// Creates <paramref name="path"/> if needed and checks a file can be written in it, so an unwritable output fails
@@ -394,8 +394,9 @@ internal static class ModelInputs
         var chosen = ChatTemplate.FromName(name);
         if (own is not null && own.Kind != chosen.Kind)
         {
-            (warnings ?? Console.Error).WriteLine(
-                $"engine: warning: --chat-template {chosen.Name} differs from the template in {Path.GetDirectoryName(Path.GetFullPath(tokenizerPath))} ({own.Name}); using {chosen.Name}");
+            Warn(
+                $"--chat-template {chosen.Name} differs from the template in {Path.GetDirectoryName(Path.GetFullPath(tokenizerPath))} ({own.Name}); using {chosen.Name}",
+                warnings);
         }
 
         return chosen;
