@@ -98,7 +98,26 @@ internal sealed class ExampleParser
             DatasetFormat.Prompt => PromptOnly(root, at),
             _ => throw new ArgumentOutOfRangeException(nameof(format), format, "not a concrete dataset format"),
         };
-        return example with { Source = source, Line = line };
+        return example with { Source = source, Line = line, Columns = OtherColumns(root) ?? example.Columns };
+    }
+
+    /// <summary>
+    /// The row's fields that are none of the (remapped) known fields, cloned so they outlive the parsed line; null when
+    /// there are none.
+    /// </summary>
+    private Dictionary<string, JsonElement>? OtherColumns(JsonElement root)
+    {
+        Dictionary<string, JsonElement>? columns = null;
+        foreach (var property in root.EnumerateObject())
+        {
+            if (!names.ContainsValue(property.Name))
+            {
+                columns ??= new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+                columns[property.Name] = property.Value.Clone();
+            }
+        }
+
+        return columns;
     }
 
     private PromptCompletionExample PromptCompletion(JsonElement root, Location at)

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Engine.Models.Chat;
 
 namespace Engine.Training.Data;
@@ -66,6 +67,14 @@ public abstract record Example
 
     /// <summary>Its 1-based line number.</summary>
     public long Line { get; init; }
+
+    /// <summary>
+    /// The row's fields that its format did not consume (for example an <c>answer</c> column beside a prompt), by
+    /// their names in the file; empty when there are none. Reward functions read them.
+    /// </summary>
+    public IReadOnlyDictionary<string, JsonElement> Columns { get; init; } = EmptyColumns;
+
+    private static readonly IReadOnlyDictionary<string, JsonElement> EmptyColumns = new Dictionary<string, JsonElement>();
 }
 
 /// <summary>Plain text (field <c>text</c>).</summary>
