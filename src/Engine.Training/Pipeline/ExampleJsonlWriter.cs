@@ -8,7 +8,7 @@ public static class ExampleJsonlWriter
 {
     private static readonly byte[] NewLine = "\n"u8.ToArray();
 
-    /// <summary>Writes one JSON object per example, each on its own line ("\n"), UTF-8 without BOM.</summary>
+    /// <summary>Writes one JSON object per example, each on its own line ("\n"), UTF-8 without BOM, its other columns after its fields.</summary>
     /// <exception cref="NotSupportedException">An example type with no JSONL form here (Alpaca is read, never written).</exception>
     public static void Write(Stream stream, IEnumerable<Example> examples)
     {
@@ -77,6 +77,12 @@ public static class ExampleJsonlWriter
                 break;
             default:
                 throw new NotSupportedException($"no JSONL form for {example.GetType().Name}");
+        }
+
+        foreach (var (name, value) in example.Columns)
+        {
+            json.WritePropertyName(name);
+            value.WriteTo(json);
         }
 
         json.WriteEndObject();

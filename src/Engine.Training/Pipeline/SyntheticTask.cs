@@ -81,6 +81,8 @@ public enum SyntheticSplit
     EvalPrompts,
     /// <summary><c>eval_preference.jsonl</c>: pairs on held-out facts, labelled by the gold reward without noise.</summary>
     EvalPreference,
+    /// <summary><c>rl_prompts.jsonl</c>: <c>prompt</c>/<c>answer</c> of the training facts, for RL with verifiable rewards.</summary>
+    RlPrompts,
 }
 
 /// <summary>
@@ -152,6 +154,9 @@ public sealed class SyntheticTask
     /// <summary>Noise-free preference pairs on held-out facts, for the reward model's pairwise accuracy.</summary>
     public IReadOnlyList<PreferenceExample> EvalPreferences { get; private set; } = [];
 
+    /// <summary>Prompts of the training facts, each with its answer (<see cref="VerifiableRewards.AnswerColumn"/>) for verifiable rewards.</summary>
+    public IReadOnlyList<PromptExample> RlPrompts { get; private set; } = [];
+
     /// <summary>The gold reward of this world.</summary>
     public GoldReward Gold { get; private set; } = null!;
 
@@ -190,6 +195,7 @@ public sealed class SyntheticTask
         SyntheticSplit.Ranking => "ranking.jsonl",
         SyntheticSplit.EvalPrompts => "eval_prompts.jsonl",
         SyntheticSplit.EvalPreference => "eval_preference.jsonl",
+        SyntheticSplit.RlPrompts => "rl_prompts.jsonl",
         _ => throw new ArgumentOutOfRangeException(nameof(split)),
     };
 
@@ -202,6 +208,7 @@ public sealed class SyntheticTask
         SyntheticSplit.Ranking => Rankings,
         SyntheticSplit.EvalPrompts => EvalPrompts,
         SyntheticSplit.EvalPreference => EvalPreferences,
+        SyntheticSplit.RlPrompts => RlPrompts,
         _ => throw new ArgumentOutOfRangeException(nameof(split)),
     };
 
@@ -274,6 +281,7 @@ public sealed class SyntheticTask
         Shuffle(rankings, labels);
         Rankings = rankings;
         EvalPrompts = [.. HeldOutFacts.Select(f => new PromptExample(TextOrChat.FromText(f.Prompt)))];
+        RlPrompts = [.. TrainFacts.Select(VerifiableRewards.AnsweredPrompt)];
         var evalRandom = new RandomStream(seed ^ 0x4556414C4556414CUL);
         EvalPreferences = [.. HeldOutFacts.SelectMany(f => Pairs(f, Options.EvalPairsPerFact, evalRandom, noise: 0))];
     }

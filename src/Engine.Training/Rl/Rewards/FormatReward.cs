@@ -17,6 +17,8 @@ public sealed class FormatReward : IRewardFunction
     {
         ArgumentException.ThrowIfNullOrEmpty(pattern);
         Pattern = pattern;
+        // Parsed alone first, so that a syntax error's message shows the user's pattern and offsets, not the anchored one.
+        _ = new Regex(pattern, RegexOptions.Singleline | RegexOptions.CultureInvariant, MatchTimeout);
         regex = new Regex($@"\A(?:{pattern})\z", RegexOptions.Singleline | RegexOptions.CultureInvariant, MatchTimeout);
     }
 
