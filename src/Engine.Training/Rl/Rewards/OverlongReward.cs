@@ -3,7 +3,7 @@ using System.Globalization;
 namespace Engine.Training.Rl.Rewards;
 
 /// <summary>
-/// DAPO's soft overlong punishment (Yu et al. 2025, arXiv 2503.14476, eq. 13): with |y| the completion's length in
+/// DAPO's soft overlong punishment (Yu et al. 2025, arXiv 2503.14476, "Overlong Reward Shaping"): with |y| the completion's length in
 /// tokens (its stop token included), L_max the longest completion sampled and L_cache the soft buffer,
 /// <code>
 ///   R(y) = 0                                  if |y| ≤ L_max − L_cache
