@@ -1,6 +1,8 @@
 using Engine.Core.Cpu;
 using Engine.Models;
 using Engine.Tests.Support;
+using Engine.Training.Data;
+using Engine.Training.Objectives;
 using Xunit;
 
 namespace Engine.Tests.Models;
@@ -35,6 +37,31 @@ public class PackingTests
         double withIds = model.ForwardBackward(tokens, targets, 2, t, positionIds: positions);
         Assert.Equal(plain, withIds);
         Approx.BitEqual(plainGradients, TestData.Download(backend, model.Parameters.Gradients), "gradients");
+    }
+
+    [Fact]
+    public void The_sft_objective_gives_a_packed_batch_the_loss_of_its_documents_padded_one_per_row()
+    {
+        using var backend = new CpuBackend(2);
+        using var model = new Transformer(PackedParity.Config("llama"), backend);
+        model.InitializeWeights(2);
+        var encoder = new FuncTextEncoder(text => [.. text.Select(c => c % 40)], eosTokenId: 47);
+        var collator = new SequenceCollator(encoder, new CollatorOptions { MaxLength = PackedParity.Time, Packing = true });
+        string[] texts = ["a packed row holds", "several documents", "x", "and none of them sees the others at all"];
+        var sequences = texts.Select(t => collator.Tokenize(new TextExample(t))).ToList();
+        var packed = Assert.Single(collator.Pack(sequences, rows: 2));
+        Assert.True(packed.IsPacked);
+        var padded = collator.Collate(sequences);
+        var objective = new LanguageModelObjective(model);
+
+        model.ZeroGradients();
+        double packedLoss = objective.Step(packed, 1f).Loss;
+        var packedGradients = TestData.Download(backend, model.Parameters.Gradients);
+        model.ZeroGradients();
+        double paddedLoss = objective.Step(padded, 1f).Loss;
+        Assert.Equal(paddedLoss, packedLoss, 1e-5 * paddedLoss);
+        Approx.RelativeNorm(TestData.Download(backend, model.Parameters.Gradients), packedGradients, 1e-5, "gradients");
+        Assert.Equal(paddedLoss, objective.Evaluate(packed).Loss, 1e-5 * paddedLoss);
     }
 
     [Fact]
