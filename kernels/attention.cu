@@ -8,6 +8,9 @@
 // fixed per head-size class). Shared rows are padded to HS+1 floats so the 8 threads read 8 different banks.
 // The [T,T] scores are never stored: forward keeps a running max and sum (online softmax) and saves lse = m + log l;
 // backward recomputes p = exp(s − lse).
+// Packed rows: positions (B,T) i32, or null, holds each token's position within its document (0 at each document start).
+// Query i then sees keys start(i) = i − positions[i] … i only (block-diagonal causal attention); blocks skip the key
+// tiles before their first query's document, and the dK/dV blocks stop at the first query tile past their keys' document.
 #include "common.cuh"
 
 #define ATT_THREADS 128
@@ -25,6 +28,18 @@ __device__ __forceinline__ void load_rows(float* tile, const float* base, int fi
         int row = first + rr;
         tile[rr * hsp + c] = row < T ? base[(i64)row * rowStride + column + c] : 0.0f;
     }
+}
+
+// first key query t of row b sees: its document's start (0 without positions, or for rows past T)
+__device__ __forceinline__ int document_start(const int* positions, int b, int T, int t)
+{
+    if (positions == 0 || t >= T)
+    {
+        return 0;
+    }
+    int p = positions[(i64)b * T + t];
+    p = p < 0 ? 0 : (p > t ? t : p);
+    return t - p;
 }
 
 __device__ __forceinline__ float dot_shared(const float* a, const float* b, int HS)
@@ -54,7 +69,8 @@ __device__ __forceinline__ float row_sum8(float v)
 
 // Grid (⌈T/16⌉, NH, B). Shared: Q (16 rows), K, V (32 rows each), P (16×33).
 template <int CPT>
-__device__ __forceinline__ void attention_forward(float* out, float* lse, const float* qkv, int T, int NH, int NKV, int HS, float scale)
+__device__ __forceinline__ void attention_forward(
+    float* out, float* lse, const float* qkv, const int* positions, int T, int NH, int NKV, int HS, float scale)
 {
     extern __shared__ float smem[];
     int hsp = HS + 1;
@@ -68,6 +84,7 @@ __device__ __forceinline__ void attention_forward(float* out, float* lse, const 
     const float* base = qkv + (i64)b * T * qkvChannels;
     int r = threadIdx.x >> 3, l = threadIdx.x & 7;
     int qi = q0 + r;
+    int start = document_start(positions, b, T, qi);
 
     load_rows(Qs, base, q0, ATT_ROWS, T, qkvChannels, h * HS, HS, hsp);
     float o[CPT];
@@ -78,7 +95,7 @@ __device__ __forceinline__ void attention_forward(float* out, float* lse, const 
     }
     float m = -ENGINE_INF, lsum = 0.0f;
     int last = (q0 + ATT_ROWS < T ? q0 + ATT_ROWS : T) - 1;
-    for (int k0 = 0; k0 <= last; k0 += ATT_COLS)
+    for (int k0 = document_start(positions, b, T, q0); k0 <= last; k0 += ATT_COLS)
     {
         __syncthreads();
         load_rows(Ks, base, k0, ATT_COLS, T, qkvChannels, (NH + g) * HS, HS, hsp);
@@ -92,17 +109,19 @@ __device__ __forceinline__ void attention_forward(float* out, float* lse, const 
         {
             int j = l + 8 * mm, kj = k0 + j;
             float dot = dot_shared(Qs + r * hsp, Ks + j * hsp, HS);
-            s[mm] = (kj <= qi && kj < T) ? dot * scale : -ENGINE_INF;
+            s[mm] = (kj <= qi && kj < T && kj >= start) ? dot * scale : -ENGINE_INF;
             tileMax = fmaxf(tileMax, s[mm]);
         }
-        // Tile 0 holds key 0, which every row sees, so m is finite from the first tile on and alpha never sees −∞ − −∞.
+        // Without positions tile 0 holds key 0, which every row sees, so m is finite from the first tile on. With them a
+        // row of a later document may have seen no key yet: exponentials are then taken against 0, giving 0, not NaN.
         float mNew = fmaxf(m, row_max8(tileMax));
-        float alpha = expf(m - mNew);
+        float mExp = mNew == -ENGINE_INF ? 0.0f : mNew;
+        float alpha = expf(m - mExp);
         float pSum = 0.0f;
 #pragma unroll
         for (int mm = 0; mm < 4; mm++)
         {
-            float p = expf(s[mm] - mNew);
+            float p = expf(s[mm] - mExp);
             Ps[r * ATT_PSTRIDE + l + 8 * mm] = p;
             pSum += p;
         }
@@ -180,7 +199,8 @@ extern "C" __global__ void attention_backward_delta(float* delta, const float* d
 // Grid (⌈T/16⌉, NH, B). Shared: Q, dO (16 rows each), K, V (32 rows each), dS (16×33).
 template <int CPT>
 __device__ __forceinline__ void attention_backward_dq(
-    float* dqkv, const float* dout, const float* qkv, const float* lse, const float* delta, int T, int NH, int NKV, int HS, float scale)
+    float* dqkv, const float* dout, const float* qkv, const float* lse, const float* delta, const int* positions, int T, int NH, int NKV,
+    int HS, float scale)
 {
     extern __shared__ float smem[];
     int hsp = HS + 1;
@@ -196,6 +216,7 @@ __device__ __forceinline__ void attention_backward_dq(
     const float* base = qkv + (i64)b * T * qkvChannels;
     int r = threadIdx.x >> 3, l = threadIdx.x & 7;
     int qi = q0 + r;
+    int start = document_start(positions, b, T, qi);
 
     load_rows(Qs, base, q0, ATT_ROWS, T, qkvChannels, h * HS, HS, hsp);
     load_rows(dOs, dout + (i64)b * T * outChannels, q0, ATT_ROWS, T, outChannels, h * HS, HS, hsp);
@@ -209,7 +230,7 @@ __device__ __forceinline__ void attention_backward_dq(
         dq[k] = 0.0f;
     }
     int last = (q0 + ATT_ROWS < T ? q0 + ATT_ROWS : T) - 1;
-    for (int k0 = 0; k0 <= last; k0 += ATT_COLS)
+    for (int k0 = document_start(positions, b, T, q0); k0 <= last; k0 += ATT_COLS)
     {
         __syncthreads();
         load_rows(Ks, base, k0, ATT_COLS, T, qkvChannels, (NH + g) * HS, HS, hsp);
@@ -221,7 +242,7 @@ __device__ __forceinline__ void attention_backward_dq(
             int j = l + 8 * mm, kj = k0 + j;
             float s = dot_shared(Qs + r * hsp, Ks + j * hsp, HS);
             float dp = dot_shared(dOs + r * hsp, Vs + j * hsp, HS);
-            float p = (kj <= qi && kj < T) ? expf(s * scale - rowLse) : 0.0f;
+            float p = (kj <= qi && kj < T && kj >= start) ? expf(s * scale - rowLse) : 0.0f;
             Ss[r * ATT_PSTRIDE + j] = p * (dp - rowDelta);
         }
         __syncwarp();
@@ -260,7 +281,8 @@ __device__ __forceinline__ void attention_backward_dq(
 // Grid (⌈T/16⌉, NKV, B). Shared: K, V (16 rows each), Q, dO (32 rows each), P, dS (16×33), lse, delta (32).
 template <int CPT>
 __device__ __forceinline__ void attention_backward_dkdv(
-    float* dqkv, const float* dout, const float* qkv, const float* lse, const float* delta, int T, int NH, int NKV, int HS, float scale)
+    float* dqkv, const float* dout, const float* qkv, const float* lse, const float* delta, const int* positions, int T, int NH, int NKV,
+    int HS, float scale)
 {
     extern __shared__ float smem[];
     int hsp = HS + 1;
@@ -295,7 +317,8 @@ __device__ __forceinline__ void attention_backward_dkdv(
         int h = g * group + hh;
         const float* rowLse = lse + ((i64)b * NH + h) * T;
         const float* rowDelta = delta + ((i64)b * NH + h) * T;
-        for (int q0 = k0; q0 < T; q0 += ATT_COLS)
+        // Queries whose document starts after this block's last key see none of its keys, nor do any after them.
+        for (int q0 = k0; q0 < T && document_start(positions, b, T, q0) < k0 + ATT_ROWS; q0 += ATT_COLS)
         {
             __syncthreads();
             load_rows(Qs, base, q0, ATT_COLS, T, qkvChannels, h * HS, HS, hsp);
@@ -313,7 +336,7 @@ __device__ __forceinline__ void attention_backward_dkdv(
                 int jq = l + 8 * mm, i = q0 + jq;
                 float s = dot_shared(Ks + r * hsp, Qs + jq * hsp, HS);
                 float dp = dot_shared(Vs + r * hsp, dOs + jq * hsp, HS);
-                float p = (i < T && kj <= i && kj < T) ? expf(s * scale - Ls[jq]) : 0.0f;
+                float p = (i < T && kj <= i && kj < T && kj >= document_start(positions, b, T, i)) ? expf(s * scale - Ls[jq]) : 0.0f;
                 Ps[r * ATT_PSTRIDE + jq] = p;
                 Ss[r * ATT_PSTRIDE + jq] = p * (dp - Ds[jq]);
             }
@@ -358,21 +381,21 @@ __device__ __forceinline__ void attention_backward_dkdv(
 // Entry points per head-size class: _64 serves HS ≤ 64, _128 HS ≤ 128, _256 HS ≤ 256 (CPT = HS_max / 8 registers).
 #define ATTENTION_ENTRIES(HSMAX)                                                                                          \
     extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_forward_##HSMAX(                                  \
-        float* out, float* lse, const float* qkv, int T, int NH, int NKV, int HS, float scale)                            \
+        float* out, float* lse, const float* qkv, const int* positions, int T, int NH, int NKV, int HS, float scale)      \
     {                                                                                                                     \
-        attention_forward<HSMAX / 8>(out, lse, qkv, T, NH, NKV, HS, scale);                                               \
+        attention_forward<HSMAX / 8>(out, lse, qkv, positions, T, NH, NKV, HS, scale);                                    \
     }                                                                                                                     \
     extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_backward_dq_##HSMAX(                              \
-        float* dqkv, const float* dout, const float* qkv, const float* lse, const float* delta, int T, int NH, int NKV,   \
-        int HS, float scale)                                                                                              \
+        float* dqkv, const float* dout, const float* qkv, const float* lse, const float* delta, const int* positions,     \
+        int T, int NH, int NKV, int HS, float scale)                                                                      \
     {                                                                                                                     \
-        attention_backward_dq<HSMAX / 8>(dqkv, dout, qkv, lse, delta, T, NH, NKV, HS, scale);                             \
+        attention_backward_dq<HSMAX / 8>(dqkv, dout, qkv, lse, delta, positions, T, NH, NKV, HS, scale);                  \
     }                                                                                                                     \
     extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_backward_dkdv_##HSMAX(                            \
-        float* dqkv, const float* dout, const float* qkv, const float* lse, const float* delta, int T, int NH, int NKV,   \
-        int HS, float scale)                                                                                              \
+        float* dqkv, const float* dout, const float* qkv, const float* lse, const float* delta, const int* positions,     \
+        int T, int NH, int NKV, int HS, float scale)                                                                      \
     {                                                                                                                     \
-        attention_backward_dkdv<HSMAX / 8>(dqkv, dout, qkv, lse, delta, T, NH, NKV, HS, scale);                           \
+        attention_backward_dkdv<HSMAX / 8>(dqkv, dout, qkv, lse, delta, positions, T, NH, NKV, HS, scale);                \
     }
 
 ATTENTION_ENTRIES(64)

@@ -24,7 +24,7 @@ public sealed partial class CudaBackend
         Rope(qkvGrad, table, shape, positionOffset, inverse: true);
 
     /// <inheritdoc/>
-    protected override void AttentionForwardCore(Tensor output, Tensor logSumExp, Tensor qkv, AttentionShape shape)
+    protected override void AttentionForwardCore(Tensor output, Tensor logSumExp, Tensor qkv, AttentionShape shape, Tensor positionIds)
     {
         int b = checked((int)qkv.Shape[0]), t = checked((int)qkv.Shape[1]);
         if (b == 0 || t == 0)
@@ -39,11 +39,12 @@ public sealed partial class CudaBackend
             new Dim3(Dim3.Blocks(t, AttentionRows), (uint)shape.NumHeads, (uint)b),
             new Dim3(AttentionThreads),
             shared,
-            output, logSumExp, qkv, t, shape.NumHeads, shape.NumKvHeads, hs, 1f / MathF.Sqrt(hs));
+            output, logSumExp, qkv, positionIds, t, shape.NumHeads, shape.NumKvHeads, hs, 1f / MathF.Sqrt(hs));
     }
 
     /// <inheritdoc/>
-    protected override void AttentionBackwardCore(Tensor qkvGrad, Tensor outputGrad, Tensor qkv, Tensor output, Tensor logSumExp, AttentionShape shape)
+    protected override void AttentionBackwardCore(
+        Tensor qkvGrad, Tensor outputGrad, Tensor qkv, Tensor output, Tensor logSumExp, AttentionShape shape, Tensor positionIds)
     {
         int b = checked((int)qkv.Shape[0]), t = checked((int)qkv.Shape[1]);
         if (b == 0 || t == 0)
@@ -66,7 +67,7 @@ public sealed partial class CudaBackend
             new Dim3(Dim3.Blocks(t, AttentionRows), (uint)shape.NumHeads, (uint)b),
             new Dim3(AttentionThreads),
             dqShared,
-            qkvGrad, outputGrad, qkv, logSumExp, delta, t, shape.NumHeads, shape.NumKvHeads, hs, scale);
+            qkvGrad, outputGrad, qkv, logSumExp, delta, positionIds, t, shape.NumHeads, shape.NumKvHeads, hs, scale);
 
         int dkdvShared = ((((2 * AttentionRows) + (2 * AttentionCols)) * (hs + 1)) + (2 * AttentionRows * AttentionScoreStride) + (2 * AttentionCols)) * sizeof(float);
         Launch(
@@ -74,7 +75,7 @@ public sealed partial class CudaBackend
             new Dim3(Dim3.Blocks(t, AttentionRows), (uint)shape.NumKvHeads, (uint)b),
             new Dim3(AttentionThreads),
             dkdvShared,
-            qkvGrad, outputGrad, qkv, logSumExp, delta, t, shape.NumHeads, shape.NumKvHeads, hs, scale);
+            qkvGrad, outputGrad, qkv, logSumExp, delta, positionIds, t, shape.NumHeads, shape.NumKvHeads, hs, scale);
     }
 
     /// <inheritdoc/>

@@ -5,7 +5,9 @@ namespace Engine.Models;
 
 /// <summary>
 /// Every activation and activation gradient of one (B, T), laid out once in a single buffer. Per-layer tensors are
-/// kept for backward; gradient scratch is shared by all layers because backward visits one layer at a time.
+/// kept for backward; gradient scratch is shared by all layers because backward visits one layer at a time. With
+/// activation recomputation (gradient checkpointing) only the residual stream at each layer's input is kept per layer:
+/// every layer shares one set of per-layer activations, which backward refills by running the layer's forward again.
 /// </summary>
 internal sealed class ActivationPlan : IDisposable
 {
@@ -16,9 +18,10 @@ internal sealed class ActivationPlan : IDisposable
         (int)Math.Clamp(Transformer.LogitsChunkBytes / (config.VocabSize * 4L), 1, rows);
 
     /// <summary>Bytes the plan of (B, T) takes, computed from the same layout the constructor allocates.</summary>
-    public static long ByteLengthFor(TransformerConfig config, int batch, int time, bool training) => Layout(config, batch, time, training).Layout.ByteLength;
+    public static long ByteLengthFor(TransformerConfig config, int batch, int time, bool training, bool recompute = false) =>
+        Layout(config, batch, time, training, recompute).Layout.ByteLength;
 
-    private static (ArenaLayout Layout, Offsets Offsets) Layout(TransformerConfig config, int batch, int time, bool training)
+    private static (ArenaLayout Layout, Offsets Offsets) Layout(TransformerConfig config, int batch, int time, bool training, bool recompute)
     {
         int n = batch * time, c = config.Channels, l = config.Layers, v = config.VocabSize;
         int qkvC = new AttentionShape(config.Heads, config.KvHeadCount, config.HeadChannels).QkvChannels;
@@ -39,6 +42,12 @@ internal sealed class ActivationPlan : IDisposable
         var layers = new (long Norm1, long Mean1, long Rstd1, long Qkv, long Att, long Lse, long Mid, long Norm2, long Mean2, long Rstd2, long Up, long Act)[l];
         for (int i = 0; i < l; i++)
         {
+            if (recompute && i > 0)
+            {
+                layers[i] = layers[0];
+                continue;
+            }
+
             layers[i] = (
                 layout.Reserve(DType.F32, n, c), layerNorm ? layout.Reserve(DType.F32, n) : -1, layout.Reserve(DType.F32, n),
                 layout.Reserve(DType.F32, batch, time, qkvC), layout.Reserve(DType.F32, batch, time, attC),
@@ -65,12 +74,13 @@ internal sealed class ActivationPlan : IDisposable
             tokens, targets, losses, residual, layers, branch, final, finalMean, finalRstd, logits, dResidual, dNorm, dQkv, dAtt, dUp, dAct));
     }
 
-    public ActivationPlan(Backend backend, TransformerConfig config, int batch, int time, bool training)
+    public ActivationPlan(Backend backend, TransformerConfig config, int batch, int time, bool training, bool recompute = false)
     {
         Batch = batch;
         Time = time;
+        Recompute = recompute;
         HostLosses = new float[batch * time];
-        var (layout, at) = Layout(config, batch, time, training);
+        var (layout, at) = Layout(config, batch, time, training, recompute);
         int n = batch * time, c = config.Channels, f = config.MlpChannels;
         int qkvC = new AttentionShape(config.Heads, config.KvHeadCount, config.HeadChannels).QkvChannels;
         int attC = config.Heads * config.HeadChannels;
@@ -112,6 +122,9 @@ internal sealed class ActivationPlan : IDisposable
     public float[] HostLosses { get; }
 
     public int Time { get; }
+
+    /// <summary>Whether every layer shares one set of activations, refilled in backward by recomputing the layer.</summary>
+    public bool Recompute { get; }
 
     public long ByteLength { get; }
 

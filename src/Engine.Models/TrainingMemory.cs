@@ -9,16 +9,20 @@ namespace Engine.Models;
 /// <param name="Weights">4·P bytes of fp32 weights.</param>
 /// <param name="Gradients">4·P bytes of fp32 gradients.</param>
 /// <param name="Moments">8·P bytes: AdamW's first and second moments.</param>
-/// <param name="Activations">The activation plan of (B, T) in training mode (<see cref="Transformer.ActivationBytesFor"/>).</param>
+/// <param name="Activations">The activation plan of (B, T) in training mode (<see cref="Transformer.ActivationBytesFor"/>), with
+/// activation recomputation when the estimate was made for it.</param>
 public sealed record TrainingMemory(long Parameters, long Weights, long Gradients, long Moments, long Activations)
 {
     /// <summary>Everything together.</summary>
     public long Total => Weights + Gradients + Moments + Activations;
 
-    /// <summary>The estimate for a model of <paramref name="config"/> trained on batches of B sequences of T tokens.</summary>
-    public static TrainingMemory For(TransformerConfig config, int batch, int time)
+    /// <summary>
+    /// The estimate for a model of <paramref name="config"/> trained on batches of B sequences of T tokens, keeping every
+    /// activation or, with <paramref name="gradientCheckpointing"/>, only each layer's input (<see cref="Transformer.GradientCheckpointing"/>).
+    /// </summary>
+    public static TrainingMemory For(TransformerConfig config, int batch, int time, bool gradientCheckpointing = false)
     {
         long p = Transformer.ParameterCount(config);
-        return new TrainingMemory(p, 4 * p, 4 * p, 8 * p, Transformer.ActivationBytesFor(config, batch, time, training: true));
+        return new TrainingMemory(p, 4 * p, 4 * p, 8 * p, Transformer.ActivationBytesFor(config, batch, time, training: true, gradientCheckpointing));
     }
 }

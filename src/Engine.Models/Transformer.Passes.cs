@@ -7,12 +7,14 @@ public sealed partial class Transformer
 {
     /// <summary>
     /// Runs the trunk on token ids [B,T] (row-major) and returns the hidden states after the final norm, [N,C] on the
-    /// device (valid until the next pass).
+    /// device (valid until the next pass). <paramref name="positionIds"/> [B,T] are the per-document positions of packed
+    /// rows (see <see cref="ForwardBackward"/>); empty for plain rows.
     /// </summary>
-    public Tensor Forward(ReadOnlySpan<int> tokens, int batch, int time)
+    public Tensor Forward(ReadOnlySpan<int> tokens, int batch, int time, ReadOnlySpan<int> positionIds = default)
     {
         var p = Plan(batch, time, training: false);
         Upload(p, tokens);
+        UploadPositions(p, positionIds);
         ForwardTrunk(p, training: false);
         return p.Final;
     }
@@ -28,6 +30,7 @@ public sealed partial class Transformer
 
         var p = Plan(batch, time, training: false);
         Upload(p, tokens);
+        UploadPositions(p, default);
         ForwardTrunk(p, training: false);
         int n = batch * time, chunk = (int)p.Logits.Shape[0], v = Config.VocabSize;
         for (int start = 0; start < n; start += chunk)
@@ -45,11 +48,19 @@ public sealed partial class Transformer
     /// One forward and backward pass of the next-token loss: targets [B,T] hold the token to predict at each position
     /// (negative = ignored). Gradients are <b>added</b> to the parameter gradients, scaled by
     /// <paramref name="lossScale"/> (e.g. 1/micro-batches for accumulation). Returns the mean loss over the counted positions.
+    /// <para>
+    /// Padding-free packing: <paramref name="positionIds"/> [B,T] give each token's position within its document (0 at
+    /// every document start, then counting up). Positions restart per document (learned positions, RoPE) and attention
+    /// never crosses a document boundary, so a packed row trains as its documents would one by one, provided the targets
+    /// do not cross either (the last token of a document has none). Empty: every row is one document.
+    /// </para>
     /// </summary>
-    public double ForwardBackward(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int batch, int time, float lossScale = 1f)
+    public double ForwardBackward(
+        ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int batch, int time, float lossScale = 1f, ReadOnlySpan<int> positionIds = default)
     {
         var p = Plan(batch, time, training: true);
         Upload(p, tokens);
+        UploadPositions(p, positionIds);
         int counted = UploadTargets(p, targets);
         ForwardTrunk(p, training: true);
         var b = Backend;
@@ -89,12 +100,13 @@ public sealed partial class Transformer
     /// <summary>
     /// Forward pass for training with a loss of the caller's own (DPO, reward and value heads, PPO): returns the hidden
     /// states after the final norm [N,C], keeps every activation for <see cref="BackwardFromHidden"/>, and zeroes
-    /// <see cref="HiddenGradient"/>.
+    /// <see cref="HiddenGradient"/>. <paramref name="positionIds"/>: packed rows, as for <see cref="ForwardBackward"/>.
     /// </summary>
-    public Tensor ForwardTraining(ReadOnlySpan<int> tokens, int batch, int time)
+    public Tensor ForwardTraining(ReadOnlySpan<int> tokens, int batch, int time, ReadOnlySpan<int> positionIds = default)
     {
         var p = Plan(batch, time, training: true);
         Upload(p, tokens);
+        UploadPositions(p, positionIds);
         ForwardTrunk(p, training: true);
         Backend.Zero(p.DNorm);
         return p.Final;
@@ -140,16 +152,14 @@ public sealed partial class Transformer
         Profiler.End(tn, OpKind.Norm, backward: true);
         for (int l = Config.Layers - 1; l >= 0; l--)
         {
+            RecomputeLayer(p, l);
             BackwardLayer(p, l);
         }
 
         long te = Profiler.Begin();
         var dEmbedding = DropoutGradient(p, p.DResidual, 0);
         b.EmbeddingBackward(Parameters.Gradient(Names.Embedding), dEmbedding, p.Tokens);
-        if (!IsLlama)
-        {
-            b.PositionEmbeddingBackward(Parameters.Gradient(Names.PositionEmbedding), dEmbedding);
-        }
+        PositionsBackward(dEmbedding);
 
         Profiler.End(te, OpKind.Embedding, backward: true);
     }
@@ -265,9 +275,9 @@ public sealed partial class Transformer
                 b.Add(x0.Reshape(n, Config.Channels), x0.Reshape(n, Config.Channels), positions);
             }
         }
-        else if (!IsLlama)
+        else
         {
-            b.PositionEmbeddingForward(x0, Parameters.Value(Names.PositionEmbedding));
+            PositionsForward(p, x0);
         }
 
         DropBranch(p, x0, 0);
@@ -311,7 +321,7 @@ public sealed partial class Transformer
             t = Profiler.Begin();
             if (cache is null)
             {
-                b.RopeForward(a.Qkv, ropeTable, Attention);
+                Rotate(a.Qkv, inverse: false);
             }
             else
             {
@@ -324,7 +334,7 @@ public sealed partial class Transformer
         t = Profiler.Begin();
         if (cache is null)
         {
-            b.AttentionForward(a.Attention, a.LogSumExp, a.Qkv, Attention);
+            b.AttentionForward(a.Attention, a.LogSumExp, a.Qkv, Attention, activePositions);
         }
         else if (cache.FreshChunk)
         {
@@ -418,12 +428,12 @@ public sealed partial class Transformer
         b.MatmulBackward(p.DAtt, g.OutWeight, g.OutBias, DropoutGradient(p, dres, 1 + (2 * l)), a.Attention, w.OutWeight, WeightLayout.OutIn);
         Profiler.End(t, OpKind.Matmul, backward: true);
         t = Profiler.Begin();
-        b.AttentionBackward(p.DQkv, p.DAtt, a.Qkv, a.Attention, a.LogSumExp, Attention);
+        b.AttentionBackward(p.DQkv, p.DAtt, a.Qkv, a.Attention, a.LogSumExp, Attention, activePositions);
         Profiler.End(t, OpKind.Attention, backward: true);
         if (IsLlama)
         {
             t = Profiler.Begin();
-            b.RopeBackward(p.DQkv, ropeTable, Attention);
+            Rotate(p.DQkv, inverse: true);
             Profiler.End(t, OpKind.Rope, backward: true);
         }
 

@@ -82,15 +82,16 @@ public sealed partial class Transformer : IDisposable
 
     /// <summary>
     /// Bytes of the activation buffer a model of <paramref name="config"/> plans for (B, T), training or inference only,
-    /// computed from the same layout it allocates (nothing is allocated here).
+    /// computed from the same layout it allocates (nothing is allocated here). With
+    /// <paramref name="gradientCheckpointing"/> a training plan keeps only each layer's input (see <see cref="GradientCheckpointing"/>).
     /// </summary>
-    public static long ActivationBytesFor(TransformerConfig config, int batch, int time, bool training)
+    public static long ActivationBytesFor(TransformerConfig config, int batch, int time, bool training, bool gradientCheckpointing = false)
     {
         ArgumentNullException.ThrowIfNull(config);
         config.Validate();
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batch);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(time);
-        return ActivationPlan.ByteLengthFor(config, batch, time, training);
+        return ActivationPlan.ByteLengthFor(config, batch, time, training, training && gradientCheckpointing);
     }
 
     /// <summary>
@@ -197,6 +198,7 @@ public sealed partial class Transformer : IDisposable
     public void Dispose()
     {
         plan?.Dispose();
+        DisposePackedPositions();
         Parameters.Dispose();
         ropeTable.Buffer?.Dispose();
     }
@@ -218,10 +220,10 @@ public sealed partial class Transformer : IDisposable
             throw new InvalidOperationException("this model was created for inference: it has no gradients");
         }
 
-        if (plan is null || plan.Batch != batch || plan.Time != time || (training && !plan.Training))
+        if (plan is null || plan.Batch != batch || plan.Time != time || (training && (!plan.Training || plan.Recompute != GradientCheckpointing)))
         {
             plan?.Dispose();
-            plan = new ActivationPlan(Backend, Config, batch, time, training);
+            plan = new ActivationPlan(Backend, Config, batch, time, training, training && GradientCheckpointing);
         }
 
         return plan;

@@ -81,6 +81,7 @@ public sealed class Trainer<TBatch>
         Directory.CreateDirectory(store.Directory);
         string metricsPath = Path.Combine(store.Directory, MetricsFile);
         model.ResidualDropout = options.Dropout;
+        model.GradientCheckpointing = options.GradientCheckpointing;
 
         var (state, rng, resume) = RunStart.Begin(store, options, metricsPath, Logger, checkpoint =>
         {

@@ -37,6 +37,7 @@ public static partial class ConformanceSuite
         new("dropout", Dropout),
         new("rope", Rope),
         new("attention", Attention),
+        new("attention_packed", AttentionPacked),
         new("attention_decode", AttentionDecode),
         new("cross_entropy", CrossEntropy),
         new("adamw", AdamW),
@@ -352,6 +353,51 @@ public static partial class ConformanceSuite
             var dqkv = p.Upload(Random(rng, b * t * shape.QkvChannels), b, t, shape.QkvChannels);
             p.Run((be, x) => be.AttentionBackward(x(dqkv), x(dout), x(qkv), x(output), x(lse), shape));
             results.Add(p.Compare($"attention backward {tag}", dqkv, Long));
+        }
+
+        return results;
+    }
+
+    // Packed rows: documents of lengths that start mid-tile, span several 16/32/64-row tiles, or are a single token, and
+    // padding tokens that are one-token documents; MHA and GQA, head sizes in two CUDA classes.
+    private static List<ConformanceResult> AttentionPacked(BackendPair p, int seed)
+    {
+        var rng = new Random(seed);
+        var results = new List<ConformanceResult>();
+        foreach (var (lengths, shape) in new[]
+                 {
+                     (new[] { new[] { 5, 40, 1, 20 }, new[] { 66 } }, new AttentionShape(4, 2, 16)),
+                     (new[] { new[] { 33, 1, 1, 35, 3 } }, new AttentionShape(2, 1, 64)),
+                     (new[] { new[] { 17, 50, 2 }, new[] { 1, 1, 1, 1, 65 } }, new AttentionShape(3, 3, 96)),
+                 })
+        {
+            int b = lengths.Length, t = lengths[0].Sum();
+            var positions = new int[b * t];
+            for (int row = 0; row < b; row++)
+            {
+                int at = row * t;
+                foreach (int length in lengths[row])
+                {
+                    for (int i = 0; i < length; i++)
+                    {
+                        positions[at++] = i;
+                    }
+                }
+            }
+
+            string tag = $"B={b} T={t} documents {string.Join("|", lengths.Select(l => string.Join(",", l)))} NH={shape.NumHeads} NKV={shape.NumKvHeads} HS={shape.HeadSize}";
+            var ids = p.Upload(positions, b, t);
+            var qkv = p.Upload(Random(rng, b * t * shape.QkvChannels, -2f, 2f), b, t, shape.QkvChannels);
+            var output = p.Poisoned(b, t, shape.OutChannels);
+            var lse = p.Poisoned(b, shape.NumHeads, t);
+            p.Run((be, x) => be.AttentionForward(x(output), x(lse), x(qkv), shape, x(ids)));
+            results.Add(p.Compare($"packed attention forward {tag}", output, Long));
+            results.Add(p.Compare($"packed attention lse {tag}", lse, Long));
+
+            var dout = p.Upload(Random(rng, b * t * shape.OutChannels), b, t, shape.OutChannels);
+            var dqkv = p.Upload(Random(rng, b * t * shape.QkvChannels), b, t, shape.QkvChannels);
+            p.Run((be, x) => be.AttentionBackward(x(dqkv), x(dout), x(qkv), x(output), x(lse), shape, x(ids)));
+            results.Add(p.Compare($"packed attention backward {tag}", dqkv, Long));
         }
 
         return results;

@@ -44,6 +44,9 @@ public sealed record TrainStepOptions
     /// <summary>Seed of weights and tokens.</summary>
     public ulong Seed { get; init; } = 1337;
 
+    /// <summary>Activation recomputation (<see cref="Transformer.GradientCheckpointing"/>).</summary>
+    public bool GradientCheckpointing { get; init; }
+
     /// <summary>Largest B·T: the activation layout indexes the N = B·T positions with an int.</summary>
     public const int MaxTokens = 1 << 24;
 
@@ -73,6 +76,7 @@ public sealed record TrainStepOptions
 /// <param name="ParameterCount">Number of parameters.</param>
 /// <param name="OpTable">Per-op times of one profiled step (op, direction, ms, calls).</param>
 /// <param name="Backend">Backend description.</param>
+/// <param name="ActivationBytes">Bytes of the activation plan the steps ran with.</param>
 public sealed record TrainStepResult(
     double MillisecondsPerStep,
     double TokensPerSecond,
@@ -80,7 +84,8 @@ public sealed record TrainStepResult(
     IReadOnlyList<double> Losses,
     long ParameterCount,
     IReadOnlyList<(OpKind Op, bool Backward, double Milliseconds, long Calls)> OpTable,
-    string Backend);
+    string Backend,
+    long ActivationBytes);
 
 /// <summary>Times full training steps of a randomly initialised model on random tokens.</summary>
 public static class TrainStepBenchmark
@@ -109,6 +114,7 @@ public static class TrainStepBenchmark
 
         using var model = new Transformer(config, backend);
         model.InitializeWeights(options.Seed);
+        model.GradientCheckpointing = options.GradientCheckpointing;
         int b = options.Batch, t = options.Sequence, n = b * t;
         var rng = new RandomStream(options.Seed + 1);
         var stream = new int[n + 1];
@@ -150,6 +156,6 @@ public static class TrainStepBenchmark
         var sorted = times.Order().ToArray();
         double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
         return new TrainStepResult(
-            median, n / (median / 1000.0), times, losses, model.Parameters.ElementCount, model.Profiler.Rows(), backend.Description);
+            median, n / (median / 1000.0), times, losses, model.Parameters.ElementCount, model.Profiler.Rows(), backend.Description, model.ActivationBytes);
     }
 }

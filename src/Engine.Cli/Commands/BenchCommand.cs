@@ -34,11 +34,12 @@ internal static class BenchCommand
         var warmup = IntOption("--warmup", "untimed steps first", defaults.Warmup);
         var threads = IntOption("--threads", "CPU threads (default: all cores)", 0);
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of tables" };
+        var checkpointing = new Option<bool>("--gradient-checkpointing") { Description = "recompute each layer in backward, keeping only its input (gradient_checkpointing)" };
         var device = DeviceOption.Create();
 
         var command = new Command("train-step", "Time full training steps (forward, backward, AdamW) of a random model on random tokens.")
         {
-            arch, layers, dim, heads, kvHeads, vocab, seq, batch, steps, warmup, threads, json, device,
+            arch, layers, dim, heads, kvHeads, vocab, seq, batch, steps, warmup, threads, json, checkpointing, device,
         };
         command.SetAction(parse =>
         {
@@ -55,6 +56,7 @@ internal static class BenchCommand
                 Steps = parse.GetValue(steps),
                 Warmup = parse.GetValue(warmup),
                 Threads = parse.GetValue(threads),
+                GradientCheckpointing = parse.GetValue(checkpointing),
             };
             bool asJson = parse.GetValue(json);
             using var backend = DeviceOption.CreateBackend(parse.GetValue(device), options.Threads);
@@ -88,6 +90,8 @@ internal static class BenchCommand
         ["seq"] = o.Sequence,
         ["batch"] = o.Batch,
         ["steps"] = o.Steps,
+        ["gradient_checkpointing"] = o.GradientCheckpointing,
+        ["activation_bytes"] = r.ActivationBytes,
         ["parameters"] = r.ParameterCount,
         ["backend"] = r.Backend,
         ["ms_per_step"] = Math.Round(r.MillisecondsPerStep, 3),
@@ -106,6 +110,9 @@ internal static class BenchCommand
         console.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
             $"{(o.Architecture == Architecture.Gpt2 ? "gpt2" : "llama")} L={o.Layers} C={o.Channels} NH={o.Heads} V={o.Vocab} T={o.Sequence} B={o.Batch}: {r.ParameterCount / 1e6:F2}M parameters on {r.Backend}"));
+        console.WriteLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"activations {r.ActivationBytes / 1048576.0:F1} MiB{(o.GradientCheckpointing ? " with gradient checkpointing (each layer recomputed in backward)" : "")}"));
         double total = r.OpTable.Sum(x => x.Milliseconds);
         var table = new Table().AddColumns("op", "pass", "ms", "share", "calls");
         table.Columns[2].RightAligned();

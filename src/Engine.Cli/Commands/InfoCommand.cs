@@ -47,8 +47,9 @@ internal static class InfoCommand
     /// <summary>Largest B·T the memory estimate accepts (the activation layout indexes N = B·T positions with an int).</summary>
     public const int MaxTokensPerStep = 1 << 24;
 
-    /// <summary>Everything the command prints.</summary>
-    internal sealed record ModelInfo(string ConfigPath, HfModelConfig Config, string? WeightsDescription, int Batch, int Time, TrainingMemory Memory);
+    /// <summary>Everything the command prints; <c>Checkpointed</c> is <c>Memory</c> with activation recomputation (gradient_checkpointing).</summary>
+    internal sealed record ModelInfo(
+        string ConfigPath, HfModelConfig Config, string? WeightsDescription, int Batch, int Time, TrainingMemory Memory, TrainingMemory Checkpointed);
 
     internal static ModelInfo Describe(string path, int batch, int seq)
     {
@@ -72,7 +73,8 @@ internal static class InfoCommand
         }
 
         string configPath = Directory.Exists(path) ? Path.Combine(path, HfCheckpoint.ConfigFile) : path;
-        return new ModelInfo(configPath, config, DescribeWeights(Path.GetDirectoryName(Path.GetFullPath(configPath))!), batch, time, TrainingMemory.For(model, batch, time));
+        return new ModelInfo(configPath, config, DescribeWeights(Path.GetDirectoryName(Path.GetFullPath(configPath))!), batch, time,
+            TrainingMemory.For(model, batch, time), TrainingMemory.For(model, batch, time, gradientCheckpointing: true));
     }
 
     internal static string ToText(ModelInfo info)
@@ -93,6 +95,9 @@ internal static class InfoCommand
         w.WriteLine($"  moments      {Bytes(mem.Moments)}");
         w.WriteLine($"  activations  {Bytes(mem.Activations)}");
         w.WriteLine($"  total        {Bytes(mem.Total)}");
+        w.WriteLine($"with gradient_checkpointing (each layer's input kept, the layer recomputed in backward):");
+        w.WriteLine($"  activations  {Bytes(info.Checkpointed.Activations)}");
+        w.WriteLine($"  total        {Bytes(info.Checkpointed.Total)}");
         return w.ToString();
     }
 
@@ -120,6 +125,10 @@ internal static class InfoCommand
             ["memory_bytes"] = new Dictionary<string, long>
             {
                 ["weights"] = mem.Weights, ["gradients"] = mem.Gradients, ["moments"] = mem.Moments, ["activations"] = mem.Activations, ["total"] = mem.Total,
+            },
+            ["gradient_checkpointing_memory_bytes"] = new Dictionary<string, long>
+            {
+                ["activations"] = info.Checkpointed.Activations, ["total"] = info.Checkpointed.Total,
             },
         });
     }
@@ -219,11 +228,13 @@ internal sealed class PlanFlags
 
     public Option<bool> CachedReference { get; } = new("--cached-ref") { Description = "--plan: reference log-probs cached per rollout (the reference is not resident)" };
 
+    public Option<bool> GradientCheckpointing { get; } = new("--gradient-checkpointing") { Description = "--plan: trained roles recompute each layer in backward (gradient_checkpointing)" };
+
     public Option<string> Device { get; } = DeviceOption.Create();
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { Method, Actor, Critic, Reward, Reference, RolloutBatch, GenerationBatch, Minibatch, ScoringBatch, PromptLength, ResponseLength, CachedReference, Device })
+        foreach (var option in new Option[] { Method, Actor, Critic, Reward, Reference, RolloutBatch, GenerationBatch, Minibatch, ScoringBatch, PromptLength, ResponseLength, CachedReference, GradientCheckpointing, Device })
         {
             command.Add(option);
         }
@@ -251,6 +262,7 @@ internal sealed class PlanFlags
             PromptLength = parse.GetValue(PromptLength) is > 0 and var prompt ? prompt : Math.Min(Defaults.PromptLength, actor.MaxSequenceLength / 2),
             ResponseLength = parse.GetValue(ResponseLength) is > 0 and var response ? response : Math.Min(Defaults.ResponseLength, actor.MaxSequenceLength / 2),
             CachedReferenceLogProbs = parse.GetValue(CachedReference),
+            GradientCheckpointing = parse.GetValue(GradientCheckpointing),
         };
         using var backend = DeviceOption.CreateBackend(parse.GetValue(Device), threads: 1);
         var critic = method == "ppo" && parse.GetValue(Critic) is string c ? Config(c, "--critic") : reward;

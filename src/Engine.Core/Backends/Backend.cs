@@ -380,25 +380,37 @@ public abstract partial class Backend : IDisposable
     /// Causal self-attention, FlashAttention style: out[B,T,NH·HS] = softmax(q·kᵀ/√HS + causal mask)·v for every head,
     /// query head h reading key/value head h / (NH/NKV). Saves the log-sum-exp of every score row in lse [B,NH,T]
     /// instead of the [T,T] probabilities.
+    /// <para>
+    /// Packed rows (padding-free packing): <paramref name="positionIds"/> i32 [B,T] holds each token's position within its
+    /// document, 0 at every document start, so query t sees only keys t − positionIds[b,t] … t and attention never crosses
+    /// a document boundary (block-diagonal causal attention, as flash-attn's varlen kernels). Key tiles wholly before a
+    /// query tile's document are skipped. Empty (the default): every row is one document. Values outside [0, t] are clamped.
+    /// </para>
     /// </summary>
-    public void AttentionForward(Tensor output, Tensor logSumExp, Tensor qkv, AttentionShape shape)
+    public void AttentionForward(Tensor output, Tensor logSumExp, Tensor qkv, AttentionShape shape, Tensor positionIds = default)
     {
         var (b, t) = CheckAttention(qkv, shape);
         RequireF32(output, nameof(output));
         RequireDims(output, nameof(output), b, t, shape.OutChannels);
         RequireDims(logSumExp, nameof(logSumExp), b, shape.NumHeads, t);
-        AttentionForwardCore(output, logSumExp, qkv, shape);
+        CheckPositionIds(positionIds, b, t);
+        AttentionForwardCore(output, logSumExp, qkv, shape, positionIds);
     }
 
-    /// <summary>Causal self-attention backward: dqkv += ∂L/∂qkv, recomputing the probabilities from q, k and lse.</summary>
-    public void AttentionBackward(Tensor qkvGrad, Tensor outputGrad, Tensor qkv, Tensor output, Tensor logSumExp, AttentionShape shape)
+    /// <summary>
+    /// Causal self-attention backward: dqkv += ∂L/∂qkv, recomputing the probabilities from q, k and lse. Pass the
+    /// <paramref name="positionIds"/> the forward had (see <see cref="AttentionForward"/>).
+    /// </summary>
+    public void AttentionBackward(
+        Tensor qkvGrad, Tensor outputGrad, Tensor qkv, Tensor output, Tensor logSumExp, AttentionShape shape, Tensor positionIds = default)
     {
         var (b, t) = CheckAttention(qkv, shape);
         SameShape(qkv, qkvGrad, nameof(qkvGrad));
         RequireDims(output, nameof(output), b, t, shape.OutChannels);
         SameShape(output, outputGrad, nameof(outputGrad));
         RequireDims(logSumExp, nameof(logSumExp), b, shape.NumHeads, t);
-        AttentionBackwardCore(qkvGrad, outputGrad, qkv, output, logSumExp, shape);
+        CheckPositionIds(positionIds, b, t);
+        AttentionBackwardCore(qkvGrad, outputGrad, qkv, output, logSumExp, shape, positionIds);
     }
 
     // ------------------------------------------------------------------ losses
@@ -493,8 +505,8 @@ public abstract partial class Backend : IDisposable
     protected abstract void DropoutBackwardCore(Tensor inputGrad, Tensor outputGrad, float probability, ulong seed, ulong offset);
     protected abstract void RopeForwardCore(Tensor qkv, Tensor table, AttentionShape shape, int positionOffset);
     protected abstract void RopeBackwardCore(Tensor qkvGrad, Tensor table, AttentionShape shape, int positionOffset);
-    protected abstract void AttentionForwardCore(Tensor output, Tensor logSumExp, Tensor qkv, AttentionShape shape);
-    protected abstract void AttentionBackwardCore(Tensor qkvGrad, Tensor outputGrad, Tensor qkv, Tensor output, Tensor logSumExp, AttentionShape shape);
+    protected abstract void AttentionForwardCore(Tensor output, Tensor logSumExp, Tensor qkv, AttentionShape shape, Tensor positionIds);
+    protected abstract void AttentionBackwardCore(Tensor qkvGrad, Tensor outputGrad, Tensor qkv, Tensor output, Tensor logSumExp, AttentionShape shape, Tensor positionIds);
     protected abstract void CrossEntropyForwardCore(Tensor losses, Tensor logits, Tensor targets);
     protected abstract void CrossEntropyForwardBackwardCore(Tensor losses, Tensor logits, Tensor targets, float gradScale);
     protected abstract void AdamWCore(Tensor parameters, Tensor gradients, Tensor firstMoment, Tensor secondMoment, in AdamWParameters hyper);
@@ -648,6 +660,15 @@ public abstract partial class Backend : IDisposable
         {
             throw new ArgumentException(
                 $"RoPE table {table.Shape} cannot serve {t} positions from {positionOffset} with head size {shape.HeadSize}");
+        }
+    }
+
+    private void CheckPositionIds(Tensor positionIds, long b, long t)
+    {
+        if (!positionIds.IsEmpty)
+        {
+            RequireTokens(positionIds, nameof(positionIds));
+            RequireDims(positionIds, nameof(positionIds), b, t);
         }
     }
 

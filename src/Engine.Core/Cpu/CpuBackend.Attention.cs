@@ -16,9 +16,9 @@ public sealed unsafe partial class CpuBackend
         Rope(qkvGrad, table, shape, positionOffset, inverse: true);
 
     /// <inheritdoc/>
-    protected override void AttentionForwardCore(Tensor output, Tensor logSumExp, Tensor qkv, AttentionShape shape)
+    protected override void AttentionForwardCore(Tensor output, Tensor logSumExp, Tensor qkv, AttentionShape shape, Tensor positionIds)
     {
-        var s = AttentionState(qkv, shape);
+        var s = AttentionState(qkv, shape, positionIds);
         s.Out = output.Pointer<float>();
         s.Lse = logSumExp.Pointer<float>();
         if (Vector512.IsHardwareAccelerated)
@@ -34,9 +34,10 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void AttentionBackwardCore(Tensor qkvGrad, Tensor outputGrad, Tensor qkv, Tensor output, Tensor logSumExp, AttentionShape shape)
+    protected override void AttentionBackwardCore(
+        Tensor qkvGrad, Tensor outputGrad, Tensor qkv, Tensor output, Tensor logSumExp, AttentionShape shape, Tensor positionIds)
     {
-        var s = AttentionState(qkv, shape);
+        var s = AttentionState(qkv, shape, positionIds);
         s.Out = output.Pointer<float>();
         s.Lse = logSumExp.Pointer<float>();
         s.QkvGrad = qkvGrad.Pointer<float>();
@@ -102,7 +103,7 @@ public sealed unsafe partial class CpuBackend
         return s;
     }
 
-    private static AttentionKernels.State AttentionState(Tensor qkv, AttentionShape shape)
+    private static AttentionKernels.State AttentionState(Tensor qkv, AttentionShape shape, Tensor positionIds)
     {
         if (shape.HeadSize > AttentionKernels.MaxHeadSize)
         {
@@ -113,6 +114,7 @@ public sealed unsafe partial class CpuBackend
         var s = new AttentionKernels.State
         {
             Qkv = qkv.Pointer<float>(),
+            Positions = positionIds.IsEmpty ? null : positionIds.Pointer<int>(),
             B = checked((int)qkv.Shape[0]),
             T = checked((int)qkv.Shape[1]),
             NH = shape.NumHeads,

@@ -102,17 +102,17 @@ internal static class Kernels
     /// <summary>Head-size classes of the attention kernels: the entry points for HS ≤ 64, ≤ 128 and ≤ 256.</summary>
     public static readonly int[] AttentionHeadClasses = [64, 128, 256];
 
-    /// <summary>attention_forward_{64,128,256}: (out, lse, qkv, T, NH, NKV, HS, scale).</summary>
+    /// <summary>attention_forward_{64,128,256}: (out, lse, qkv, positions or null, T, NH, NKV, HS, scale).</summary>
     public static readonly KernelSignature[] AttentionForward =
-        [.. AttentionHeadClasses.Select(c => new KernelSignature("attention.cu", $"attention_forward_{c}", "pppiiiif"))];
+        [.. AttentionHeadClasses.Select(c => new KernelSignature("attention.cu", $"attention_forward_{c}", "ppppiiiif"))];
 
-    /// <summary>attention_backward_dq_{64,128,256}: (dqkv, dout, qkv, lse, delta, T, NH, NKV, HS, scale).</summary>
+    /// <summary>attention_backward_dq_{64,128,256}: (dqkv, dout, qkv, lse, delta, positions or null, T, NH, NKV, HS, scale).</summary>
     public static readonly KernelSignature[] AttentionBackwardDq =
-        [.. AttentionHeadClasses.Select(c => new KernelSignature("attention.cu", $"attention_backward_dq_{c}", "pppppiiiif"))];
+        [.. AttentionHeadClasses.Select(c => new KernelSignature("attention.cu", $"attention_backward_dq_{c}", "ppppppiiiif"))];
 
     /// <summary>attention_backward_dkdv_{64,128,256}: same parameters as the dq kernels.</summary>
     public static readonly KernelSignature[] AttentionBackwardDkDv =
-        [.. AttentionHeadClasses.Select(c => new KernelSignature("attention.cu", $"attention_backward_dkdv_{c}", "pppppiiiif"))];
+        [.. AttentionHeadClasses.Select(c => new KernelSignature("attention.cu", $"attention_backward_dkdv_{c}", "ppppppiiiif"))];
 
     /// <summary>Every signature above.</summary>
     public static IEnumerable<KernelSignature> All =>

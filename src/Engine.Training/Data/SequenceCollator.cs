@@ -32,8 +32,14 @@ public sealed record CollatorOptions
     /// </summary>
     public bool AppendEos { get; init; } = true;
 
-    /// <summary>Concatenate SFT sequences into rows of exactly <see cref="MaxLength"/> tokens (see <see cref="SequenceCollator.Pack"/>).</summary>
+    /// <summary>
+    /// Padding-free packing: SFT sequences share rows of exactly <see cref="MaxLength"/> tokens (see
+    /// <see cref="SequenceCollator.Pack"/>), each with positions from 0 and no attention or loss across them.
+    /// </summary>
     public bool Packing { get; init; }
+
+    /// <summary>Which sequences share a row when packing: best-fit decreasing by default.</summary>
+    public PackingStrategy PackingStrategy { get; init; } = PackingStrategy.Bfd;
 
     /// <summary>Token id of padding (its targets are always <see cref="IgnoreIndex"/>).</summary>
     public int PadTokenId { get; init; }
@@ -57,6 +63,15 @@ public sealed record SequenceBatch(int Batch, int Time, int[] Tokens, int[] Targ
 {
     /// <summary>Number of positions with a target.</summary>
     public int TrainedTokens => Targets.Count(t => t != CollatorOptions.IgnoreIndex);
+
+    /// <summary>
+    /// Whether some row holds more than one document: then <see cref="Positions"/> restart per document and the model
+    /// must be given them (padding-free packing). Padding is never a document of its own here (its id is −1).
+    /// </summary>
+    public bool IsPacked => DocumentIds.Any(d => d > 0);
+
+    /// <summary>The position ids a model pass needs: <see cref="Positions"/> for packed batches, none (plain rows) otherwise.</summary>
+    public ReadOnlySpan<int> PositionIds() => IsPacked ? Positions : default;
 }
 
 /// <summary>
@@ -165,14 +180,57 @@ public sealed class SequenceCollator
 
     /// <summary>
     /// Packs sequences into rows of exactly <see cref="CollatorOptions.MaxLength"/> tokens, <paramref name="rows"/> rows per
-    /// batch: each sequence goes whole into the current row if it fits, else starts the next row (the rest of the row is
-    /// padding). Within a row the last token of a document has no target, so no loss crosses a document boundary. <see cref="SequenceBatch.DocumentIds"/> and <see cref="SequenceBatch.Positions"/>
-    /// say where each document lies for attention that can use them.
+    /// batch, by <see cref="CollatorOptions.PackingStrategy"/>: best-fit decreasing (rows then visited in the order of
+    /// <paramref name="shuffleSeed"/> when one is given, see <see cref="SftBatches.Order"/>), or sequentially, each
+    /// sequence whole into the current row if it fits, else the next row. The rest of a row is padding. Within a row the
+    /// last token of a document has no target, so no loss crosses a document boundary, and
+    /// <see cref="SequenceBatch.Positions"/> restart at 0 for each document, which the model's attention uses to stay
+    /// inside it (<see cref="SequenceBatch.PositionIds()"/>).
     /// </summary>
-    public IEnumerable<SequenceBatch> Pack(IEnumerable<TokenizedSequence> sequences, int rows)
+    public IEnumerable<SequenceBatch> Pack(IEnumerable<TokenizedSequence> sequences, int rows, ulong? shuffleSeed = null)
     {
         ArgumentNullException.ThrowIfNull(sequences);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        return Options.PackingStrategy == PackingStrategy.Bfd ? PackBestFit(sequences, rows, shuffleSeed) : PackSequential(sequences, rows);
+    }
+
+    private IEnumerable<SequenceBatch> PackBestFit(IEnumerable<TokenizedSequence> sequences, int rows, ulong? shuffleSeed)
+    {
+        var all = sequences.Where(s => s.Length > 0).ToList();
+        CheckFits(all);
+        var bins = BestFitDecreasing.Pack([.. all.Select(s => s.Length)], Options.MaxLength);
+        var order = SftBatches.Order(bins.Count, shuffleSeed);
+        for (int first = 0; first < bins.Count; first += rows)
+        {
+            int count = Math.Min(rows, bins.Count - first);
+            var batch = NewBatch(rows, Options.MaxLength);
+            for (int row = 0; row < count; row++)
+            {
+                int used = 0, document = 0;
+                foreach (int item in bins[order[first + row]])
+                {
+                    Place(batch, row, used, all[item], document++);
+                    used += all[item].Length;
+                }
+            }
+
+            yield return batch;
+        }
+    }
+
+    private void CheckFits(IEnumerable<TokenizedSequence> sequences)
+    {
+        foreach (var s in sequences)
+        {
+            if (s.Length > Options.MaxLength)
+            {
+                throw new ArgumentException($"a sequence of {s.Length} tokens does not fit rows of {Options.MaxLength}; tokenize with the same MaxLength", nameof(sequences));
+            }
+        }
+    }
+
+    private IEnumerable<SequenceBatch> PackSequential(IEnumerable<TokenizedSequence> sequences, int rows)
+    {
         int t = Options.MaxLength;
         var batch = NewBatch(rows, t);
         int row = 0, used = 0, document = 0;
@@ -184,11 +242,7 @@ public sealed class SequenceCollator
                 continue;
             }
 
-            if (s.Length > t)
-            {
-                throw new ArgumentException($"a sequence of {s.Length} tokens does not fit rows of {t}; tokenize with the same MaxLength", nameof(sequences));
-            }
-
+            CheckFits([s]);
             if (used + s.Length > t)
             {
                 row++;

@@ -36,7 +36,7 @@ public sealed class SftBatches : IBatchSource<SequenceBatch>
         var order = Order(sequences.Length, shuffleSeed);
         if (collator.Options.Packing)
         {
-            return [.. collator.Pack(order.Select(i => sequences[i]), batchSize)];
+            return [.. collator.Pack(order.Select(i => sequences[i]), batchSize, shuffleSeed)];
         }
 
         int count = (order.Length + batchSize - 1) / batchSize;

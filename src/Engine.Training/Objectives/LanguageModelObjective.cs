@@ -27,7 +27,7 @@ public sealed class LanguageModelObjective : ITrainingObjective<SequenceBatch>
     public ObjectiveResult Step(SequenceBatch batch, float lossScale)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        double loss = model.ForwardBackward(batch.Tokens, batch.Targets, batch.Batch, batch.Time, lossScale);
+        double loss = model.ForwardBackward(batch.Tokens, batch.Targets, batch.Batch, batch.Time, lossScale, batch.PositionIds());
         int counted = batch.TrainedTokens;
         return new ObjectiveResult(loss, NoMetrics, Tokens(batch), counted);
     }
@@ -37,7 +37,7 @@ public sealed class LanguageModelObjective : ITrainingObjective<SequenceBatch>
     {
         ArgumentNullException.ThrowIfNull(batch);
         int n = batch.Batch * batch.Time;
-        var hidden = model.Forward(batch.Tokens, batch.Batch, batch.Time);
+        var hidden = model.Forward(batch.Tokens, batch.Batch, batch.Time, batch.PositionIds());
 
         // Evaluation is rare next to training steps, so its small buffers are made per call rather than kept.
         var backend = model.Backend;

@@ -71,6 +71,13 @@ public record TrainerOptions
     [Description("residual dropout probability while training")]
     public float Dropout { get; init; }
 
+    /// <summary>
+    /// Activation recomputation (<see cref="Transformer.GradientCheckpointing"/>): keep only each layer's input in forward and
+    /// recompute the layer in backward; far less activation memory for about one more forward pass, same gradient bits.
+    /// </summary>
+    [Description("keep only each layer's input and recompute the layer in backward (less memory, ~1 more forward pass of time)")]
+    public bool GradientCheckpointing { get; init; }
+
     /// <summary>Evaluate every this many steps (0: only at the end of each epoch and of training).</summary>
     [Description("evaluate every N steps (0 = at the end of each epoch and of training)")]
     public int EvalInterval { get; init; }
@@ -215,9 +222,16 @@ public sealed record SftOptions : TrainerOptions
         LearningRate = 2e-5;
     }
 
-    /// <summary>Concatenate examples into rows of exactly <see cref="TrainerOptions.MaxLength"/> tokens.</summary>
-    [Description("concatenate examples into rows of exactly max_length tokens")]
+    /// <summary>
+    /// Padding-free packing: several examples per row of <see cref="TrainerOptions.MaxLength"/> tokens, positions restarting at
+    /// 0 for each and attention kept inside each (no cross-document attention or loss).
+    /// </summary>
+    [Description("pack several examples into each row of max_length tokens (positions restart and attention stays per example)")]
     public bool Packing { get; init; }
+
+    /// <summary>How examples are assigned to packed rows (<see cref="Data.PackingStrategy"/>).</summary>
+    [Description("packed rows: bfd (best-fit decreasing, TRL's default) or sequential (in data order, a new row when the next does not fit)")]
+    public PackingStrategy PackingStrategy { get; init; } = PackingStrategy.Bfd;
 
     /// <summary>Train on completion and assistant tokens only; false trains every token.</summary>
     [Description("loss on completion and assistant tokens only (false: on every token)")]
@@ -244,6 +258,7 @@ public sealed record SftOptions : TrainerOptions
         CompletionOnlyLoss = CompletionOnlyLoss,
         AppendEos = AppendEos,
         Packing = Packing,
+        PackingStrategy = PackingStrategy,
         PadTokenId = padTokenId,
     };
 

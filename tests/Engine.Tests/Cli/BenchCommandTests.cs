@@ -37,6 +37,20 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void The_gradient_checkpointing_flag_recomputes_with_the_same_losses_and_a_smaller_plan()
+    {
+        var options = new TrainStepOptions { Layers = 3, Channels = 32, Heads = 4, Vocab = 97, Sequence = 16, Batch = 2, Steps = 2, Warmup = 1 };
+        using var backend = new CpuBackend(2);
+        var plain = TrainStepBenchmark.Run(options, backend);
+        var recomputed = TrainStepBenchmark.Run(options with { GradientCheckpointing = true }, backend);
+        Assert.Equal(plain.Losses, recomputed.Losses);
+        Assert.True(recomputed.ActivationBytes < plain.ActivationBytes, $"{recomputed.ActivationBytes} vs {plain.ActivationBytes} bytes");
+        using var doc = JsonDocument.Parse(BenchCommand.ToJson(options with { GradientCheckpointing = true }, recomputed));
+        Assert.True(doc.RootElement.GetProperty("gradient_checkpointing").GetBoolean());
+        Assert.Equal(recomputed.ActivationBytes, doc.RootElement.GetProperty("activation_bytes").GetInt64());
+    }
+
+    [Fact]
     public void Bad_arguments_give_one_line_and_exit_code_1()
     {
         var error = new StringWriter();

@@ -49,6 +49,16 @@ public sealed class InfoCommandTests : IDisposable
         Assert.Equal(activations, mem.GetProperty("activations").GetInt64());
         Assert.Equal(16 * p + activations, mem.GetProperty("total").GetInt64());
         Assert.Equal(p, doc.RootElement.GetProperty("parameters").GetInt64());
+
+        // With gradient checkpointing: the plan a recomputing model allocates, smaller for two layers or more.
+        using (var backend = new CpuBackend(1))
+        using (var model = new Transformer(config, backend) { GradientCheckpointing = true })
+        {
+            model.ForwardBackward(new int[32], new int[32], 2, 16);
+            var checkpointed = doc.RootElement.GetProperty("gradient_checkpointing_memory_bytes");
+            Assert.Equal(model.ActivationBytes, checkpointed.GetProperty("activations").GetInt64());
+            Assert.True(config.Layers < 2 || model.ActivationBytes < activations);
+        }
     }
 
     [Fact]
@@ -58,6 +68,7 @@ public sealed class InfoCommandTests : IDisposable
         File.WriteAllText(path, HfConfig.ToJson(TransformerConfig.Gpt2(50257, 1024, 12, 768, 12)));
         var (code, stdout, _) = Run("info", path);
         Assert.Equal(0, code);
+        Assert.Contains("with gradient_checkpointing", stdout, StringComparison.Ordinal);
         Assert.Contains("parameters: 124,439,808", stdout, StringComparison.Ordinal);
         Assert.Contains("weights: none (config only)", stdout, StringComparison.Ordinal);
         Assert.Contains("B=1 T=1024", stdout, StringComparison.Ordinal);

@@ -111,7 +111,7 @@ public sealed class SequenceCollatorTests
     [Fact]
     public void Packing_fills_fixed_rows_and_no_target_crosses_a_document_boundary()
     {
-        var collator = new SequenceCollator(Bytes, new CollatorOptions { MaxLength = 8, Packing = true });
+        var collator = new SequenceCollator(Bytes, new CollatorOptions { MaxLength = 8, Packing = true, PackingStrategy = PackingStrategy.Sequential });
         var examples = new Example[] { new TextExample("ab"), new TextExample("cde"), new TextExample("fghij"), new TextExample("k") };
         var batches = collator.Batches(examples, batchSize: 2).ToList();
 
@@ -126,6 +126,38 @@ public sealed class SequenceCollatorTests
         Assert.Equal(expected.Select(t => t == -100 ? 0f : 1f), batch.LossMask);
         Assert.Equal([7, 8], batch.Lengths);
         Assert.Equal(11, batch.TrainedTokens);
+    }
+
+    [Fact]
+    public void Best_fit_decreasing_packing_is_the_default_and_fills_rows_tighter()
+    {
+        var collator = new SequenceCollator(Bytes, new CollatorOptions { MaxLength = 8, Packing = true });
+        var examples = new Example[] { new TextExample("ab"), new TextExample("cde"), new TextExample("fghij"), new TextExample("k") };
+        var batch = Assert.Single(collator.Batches(examples, batchSize: 2));
+
+        // Longest first: fghij</s> (6) opens row 0, cde</s> (4) row 1, ab</s> (3) best fits row 1 (4 free, not 2), k</s> (2) fills row 0.
+        Assert.Equal("fghij</s>k</s>cde</s>ab</s>\0", Decode(batch.Tokens));
+        Assert.Equal([0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1, -1], batch.DocumentIds);
+        Assert.Equal([0, 1, 2, 3, 4, 5, 0, 1, 0, 1, 2, 3, 0, 1, 2, 0], batch.Positions);
+        Assert.Equal([8, 7], batch.Lengths);
+        Assert.Equal(Eos, batch.Targets[4]);
+        Assert.Equal(-100, batch.Targets[5]);
+        Assert.True(batch.IsPacked);
+        Assert.Equal(batch.Positions, batch.PositionIds().ToArray());
+
+        var plain = new SequenceCollator(Bytes).Collate([collator.Tokenize(examples[0]), collator.Tokenize(examples[2])]);
+        Assert.False(plain.IsPacked);
+        Assert.True(plain.PositionIds().IsEmpty);
+    }
+
+    [Fact]
+    public void Best_fit_decreasing_puts_each_item_where_it_leaves_the_least_room()
+    {
+        // 7 opens row 0 (3 left), 6 row 1 (4 left), 5 row 2 (5 left); 4 fits rows 1 and 2 and takes row 1 (0 left);
+        // 3 fits rows 0 and 2, takes row 0; 2 takes row 2 (3 left); 1 takes row 2.
+        var rows = BestFitDecreasing.Pack([3, 7, 1, 5, 4, 6, 2], 10);
+        Assert.Equal([[1, 0], [5, 4], [3, 6, 2]], rows);
+        Assert.Throws<ArgumentOutOfRangeException>(() => BestFitDecreasing.Pack([11], 10));
     }
 
     [Fact]

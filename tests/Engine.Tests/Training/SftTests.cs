@@ -113,6 +113,28 @@ public class SftTests
     }
 
     [Fact]
+    public void Packed_sft_with_gradient_checkpointing_from_options_trains_to_the_same_bits()
+    {
+        using var backend = new CpuBackend(2);
+        var runs = new List<float[]>();
+        foreach (bool recompute in new[] { false, true })
+        {
+            using var dir = new TempDirectory();
+            using var model = Model(backend);
+            var options = OptionsReader.Apply(
+                new SftOptions { MaxSteps = 3, BatchSize = 2, MaxLength = 32, Dropout = 0.1f, CheckpointInterval = 0, OutputDirectory = dir.Path },
+                ["packing=true", "packing_strategy=bfd", $"gradient_checkpointing={(recompute ? "true" : "false")}"]);
+            Assert.Equal((true, PackingStrategy.Bfd, recompute), (options.Packing, options.PackingStrategy, options.GradientCheckpointing));
+            LanguageModelTrainers.Sft(model, Encoder, Instructions(12, 3), null, options).Run();
+            Assert.Equal(recompute, model.GradientCheckpointing);
+            runs.Add(TestData.Download(backend, model.Parameters.Values));
+        }
+
+        Approx.BitEqual(runs[0], runs[1], "parameters after 3 packed steps");
+        Assert.Equal(PackingStrategy.Sequential, OptionsReader.Apply(new SftOptions(), ["packing_strategy=sequential"]).PackingStrategy);
+    }
+
+    [Fact]
     public void Multi_turn_chats_train_every_assistant_turn_and_packing_fills_rows()
     {
         var template = ChatTemplate.ChatMl;

@@ -9,7 +9,9 @@ namespace Engine.Core.Cpu.Attention;
 /// all those queries come out of HS broadcast-FMAs with no horizontal sums, and the online softmax runs lane-wise
 /// across the queries. Scores exist only for one key tile at a time; no [T,T] matrix is ever built and all scratch is
 /// on the stack, so calls allocate nothing. Every score is computed by the same sequence of operations in forward and
-/// backward, so the probabilities recomputed in backward match the ones forward normalised.
+/// backward, so the probabilities recomputed in backward match the ones forward normalised. With per-document position
+/// ids (packed rows) a query sees only the keys of its own document: key tiles before the query tile's first document
+/// are never visited, and keys before a query's own document start are masked like future ones.
 /// </summary>
 internal static unsafe class AttentionKernels
 {
@@ -27,6 +29,9 @@ internal static unsafe class AttentionKernels
         public float* Lse;
         public float* QkvGrad;
         public float* OutGrad;
+
+        /// <summary>Position of each token within its document [B,T], or null when every row is one document.</summary>
+        public int* Positions;
         public int B;
         public int T;
         public int NH;
@@ -41,6 +46,10 @@ internal static unsafe class AttentionKernels
 
         /// <summary>Floats between consecutive time steps of the output.</summary>
         public readonly long OutStride => (long)NH * HS;
+
+        /// <summary>First key query t of row b may see: the start of its document (0 without position ids).</summary>
+        public readonly int DocumentStart(int b, int t) =>
+            Positions is null ? 0 : t - Math.Clamp(Positions[((long)b * T) + t], 0, t);
     }
 
     /// <summary>Fills the tiling fields of <paramref name="s"/> for query tiles of <typeparamref name="TLanes"/>.</summary>
@@ -95,12 +104,13 @@ internal static unsafe class AttentionKernels
 
         var rowMax = TLanes.Create(float.NegativeInfinity);
         var rowSum = TLanes.Create(0f);
-        for (int s0 = 0; s0 < t1; s0 += KeyTile)
+        for (int s0 = s.DocumentStart(b, t0); s0 < t1; s0 += KeyTile)
         {
             int nk = Math.Min(KeyTile, t1 - s0);
             float* vTile = vBase + (s0 * stride);
             Scores<TLanes>(scores, qT, kBase + (s0 * stride), stride, nk, hs);
             MaskFuture<TLanes>(scores, s0, nk, t0);
+            MaskDocuments(ref s, scores, w, b, s0, nk, t0, nq);
 
             var tileMax = TLanes.Load(scores);
             for (int j = 1; j < nk; j++)
@@ -108,13 +118,16 @@ internal static unsafe class AttentionKernels
                 tileMax = TLanes.Max(tileMax, TLanes.Load(scores + (j * w)));
             }
 
-            // Key s0 precedes every query of the tile, so the new maximum is finite and exp(−∞ − m) = 0 on the first tile.
+            // Key s0 precedes every query of the tile and belongs to the first one's document, so without position ids
+            // the new maximum is finite and exp(−∞ − m) = 0 on the first tile. With them, a later document's query may
+            // have seen no key yet: its exponentials are taken against 0 instead of −∞, so they are 0, not NaN.
             var newMax = TLanes.Max(rowMax, tileMax);
-            var correction = TLanes.Exp(TLanes.Subtract(rowMax, newMax));
+            var expMax = s.Positions is null ? newMax : FiniteOrZero<TLanes>(newMax, lanes);
+            var correction = TLanes.Exp(TLanes.Subtract(rowMax, expMax));
             var sum = TLanes.Create(0f);
             for (int j = 0; j < nk; j++)
             {
-                var p = TLanes.Exp(TLanes.Subtract(TLanes.Load(scores + (j * w)), newMax));
+                var p = TLanes.Exp(TLanes.Subtract(TLanes.Load(scores + (j * w)), expMax));
                 TLanes.Store(p, scores + (j * w));
                 sum = TLanes.Add(sum, p);
             }
@@ -192,7 +205,8 @@ internal static unsafe class AttentionKernels
                 float* outRows = s.Out + ((long)b * s.T * outStride) + ((long)h * hs);
                 float* doutRows = s.OutGrad + ((long)b * s.T * outStride) + ((long)h * hs);
                 float* lse = s.Lse + ((((long)b * s.NH) + h) * s.T);
-                for (int t0 = s0; t0 < s.T; t0 += w)
+                // Query tiles whose first query's document starts after this key tile see none of it, nor do later ones.
+                for (int t0 = s0; t0 < s.T && s.DocumentStart(b, t0) < s0 + nk; t0 += w)
                 {
                     int nq = Math.Min(w, s.T - t0);
                     Transpose(qT, qRows + (t0 * stride), stride, nq, hs, w, s.Scale);
@@ -214,6 +228,7 @@ internal static unsafe class AttentionKernels
                     var rowD = TLanes.Load(lanes);
                     Scores<TLanes>(p, qT, kTile, stride, nk, hs);
                     MaskFuture<TLanes>(p, s0, nk, t0);
+                    MaskDocuments(ref s, p, w, b, s0, nk, t0, nq);
                     Scores<TLanes>(ds, doutT, vTile, stride, nk, hs);
                     var scale = TLanes.Create(s.Scale);
                     for (int j = 0; j < nk; j++)
@@ -332,6 +347,37 @@ internal static unsafe class AttentionKernels
 
             TLanes.Store(a, scores + (j * w));
         }
+    }
+
+    /// <summary>Sets the scores of keys before a query's document start to −∞ (nothing without position ids).</summary>
+    private static void MaskDocuments(ref State s, float* scores, int w, int b, int s0, int nk, int t0, int nq)
+    {
+        if (s.Positions is null)
+        {
+            return;
+        }
+
+        for (int i = 0; i < nq; i++)
+        {
+            int hidden = Math.Min(nk, s.DocumentStart(b, t0 + i) - s0);
+            for (int j = 0; j < hidden; j++)
+            {
+                scores[(j * w) + i] = float.NegativeInfinity;
+            }
+        }
+    }
+
+    /// <summary><paramref name="v"/> with its −∞ lanes set to 0 (<paramref name="scratch"/> holds a vector's worth).</summary>
+    private static TLanes FiniteOrZero<TLanes>(TLanes v, float* scratch)
+        where TLanes : struct, IQueryLanes<TLanes>
+    {
+        TLanes.Store(v, scratch);
+        for (int i = 0; i < TLanes.Count; i++)
+        {
+            scratch[i] = float.IsNegativeInfinity(scratch[i]) ? 0f : scratch[i];
+        }
+
+        return TLanes.Load(scratch);
     }
 
     /// <summary>Sets the scores of keys after a query to −∞ (only keys past the tile's first query t0 can be).</summary>

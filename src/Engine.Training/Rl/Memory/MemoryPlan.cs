@@ -285,7 +285,7 @@ public sealed class MemoryPlan
         bool trained = trainingRows > 0;
         long p = Transformer.ParameterCount(config);
         int t = shape.Time;
-        long training = trained ? Transformer.ActivationBytesFor(config, trainingRows, t, training: true) : 0;
+        long training = trained ? Transformer.ActivationBytesFor(config, trainingRows, t, training: true, shape.GradientCheckpointing) : 0;
         long inference = scoringRows > 0 ? Transformer.ActivationBytesFor(config, scoringRows, t, training: false) : 0;
         long scratch = !logProbs ? 0 : Math.Max(
             trained ? LogProbBytes(trainingRows, t, training: true, extraTokenInputs) : 0,

@@ -47,6 +47,9 @@ public sealed record RlMemoryShape
     /// <summary>T, the row length of the teacher-forced passes.</summary>
     public int Time => PromptLength + ResponseLength;
 
+    /// <summary>Trained roles recompute each layer in backward (gradient_checkpointing), keeping only each layer's input.</summary>
+    public bool GradientCheckpointing { get; init; }
+
     /// <summary>The KV cache's B with the default applied.</summary>
     public int GenerationRows => GenerationBatch > 0 ? Math.Min(GenerationBatch, RolloutBatch) : RolloutBatch;
 

@@ -165,6 +165,8 @@ public sealed class PpoTrainer
         string metricsPath = Path.Combine(store.Directory, Trainer<SequenceBatch>.MetricsFile);
         actor.ResidualDropout = 0f;
         critic.ResidualDropout = 0f;
+        actor.GradientCheckpointing = options.GradientCheckpointing;
+        critic.GradientCheckpointing = options.GradientCheckpointing;
 
         PpoRunState? restored = null;
         var (state, rng, resume) = RunStart.Begin(store, options, metricsPath, Logger, checkpoint =>
