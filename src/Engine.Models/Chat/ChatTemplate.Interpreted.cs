@@ -107,19 +107,29 @@ public sealed partial class ChatTemplate
             start = full.StartsWith(plain, StringComparison.Ordinal) ? plain.Length : -1;
         }
 
+        // What the turn adds is compared with a continuation of it: the conversation, or for the last turn the same
+        // prefix with a generation prompt, so a trailer only the end of a conversation gets (eos_token) is left out.
         string upTo = RenderJinja(messages.Take(i + 1), false, variables).Text;
+        string witness = i + 1 < messages.Count ? full : RenderJinja(messages.Take(i + 1), true, variables).Text;
         int end = 0;
-        while (end < upTo.Length && end < full.Length && upTo[end] == full[end])
+        while (end < upTo.Length && end < witness.Length && upTo[end] == witness[end])
         {
             end++;
         }
 
-        while (end > start && char.IsWhiteSpace(full[end - 1]))
+        // Where the turn alone differs from the conversation (a trailer such as eos_token), the shared part may end inside
+        // a marker both continue with ("<|" of "<|endoftext|>" and "<|user|>"): back off to a tag or whitespace boundary.
+        while (end < upTo.Length && end > start && !char.IsWhiteSpace(upTo[end - 1]) && upTo[end - 1] != '>')
         {
             end--;
         }
 
-        if (start < 0 || end <= start)
+        while (end > start && char.IsWhiteSpace(upTo[end - 1]))
+        {
+            end--;
+        }
+
+        if (start < 0 || end <= start || string.CompareOrdinal(upTo, 0, full, 0, end) != 0)
         {
             throw new InputException(
                 program!.SourceName, null, null,

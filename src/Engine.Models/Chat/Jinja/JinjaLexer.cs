@@ -342,6 +342,11 @@ internal static class JinjaLexer
                 {
                     tokens.Add(new Token(src[cursor..end], TokenKind.Text, cursor));
                     cursor = end;
+                    while (marker < markers.Count && markers[marker].Position <= cursor)
+                    {
+                        AddMarker(markers[marker++]);
+                    }
+
                     continue;
                 }
             }
