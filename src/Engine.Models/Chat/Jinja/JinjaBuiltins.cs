@@ -350,7 +350,7 @@ internal static class JinjaBuiltins
         }
 
         double count = Math.Max(0, Math.Ceiling((stop - start) / step));
-        if (count > limits.MaxLoopIterations)
+        if (!double.IsFinite(start) || double.IsNaN(count) || count > limits.MaxLoopIterations)
         {
             throw new JinjaError($"range() of {count:N0} numbers exceeds the template's loop limit ({limits.MaxLoopIterations:N0})");
         }

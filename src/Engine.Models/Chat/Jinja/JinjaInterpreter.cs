@@ -283,6 +283,7 @@ internal sealed partial class JinjaInterpreter
 
     private JinjaValue Evaluate(Node node, Scope scope)
     {
+        System.Runtime.CompilerServices.RuntimeHelpers.EnsureSufficientExecutionStack();
         try
         {
             return EvaluateNode(node, scope);
