@@ -17,6 +17,9 @@ internal static class JinjaBuiltins
     /// <summary>JavaScript's <c>String.prototype.trim</c>.</summary>
     public static string Trim(string s) => s.Trim(Whitespace);
 
+    /// <summary>JavaScript's <c>String.prototype.trimEnd</c>.</summary>
+    public static string TrimEnd(string s) => s.TrimEnd(Whitespace);
+
     public static JinjaValue? StringMethod(JinjaString s, string name) => name == "length"
         ? new JinjaNumber(s.Value.Length, true)
         : StringMethods.Contains(name) ? new JinjaFunction((args, _) => CallStringMethod(s, name, args)) : null;
@@ -35,7 +38,7 @@ internal static class JinjaBuiltins
             case "strip":
                 return new JinjaString(Trim(s));
             case "rstrip":
-                return new JinjaString(s.TrimEnd(Whitespace));
+                return new JinjaString(TrimEnd(s));
             case "lstrip":
                 return new JinjaString(s.TrimStart(Whitespace));
             case "title":

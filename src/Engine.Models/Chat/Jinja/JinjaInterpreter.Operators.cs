@@ -284,14 +284,7 @@ internal sealed partial class JinjaInterpreter
         }
 
         // Array.from(string): by code point.
-        string text = ((JinjaString)target).Value;
-        var points = new List<string>();
-        for (int i = 0; i < text.Length; i++)
-        {
-            bool pair = char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]);
-            points.Add(text.Substring(i, pair ? 2 : 1));
-            i += pair ? 1 : 0;
-        }
+        var points = SplitCodePoints(((JinjaString)target).Value);
 
         return new JinjaString(string.Concat(SliceIndices(points.Count, start, stop, step ?? 1).Select(i => points[i])));
     }

@@ -612,7 +612,7 @@ internal static class JinjaLexer
                 return;
             }
 
-            t.Value = t.Value.TrimEnd(JsWhitespace);
+            t.Value = JinjaBuiltins.TrimEnd(t.Value);
             if (t.Value.Length > 0)
             {
                 return;
@@ -621,6 +621,4 @@ internal static class JinjaLexer
             tokens.RemoveAt(i--);
         }
     }
-
-    private static readonly char[] JsWhitespace = Enumerable.Range(0, 0x10000).Select(i => (char)i).Where(IsWhitespace).ToArray();
 }
