@@ -69,4 +69,51 @@ public sealed class JinjaFixtureTests
 
         Assert.True(checkedCases >= 10, $"{name}: only {checkedCases} cases");
     }
+
+    [Fact]
+    public void Damaged_templates_fail_with_a_template_error_and_nothing_else()
+    {
+        var root = Fixture.Value.RootElement;
+        var random = new Random(16);
+        var variables = new Dictionary<string, object?>
+        {
+            ["messages"] = root.GetProperty("conversations").GetProperty("tools"),
+            ["tools"] = root.GetProperty("tools"),
+            ["add_generation_prompt"] = true,
+            ["bos_token"] = "<s>",
+        };
+        const string Pieces = "{}%#-()[]|.,:'\"=~+*/ ifelseendforsetnotinisloop";
+        int failures = 0;
+        foreach (var t in root.GetProperty("templates").EnumerateObject())
+        {
+            string text = t.Value.GetProperty("chat_template").GetString()!;
+            for (int trial = 0; trial < 60; trial++)
+            {
+                var chars = text.ToList();
+                for (int edits = random.Next(1, 4); edits > 0; edits--)
+                {
+                    int at = random.Next(chars.Count);
+                    if (random.Next(2) == 0)
+                    {
+                        chars.RemoveAt(at);
+                    }
+                    else
+                    {
+                        chars.Insert(at, Pieces[random.Next(Pieces.Length)]);
+                    }
+                }
+
+                try
+                {
+                    JinjaTemplate.Parse(new string(chars.ToArray()), t.Name).Render(variables, new DateTime(2024, 7, 26));
+                }
+                catch (JinjaException)
+                {
+                    failures++;
+                }
+            }
+        }
+
+        Assert.True(failures > 0);
+    }
 }
