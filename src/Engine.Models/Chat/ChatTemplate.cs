@@ -76,17 +76,27 @@ public sealed partial class ChatTemplate
     public ChatTemplate WithDefaultSystemPrompt(string? prompt) =>
         Kind == ChatTemplateKind.Jinja ? throw new InvalidOperationException("an interpreted template's default system turn is part of its text") : new(Kind, prompt);
 
-    /// <summary>The template called <paramref name="name"/> (case-insensitive; <c>qwen</c>/<c>smollm</c> mean chatml).</summary>
-    /// <exception cref="InputException">Unknown name.</exception>
+    /// <summary>
+    /// The template called <paramref name="name"/> (case-insensitive; <c>qwen</c>/<c>smollm</c> mean chatml), or the Jinja
+    /// template in the file <paramref name="name"/> when it ends with <c>.jinja</c> (interpreted, no special tokens).
+    /// </summary>
+    /// <exception cref="InputException">Unknown name, a missing or malformed .jinja file.</exception>
     public static ChatTemplate FromName(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
+        if (name.EndsWith(".jinja", StringComparison.OrdinalIgnoreCase))
+        {
+            return File.Exists(name)
+                ? FromText(InputFiles.ReadAllText(name, MaxTokenizerFileBytes, "the chat template"), name, new Dictionary<string, object?>())
+                : throw new InputException($"--chat-template: file '{name}' does not exist");
+        }
+
         return name.Trim().ToLowerInvariant() switch
         {
             "chatml" or "qwen" or "qwen2" or "smollm" => ChatMl,
             "llama3" or "llama-3" => Llama3,
             "alpaca" => Alpaca,
-            _ => throw new InputException($"unknown chat template '{name}' (--chat-template takes {string.Join(", ", Names)})"),
+            _ => throw new InputException($"unknown chat template '{name}' (--chat-template takes {string.Join(", ", Names)} or a .jinja file)"),
         };
     }
 

@@ -97,6 +97,18 @@ public sealed class JinjaChatTemplateTests
     }
 
     [Fact]
+    public void A_jinja_file_can_be_named_instead_of_a_built_in()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.Sub("mine.jinja"), "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}");
+        var template = ChatTemplate.FromName(dir.Sub("mine.jinja"));
+        Assert.Equal("[user] Hello, how are you?\n[assistant] I'm doing great.\n", template.Render(MultiTurn.Take(2).ToList()).Text);
+        Assert.Equal(
+            $"--chat-template: file '{dir.Sub("absent.jinja")}' does not exist",
+            Assert.Throws<InputException>(() => ChatTemplate.FromName(dir.Sub("absent.jinja"))).Message);
+    }
+
+    [Fact]
     public void Sft_collation_trains_the_template_spans_and_keeps_one_bos()
     {
         var template = Real("mistral-7b-instruct");
