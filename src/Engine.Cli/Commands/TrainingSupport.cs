@@ -29,7 +29,7 @@ internal sealed class TrainingFlags
     public Option<string> Device { get; } = DeviceOption.Create();
     public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
     public Option<bool> SkipBadLines { get; } = new("--skip-bad-lines") { Description = "skip malformed dataset lines (each reported on stderr) instead of stopping" };
-    public Option<string?> ChatTemplate { get; } = new("--chat-template") { Description = "chatml, llama3 or alpaca (default: recognised from the tokenizer files, if any)" };
+    public Option<string?> ChatTemplate { get; } = new("--chat-template") { Description = "chatml, llama3, alpaca or a .jinja file (default: the Jinja chat template of the tokenizer files, if any)" };
 
     /// <summary>A training command's description: <paramref name="summary"/>, then every trainer key of <paramref name="defaults"/>' record with its default and meaning.</summary>
     public static string Describe(string summary, TrainerOptions defaults) => $"{summary}\n\n{OptionsReader.HelpText(defaults)}";
@@ -392,7 +392,7 @@ internal static class ModelInputs
         }
 
         var chosen = ChatTemplate.FromName(name);
-        if (own is not null && own.Kind != chosen.Kind)
+        if (own is not null && own.Family != chosen.Family)
         {
             Warn(
                 $"--chat-template {chosen.Name} differs from the template in {Path.GetDirectoryName(Path.GetFullPath(tokenizerPath))} ({own.Name}); using {chosen.Name}",

@@ -6,11 +6,13 @@ namespace Engine.Models.Chat;
 public sealed partial class ChatTemplate
 {
     /// <summary>
-    /// The Jinja <c>chat_template</c> that renders what <see cref="Render"/> renders (in <c>transformers</c>'
-    /// <c>apply_chat_template</c>) and that <see cref="Detect"/> recognises as this template, default system turn included.
+    /// The Jinja <c>chat_template</c> that renders what <see cref="Render(IReadOnlyList{ChatMessage}, bool)"/> renders (in <c>transformers</c>'
+    /// <c>apply_chat_template</c>) and that <see cref="Detect"/> recognises as this template, default system turn included;
+    /// an interpreted template's own text.
     /// </summary>
     public string Jinja => Kind switch
     {
+        ChatTemplateKind.Jinja => program!.Source,
         ChatTemplateKind.ChatMl =>
             (DefaultSystemPrompt is null
                 ? ""
@@ -29,9 +31,10 @@ public sealed partial class ChatTemplate
             + "{% if add_generation_prompt %}{% if messages | length > 0 %}{{ '\\n\\n' }}{% endif %}{{ '### Response:\\n' }}{% endif %}",
     };
 
-    /// <summary>Whether <paramref name="other"/> renders the same text: the same format and the same default system turn.</summary>
+    /// <summary>Whether <paramref name="other"/> renders the same text: the same format and the same default system turn (or template text).</summary>
     public bool SameAs(ChatTemplate? other) =>
-        other is not null && other.Kind == Kind && string.Equals(other.DefaultSystemPrompt, DefaultSystemPrompt, StringComparison.Ordinal);
+        other is not null && other.Kind == Kind && string.Equals(other.DefaultSystemPrompt, DefaultSystemPrompt, StringComparison.Ordinal)
+        && string.Equals(other.program?.Source, program?.Source, StringComparison.Ordinal);
 
     /// <summary>A Python/Jinja single-quoted string literal's body (the inverse of <see cref="UnescapeJinja"/>).</summary>
     private static string EscapeJinja(string text)

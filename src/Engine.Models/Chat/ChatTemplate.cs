@@ -6,7 +6,7 @@ using Engine.Core.IO;
 
 namespace Engine.Models.Chat;
 
-/// <summary>The prompt formats Engine renders itself (no Jinja interpreter: the common families are fixed strings).</summary>
+/// <summary>The prompt formats: three Engine renders itself (fixed strings), and a model's own Jinja template, interpreted.</summary>
 public enum ChatTemplateKind
 {
     /// <summary>ChatML (Qwen, SmolLM): <c>&lt;|im_start|&gt;role\ncontent&lt;|im_end|&gt;\n</c>.</summary>
@@ -15,6 +15,9 @@ public enum ChatTemplateKind
     Llama3,
     /// <summary>Alpaca: <c>### Instruction:\n…\n\n### Input:\n…\n\n### Response:\n…</c>.</summary>
     Alpaca,
+
+    /// <summary>A Jinja <c>chat_template</c> (tokenizer_config.json or chat_template.jinja) run by the interpreter.</summary>
+    Jinja,
 }
 
 /// <summary>
@@ -50,29 +53,50 @@ public sealed partial class ChatTemplate
     /// <summary>Which format.</summary>
     public ChatTemplateKind Kind { get; }
 
-    /// <summary>The name: <c>chatml</c>, <c>llama3</c> or <c>alpaca</c>.</summary>
-    public string Name => Kind switch { ChatTemplateKind.ChatMl => "chatml", ChatTemplateKind.Llama3 => "llama3", _ => "alpaca" };
+    /// <summary>The name: <c>chatml</c>, <c>llama3</c>, <c>alpaca</c>, or <c>jinja</c> for an interpreted template.</summary>
+    public string Name => Kind switch { ChatTemplateKind.ChatMl => "chatml", ChatTemplateKind.Llama3 => "llama3", ChatTemplateKind.Jinja => "jinja", _ => "alpaca" };
 
     /// <summary>A system turn inserted when a conversation has none (Qwen2.5 and SmolLM2 templates have one).</summary>
     public string? DefaultSystemPrompt { get; }
 
-    /// <summary>What follows each assistant turn's content: <c>&lt;|im_end|&gt;</c>, <c>&lt;|eot_id|&gt;</c>, or nothing for Alpaca (append EOS instead).</summary>
-    public string EndOfTurn => Kind switch { ChatTemplateKind.ChatMl => "<|im_end|>", ChatTemplateKind.Llama3 => "<|eot_id|>", _ => "" };
+    /// <summary>
+    /// What follows each assistant turn's content: <c>&lt;|im_end|&gt;</c>, <c>&lt;|eot_id|&gt;</c>, nothing for Alpaca
+    /// (append EOS instead), and the tokenizer's <c>eos_token</c> for an interpreted template.
+    /// </summary>
+    public string EndOfTurn => Kind switch
+    {
+        ChatTemplateKind.ChatMl => "<|im_end|>",
+        ChatTemplateKind.Llama3 => "<|eot_id|>",
+        ChatTemplateKind.Jinja => tokens.TryGetValue("eos_token", out var eos) && eos is string s ? s : "",
+        _ => "",
+    };
 
-    /// <summary>The same template with a default system turn (null for none).</summary>
-    public ChatTemplate WithDefaultSystemPrompt(string? prompt) => new(Kind, prompt);
+    /// <summary>The same built-in template with a default system turn (null for none).</summary>
+    /// <exception cref="InvalidOperationException">An interpreted template (its text decides its system turn).</exception>
+    public ChatTemplate WithDefaultSystemPrompt(string? prompt) =>
+        Kind == ChatTemplateKind.Jinja ? throw new InvalidOperationException("an interpreted template's default system turn is part of its text") : new(Kind, prompt);
 
-    /// <summary>The template called <paramref name="name"/> (case-insensitive; <c>qwen</c>/<c>smollm</c> mean chatml).</summary>
-    /// <exception cref="InputException">Unknown name.</exception>
+    /// <summary>
+    /// The template called <paramref name="name"/> (case-insensitive; <c>qwen</c>/<c>smollm</c> mean chatml), or the Jinja
+    /// template in the file <paramref name="name"/> when it ends with <c>.jinja</c> (interpreted, no special tokens).
+    /// </summary>
+    /// <exception cref="InputException">Unknown name, a missing or malformed .jinja file.</exception>
     public static ChatTemplate FromName(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
+        if (name.EndsWith(".jinja", StringComparison.OrdinalIgnoreCase))
+        {
+            return File.Exists(name)
+                ? FromText(InputFiles.ReadAllText(name, MaxTokenizerFileBytes, "the chat template"), name, new Dictionary<string, object?>())
+                : throw new InputException($"--chat-template: file '{name}' does not exist");
+        }
+
         return name.Trim().ToLowerInvariant() switch
         {
             "chatml" or "qwen" or "qwen2" or "smollm" => ChatMl,
             "llama3" or "llama-3" => Llama3,
             "alpaca" => Alpaca,
-            _ => throw new InputException($"unknown chat template '{name}' (--chat-template takes {string.Join(", ", Names)})"),
+            _ => throw new InputException($"unknown chat template '{name}' (--chat-template takes {string.Join(", ", Names)} or a .jinja file)"),
         };
     }
 
@@ -109,52 +133,56 @@ public sealed partial class ChatTemplate
 
     /// <summary>
     /// The template of a tokenizer: <c>chat_template.jinja</c> in <paramref name="directory"/>, else the
-    /// <c>chat_template</c> field of its <c>tokenizer_config.json</c> (a string, or a list of named templates where
-    /// <c>default</c> is used). Null when there is none or it is not recognised.
+    /// <c>chat_template</c> field of its <c>tokenizer_config.json</c> (a string, or a list of named templates: the one
+    /// called <paramref name="templateName"/>, by default <c>default</c>). The special tokens of tokenizer_config.json
+    /// are its variables. Text Engine wrote for a built-in format (<see cref="Jinja"/>) reads back as that format; any
+    /// other text is interpreted (<see cref="ChatTemplateKind.Jinja"/>). Null when there is no template.
     /// </summary>
-    public static ChatTemplate? FromTokenizerDirectory(string directory)
+    /// <exception cref="InputException">A file is malformed or too large, the named template is missing, or the template does not parse (file, line and column).</exception>
+    public static ChatTemplate? FromTokenizerDirectory(string directory, string? templateName = null)
     {
         ArgumentNullException.ThrowIfNull(directory);
         string jinja = Path.Combine(directory, "chat_template.jinja");
+        string config = Path.Combine(directory, "tokenizer_config.json");
+        byte[]? configBytes = File.Exists(config) ? InputFiles.ReadAllBytes(config, MaxTokenizerFileBytes, "the tokenizer config") : null;
         if (File.Exists(jinja))
         {
-            return Detect(InputFiles.ReadAllText(jinja, MaxTokenizerFileBytes, "the chat template"));
+            var special = configBytes is null ? new Dictionary<string, object?>() : ReadConfig(configBytes, config, null).Tokens;
+            return FromText(InputFiles.ReadAllText(jinja, MaxTokenizerFileBytes, "the chat template"), jinja, special);
         }
 
-        string config = Path.Combine(directory, "tokenizer_config.json");
-        return File.Exists(config) ? FromTokenizerConfig(InputFiles.ReadAllBytes(config, MaxTokenizerFileBytes, "the tokenizer config"), config) : null;
+        return configBytes is null ? null : FromTokenizerConfig(configBytes, config, templateName);
     }
 
-    // Whether a tokenizer directory carries a chat template at all (recognised or not).
-    private static bool HasTemplateText(string directory)
-    {
-        if (File.Exists(Path.Combine(directory, "chat_template.jinja")))
-        {
-            return true;
-        }
-
-        string config = Path.Combine(directory, "tokenizer_config.json");
-        if (!File.Exists(config))
-        {
-            return false;
-        }
-
-        using var doc = JsonDocument.Parse(File.ReadAllText(config), new JsonDocumentOptions { MaxDepth = 64 });
-        return doc.RootElement.ValueKind == JsonValueKind.Object
-            && doc.RootElement.TryGetProperty("chat_template", out var t) && t.ValueKind != JsonValueKind.Null;
-    }
-
-    /// <summary>The template named by a tokenizer_config.json's <c>chat_template</c> field; null when absent or unrecognised.</summary>
-    /// <exception cref="InputException">The JSON is malformed or the field has the wrong type.</exception>
-    public static ChatTemplate? FromTokenizerConfig(string json, string source = "tokenizer_config.json")
+    /// <summary>The template of a tokenizer_config.json's <c>chat_template</c> field; null when absent.</summary>
+    /// <exception cref="InputException">The JSON is malformed, the field has the wrong type, or the template does not parse.</exception>
+    public static ChatTemplate? FromTokenizerConfig(string json, string source = "tokenizer_config.json", string? templateName = null)
     {
         ArgumentNullException.ThrowIfNull(json);
-        return FromTokenizerConfig(Encoding.UTF8.GetBytes(json), source);
+        return FromTokenizerConfig(Encoding.UTF8.GetBytes(json), source, templateName);
     }
 
-    /// <summary>The template named by the <c>chat_template</c> field of a tokenizer_config.json given as UTF-8.</summary>
-    /// <exception cref="InputException">The JSON is malformed or the field has the wrong type.</exception>
-    public static ChatTemplate? FromTokenizerConfig(ReadOnlyMemory<byte> utf8Json, string source = "tokenizer_config.json")
+    /// <summary>The template of the <c>chat_template</c> field of a tokenizer_config.json given as UTF-8 (see <see cref="FromTokenizerDirectory"/>).</summary>
+    /// <exception cref="InputException">The JSON is malformed, the field has the wrong type, or the template does not parse.</exception>
+    public static ChatTemplate? FromTokenizerConfig(ReadOnlyMemory<byte> utf8Json, string source = "tokenizer_config.json", string? templateName = null)
+    {
+        var (text, name, special) = ReadConfig(utf8Json, source, templateName);
+        return text is null ? null : FromText(text, name is null ? $"{source} (chat_template)" : $"{source} (chat_template '{name}')", special);
+    }
+
+    // A built-in when the text is exactly what Engine writes for one, else the interpreted template.
+    private static ChatTemplate FromText(string text, string source, IReadOnlyDictionary<string, object?> special)
+    {
+        if (Detect(text) is { } builtIn && string.Equals(builtIn.Jinja, text, StringComparison.Ordinal))
+        {
+            return builtIn;
+        }
+
+        return FromJinja(text, source, special);
+    }
+
+    // The chosen template text of a tokenizer_config.json (null when none), the name it was listed under, and the special tokens.
+    private static (string? Text, string? Name, Dictionary<string, object?> Tokens) ReadConfig(ReadOnlyMemory<byte> utf8Json, string source, string? templateName)
     {
         JsonDocument doc;
         try
@@ -168,42 +196,48 @@ public sealed partial class ChatTemplate
 
         using (doc)
         {
+            var special = SpecialTokensOf(doc.RootElement);
             if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("chat_template", out var t) || t.ValueKind == JsonValueKind.Null)
             {
-                return null;
+                return (null, null, special);
             }
 
             if (t.ValueKind == JsonValueKind.String)
             {
-                return Detect(Text(t, source));
+                return (Text(t, source), null, special);
             }
 
-            if (t.ValueKind == JsonValueKind.Array)
+            if (t.ValueKind != JsonValueKind.Array)
             {
-                string? chosen = null;
-                foreach (var item in t.EnumerateArray())
+                throw new InputException(source, null, "chat_template", "must be a string or a list of named templates");
+            }
+
+            string wanted = templateName ?? "default";
+            (string Text, string? Name)? first = null;
+            var names = new List<string>();
+            foreach (var item in t.EnumerateArray())
+            {
+                if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty("template", out var body) || body.ValueKind != JsonValueKind.String)
                 {
-                    if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty("template", out var body) || body.ValueKind != JsonValueKind.String)
-                    {
-                        throw new InputException(source, null, "chat_template", "list items must be objects with a string 'template'");
-                    }
-
-                    bool isDefault = item.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String && name.GetString() == "default";
-                    if (chosen is null || isDefault)
-                    {
-                        chosen = Text(body, source);
-                    }
-
-                    if (isDefault)
-                    {
-                        break;
-                    }
+                    throw new InputException(source, null, "chat_template", "list items must be objects with a string 'template'");
                 }
 
-                return chosen is null ? null : Detect(chosen);
+                string? name = item.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
+                names.Add(name ?? "(unnamed)");
+                if (name == wanted)
+                {
+                    return (Text(body, source), name, special);
+                }
+
+                first ??= (Text(body, source), name);
             }
 
-            throw new InputException(source, null, "chat_template", "must be a string or a list of named templates");
+            if (templateName is not null)
+            {
+                throw new InputException(source, null, "chat_template", $"has no template named '{templateName}' (it has {string.Join(", ", names)})");
+            }
+
+            return first is { } f ? (f.Text, f.Name, special) : (null, null, special);
         }
     }
 
@@ -222,10 +256,10 @@ public sealed partial class ChatTemplate
 
     /// <summary>
     /// The template to use: the one named by <paramref name="name"/> when given (an explicit choice wins), else the one
-    /// recognised in the tokenizer files of <paramref name="tokenizerDirectory"/>, else null when those files carry no
+    /// in the tokenizer files of <paramref name="tokenizerDirectory"/> (interpreted), else null when those files carry no
     /// template at all (a base model, or a checkpoint trained without one).
     /// </summary>
-    /// <exception cref="InputException">No name was given and the directory's template is not one Engine recognises.</exception>
+    /// <exception cref="InputException">No name was given and the directory's template is malformed.</exception>
     public static ChatTemplate? Resolve(string? name, string? tokenizerDirectory)
     {
         if (!string.IsNullOrWhiteSpace(name))
@@ -233,15 +267,7 @@ public sealed partial class ChatTemplate
             return FromName(name);
         }
 
-        if (tokenizerDirectory is null || FromTokenizerDirectory(tokenizerDirectory) is not { } found)
-        {
-            return tokenizerDirectory is not null && HasTemplateText(tokenizerDirectory)
-                ? throw new InputException(
-                    tokenizerDirectory, null, "chat_template", $"not a template Engine recognises; name one with --chat-template ({string.Join(", ", Names)})")
-                : null;
-        }
-
-        return found;
+        return tokenizerDirectory is null ? null : FromTokenizerDirectory(tokenizerDirectory);
     }
 
     /// <summary>
@@ -260,10 +286,17 @@ public sealed partial class ChatTemplate
     /// Renders <paramref name="messages"/>; with <paramref name="addGenerationPrompt"/> the text ends with the assistant
     /// header so a model continues with the assistant's turn.
     /// </summary>
-    /// <exception cref="ArgumentException">A message has an unknown role or null content.</exception>
+    /// <exception cref="ArgumentException">A message has an unknown role (built-in formats) or null content.</exception>
+    /// <exception cref="InputException">An interpreted template failed (see <see cref="Render(IReadOnlyList{ChatMessage}, bool, IReadOnlyDictionary{string, object?})"/>).</exception>
     public RenderedChat Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = false)
     {
         ArgumentNullException.ThrowIfNull(messages);
+        if (program is not null)
+        {
+            int bad = messages.ToList().FindIndex(m => m?.Role is null || m.Content is null);
+            return bad < 0 ? Render(messages, addGenerationPrompt, null) : throw new ArgumentException($"message {bad}: role or content is null", nameof(messages));
+        }
+
         var text = new StringBuilder();
         var spans = new List<CharSpan>();
         if (Kind == ChatTemplateKind.Llama3)

@@ -140,6 +140,7 @@ public sealed class SequenceCollator
     {
         ArgumentNullException.ThrowIfNull(prompt);
         string text = prompt.IsChat ? Template.Render(prompt.Messages!, addGenerationPrompt: true).Text : prompt.Text!;
+        text = prompt.IsChat ? text[LeadingBos(text)..] : text;
         return Build([(text, false)], eos: false);
     }
 
@@ -303,7 +304,7 @@ public sealed class SequenceCollator
     {
         var rendered = Template.Render(messages);
         var pieces = new List<(string, bool)>();
-        int at = 0, index = 0;
+        int at = LeadingBos(rendered.Text), index = 0;
         foreach (var span in rendered.AssistantSpans)
         {
             if (index++ < skipAssistant)
@@ -319,6 +320,12 @@ public sealed class SequenceCollator
         pieces.Add((rendered.Text[at..], false));
         return pieces;
     }
+
+    // A model's own template may print bos_token first; the encoder puts that token first already, so the text's copy goes.
+    private int LeadingBos(string text) =>
+        encoder.BosTokenId is int bos && Template.BosToken is { } b && text.StartsWith(b, StringComparison.Ordinal) && encoder.Encode(b) is [var id] && id == bos
+            ? b.Length
+            : 0;
 
     // Memory stays near the ids themselves (a 60 MB text is 60 M ids): each piece is encoded once, copied once into
     // arrays of the exact length, and truncated in place.

@@ -87,21 +87,26 @@ public sealed class ChatTemplateTests
         "{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}";
 
     [Fact]
-    public void Detection_from_tokenizer_config_keeps_a_default_system_prompt()
+    public void A_tokenizer_config_template_is_interpreted_and_its_family_recognised()
     {
         string json = JsonSerializer.Serialize(new { chat_template = QwenJinja, eos_token = "<|im_end|>" });
         var t = ChatTemplate.FromTokenizerConfig(json)!;
-        Assert.Equal(ChatTemplateKind.ChatMl, t.Kind);
-        Assert.Equal("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.", t.DefaultSystemPrompt);
+        Assert.Equal(ChatTemplateKind.Jinja, t.Kind);
+        Assert.Equal(ChatTemplateKind.ChatMl, t.Family);
+        Assert.Equal("<|im_end|>", t.EndOfTurn);
+        Assert.Equal("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.", ChatTemplate.Detect(t.Jinja)!.DefaultSystemPrompt);
         Assert.Equal(
             "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
             t.Render([new("user", "Hi")], addGenerationPrompt: true).Text);
         Assert.StartsWith("<|im_start|>system\nBe brief.<|im_end|>", t.Render(Conversation).Text, StringComparison.Ordinal);
 
-        Assert.Same(ChatTemplate.Llama3, ChatTemplate.FromTokenizerConfig(JsonSerializer.Serialize(new { chat_template = Llama3Jinja })));
+        Assert.Equal(ChatTemplateKind.Llama3, ChatTemplate.FromTokenizerConfig(JsonSerializer.Serialize(new { chat_template = Llama3Jinja }))!.Family);
         var listed = JsonSerializer.Serialize(new { chat_template = new[] { new { name = "tool_use", template = "{{ '### Instruction:' }}" }, new { name = "default", template = Llama3Jinja } } });
-        Assert.Same(ChatTemplate.Llama3, ChatTemplate.FromTokenizerConfig(listed));
-        Assert.Null(ChatTemplate.FromTokenizerConfig("{\"chat_template\": \"{{ messages }}\"}"));
+        Assert.Equal(Llama3Jinja, ChatTemplate.FromTokenizerConfig(listed)!.Jinja);
+        Assert.Equal("{{ '### Instruction:' }}", ChatTemplate.FromTokenizerConfig(listed, templateName: "tool_use")!.Jinja);
+        var missing = Assert.Throws<InputException>(() => ChatTemplate.FromTokenizerConfig(listed, "tc.json", "rag"));
+        Assert.Equal("tc.json: field 'chat_template': has no template named 'rag' (it has tool_use, default)", missing.Message);
+        Assert.Equal("[]", ChatTemplate.FromTokenizerConfig("{\"chat_template\": \"{{ messages }}\"}")!.Render([]).Text);
         Assert.Null(ChatTemplate.FromTokenizerConfig("{}"));
         Assert.Throws<InputException>(() => ChatTemplate.FromTokenizerConfig("{\"chat_template\": 3}"));
     }
@@ -112,14 +117,20 @@ public sealed class ChatTemplateTests
         string dir = Directory.CreateTempSubdirectory("engine-chat-").FullName;
         try
         {
-            File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), JsonSerializer.Serialize(new { chat_template = Llama3Jinja }));
-            Assert.Same(ChatTemplate.Llama3, ChatTemplate.Resolve(null, dir));
+            File.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), JsonSerializer.Serialize(new { chat_template = Llama3Jinja, bos_token = "<|begin_of_text|>" }));
+            var own = ChatTemplate.Resolve(null, dir)!;
+            Assert.Equal(ChatTemplateKind.Jinja, own.Kind);
+            Assert.Equal(ChatTemplate.Llama3.Render(Conversation).Text, own.Render(Conversation).Text);
             Assert.Same(ChatTemplate.Alpaca, ChatTemplate.Resolve("alpaca", dir));
-            File.WriteAllText(Path.Combine(dir, "chat_template.jinja"), "{{ '<|im_start|>' }}");
+            File.WriteAllText(Path.Combine(dir, "chat_template.jinja"), ChatTemplate.ChatMl.Jinja);
             Assert.Same(ChatTemplate.ChatMl, ChatTemplate.Resolve(null, dir));
-            File.WriteAllText(Path.Combine(dir, "chat_template.jinja"), "{{ unknown }}");
-            var e = Assert.Throws<InputException>(() => ChatTemplate.Resolve(null, dir));
-            Assert.Contains("name one with --chat-template", e.Message, StringComparison.Ordinal);
+            File.WriteAllText(Path.Combine(dir, "chat_template.jinja"), "{{ bos_token }}\n{% for m in messages %}{{ m.content | nofilter }}{% endfor %}");
+            Assert.Equal("<|begin_of_text|>\n", ChatTemplate.Resolve(null, dir)!.Render([]).Text);
+            var e = Assert.Throws<Engine.Models.Chat.Jinja.JinjaException>(() => ChatTemplate.Resolve(null, dir)!.Render(Conversation));
+            Assert.Equal($"{Path.Combine(dir, "chat_template.jinja")}: line 2, column 39: unknown filter 'nofilter' for a string", e.Message);
+            File.WriteAllText(Path.Combine(dir, "chat_template.jinja"), "{% if messages %}\n  {{ messages[0] }\n{% endif %}");
+            e = Assert.Throws<Engine.Models.Chat.Jinja.JinjaException>(() => ChatTemplate.Resolve(null, dir));
+            Assert.StartsWith($"{Path.Combine(dir, "chat_template.jinja")}: line 2, column ", e.Message, StringComparison.Ordinal);
         }
         finally
         {
