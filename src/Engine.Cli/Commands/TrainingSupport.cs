@@ -30,6 +30,7 @@ internal sealed class TrainingFlags
     public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
     public Option<bool> SkipBadLines { get; } = new("--skip-bad-lines") { Description = "skip malformed dataset lines (each reported on stderr) instead of stopping" };
     public Option<string?> ChatTemplate { get; } = new("--chat-template") { Description = "chatml, llama3 or alpaca (default: recognised from the tokenizer files, if any)" };
+    public Option<string?> SaveDType { get; } = SaveDTypeOption.Create();
 
     /// <summary>A training command's description: <paramref name="summary"/>, then every trainer key of <paramref name="defaults"/>' record with its default and meaning.</summary>
     public static string Describe(string summary, TrainerOptions defaults) => $"{summary}\n\n{OptionsReader.HelpText(defaults)}";
@@ -57,6 +58,7 @@ internal sealed class TrainingFlags
         command.Add(Threads);
         command.Add(SkipBadLines);
         command.Add(ChatTemplate);
+        command.Add(SaveDType);
     }
 }
 
@@ -195,11 +197,13 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     }
 
     /// <summary>
-    /// Checkpoint format: the model's config.json fields (with the model's current head), the tokenizer files, and the
-    /// --chat-template when it is not the one those files already carry (so later commands render chats as trained).
+    /// Checkpoint format: the model's config.json fields (with the model's current head), the tokenizer files, the
+    /// --chat-template when it is not the one those files already carry (so later commands render chats as trained), and
+    /// the --save-dtype (else the dtype the model's checkpoint came in).
     /// </summary>
     public HfSaveOptions SaveOptions(Transformer model) => new()
     {
+        DType = SaveDTypeOption.Parse(parse.GetValue(flags.SaveDType)),
         Config = ModelConfig is null ? null : ModelConfig with { Model = model.Config },
         TokenizerDirectory = Path.GetDirectoryName(Path.GetFullPath(TokenizerPath)),
         ChatTemplate = parse.GetValue(flags.ChatTemplate) is not null && Template is { } chosen && !chosen.SameAs(ModelInputs.DirectoryTemplate(TokenizerPath)) ? chosen : null,
