@@ -12,7 +12,16 @@ internal static class SaveDTypeOption
         {
             Description = "dtype of the saved weights: fp32, bf16 or fp16 (default: the dtype the --model checkpoint came in; fp32 for a new model). Training checkpoints stay fp32 so a resume is exact",
         };
-        option.AcceptOnlyFromAmong("fp32", "bf16", "fp16");
+        option.CompletionSources.Add("fp32", "bf16", "fp16");
+        option.Validators.Add(r =>
+        {
+            // Checked when the command line is parsed, not when the model is saved at the end of a run.
+            string? value = r.GetValueOrDefault<string?>();
+            if (value is not null && !SafetensorsDTypes.TryParseStorage(value, out _))
+            {
+                r.AddError($"--save-dtype: '{value}' is not fp32, bf16 or fp16");
+            }
+        });
         return option;
     }
 
