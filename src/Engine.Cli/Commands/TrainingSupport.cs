@@ -22,8 +22,8 @@ internal sealed class TrainingFlags
     public Option<string[]> Set { get; } = new("--set") { Description = "override an option: key=value (repeatable; dotted keys reach nested records)", DefaultValueFactory = _ => [] };
     public Option<string?> Model { get; } = new("--model") { Description = "a Hugging Face checkpoint directory (config.json + safetensors)" };
     public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "a tokenizer.json (default: tokenizer.json in the --model directory)" };
-    public Option<string> Data { get; } = new("--data") { Description = "the training data, JSONL", Required = true };
-    public Option<string?> EvalData { get; } = new("--eval-data") { Description = "validation data, JSONL" };
+    public Option<string> Data { get; } = new("--data") { Description = "the training data: JSONL, Parquet, or a directory of Parquet shards", Required = true };
+    public Option<string?> EvalData { get; } = new("--eval-data") { Description = "validation data: JSONL, Parquet, or a directory of Parquet shards" };
     public Option<string> Out { get; } = new("--out") { Description = "where metrics.jsonl, checkpoints and final/ go", Required = true };
     public Option<bool> Resume { get; } = new("--resume") { Description = "continue from the newest complete checkpoint in --out" };
     public Option<string> Device { get; } = DeviceOption.Create();
@@ -185,7 +185,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     /// <summary>The --eval-data examples, if given.</summary>
     public List<Example>? EvalData() => Read(parse.GetValue(flags.EvalData), "--eval-data");
 
-    /// <summary>Reads a JSONL file whole (so a bad line stops the command before training starts).</summary>
+    /// <summary>Reads a dataset whole (so a bad line or row stops the command before training starts).</summary>
     public List<Example>? Read(string? path, string flag)
     {
         if (path is null)
@@ -413,10 +413,13 @@ internal static class ModelInputs
         return dir is null ? null : ChatTemplate.FromTokenizerDirectory(dir);
     }
 
-    /// <summary>Reads a JSONL file whole (so a bad line stops the command before any work starts).</summary>
+    /// <summary>
+    /// Reads a dataset whole (so a bad line or row stops the command before any work starts): a JSONL file, a Parquet
+    /// file, or a directory of Parquet shards.
+    /// </summary>
     public static List<Example> ReadExamples(string path, string flag, bool skipBadLines)
     {
-        if (!File.Exists(path))
+        if (!File.Exists(path) && !Directory.Exists(path))
         {
             throw new CommandException($"{flag}: file '{path}' does not exist");
         }
@@ -426,7 +429,7 @@ internal static class ModelInputs
             SkipBadLines = skipBadLines,
             OnSkippedLine = e => Warn($"skipped {e.Message}"),
         };
-        var examples = InputFiles.Guard(path, $"the {flag} file", () => JsonlReader.ReadAll(path, options).ToList());
+        var examples = InputFiles.Guard(path, $"the {flag} file", () => DatasetFiles.ReadAll(path, options).ToList());
         return examples.Count > 0 ? examples : throw new CommandException($"{flag}: '{path}' holds no examples");
     }
 }
