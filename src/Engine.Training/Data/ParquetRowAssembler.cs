@@ -1,5 +1,8 @@
 using System.Globalization;
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Engine.Core;
 using Parquet;
 using Parquet.Schema;
@@ -22,9 +25,14 @@ internal static class ParquetRowAssembler
     // Bytes of the buffers one value of a column takes while its row group is decoded (value slot and the two levels).
     public const int BufferBytesPerValue = 24;
 
+    // Text stays in the buffers Parquet.Net decoded it into and is written from there into each row's JSON, not copied
+    // into a string first: a row group's text is held once fewer.
+    private static readonly JsonTypeInfo<ReadOnlyMemory<char>> Chars =
+        JsonMetadataServices.CreateValueInfo<ReadOnlyMemory<char>>(new JsonSerializerOptions { TypeInfoResolver = JsonTypeInfoResolver.Combine() }, new CharsConverter());
+
     private static readonly Dictionary<Type, ILeafReader> Readers = new()
     {
-        [typeof(ReadOnlyMemory<char>)] = new LeafReader<ReadOnlyMemory<char>>(v => JsonValue.Create(new string(v.Span))),
+        [typeof(ReadOnlyMemory<char>)] = new LeafReader<ReadOnlyMemory<char>>(v => JsonValue.Create(v, Chars)),
         [typeof(ReadOnlyMemory<byte>)] = new LeafReader<ReadOnlyMemory<byte>>(v => JsonValue.Create(Convert.ToBase64String(v.Span))),
         [typeof(bool)] = new LeafReader<bool>(v => JsonValue.Create(v)),
         [typeof(sbyte)] = new LeafReader<sbyte>(v => JsonValue.Create(v)),
@@ -221,6 +229,15 @@ internal static class ParquetRowAssembler
                 }
             }
         }
+    }
+
+    /// <summary>Writes decoded text as a JSON string; rows are only ever written, never read back through it.</summary>
+    private sealed class CharsConverter : JsonConverter<ReadOnlyMemory<char>>
+    {
+        public override ReadOnlyMemory<char> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            throw new NotSupportedException("Parquet rows are written as JSON, never read back through this converter");
+
+        public override void Write(Utf8JsonWriter writer, ReadOnlyMemory<char> value, JsonSerializerOptions options) => writer.WriteStringValue(value.Span);
     }
 
     /// <summary>A place for a value: a property of an object, or an element of a list.</summary>
