@@ -132,7 +132,8 @@ public sealed class ParquetDatasetReader : IDisposable
     }
 
     // The footer is the file's last 8 bytes: the metadata length and the magic "PAR1". Checked before Parquet.Net reads
-    // it, so a hostile length never sizes an allocation.
+    // it, so a hostile length never sizes an allocation, and so are the counts inside the metadata, which Parquet.Net
+    // sizes its lists from.
     private void CheckFooter()
     {
         long length = stream.Length;
@@ -170,6 +171,18 @@ public sealed class ParquetDatasetReader : IDisposable
         if (metadata > options.MaxParquetMetadataBytes)
         {
             throw new InputException(SourceName, null, null, $"the metadata is {metadata:N0} bytes, over the limit of {options.MaxParquetMetadataBytes:N0}");
+        }
+
+        var footer = new byte[metadata];
+        InputFiles.Guard(SourceName, "the dataset", () =>
+        {
+            stream.Position = length - tail.Length - metadata;
+            stream.ReadExactly(footer);
+            return 0;
+        });
+        if (ThriftCompactBounds.Check(footer) is string fault)
+        {
+            throw new InputException(SourceName, null, null, $"the Parquet metadata is damaged: {fault}");
         }
     }
 

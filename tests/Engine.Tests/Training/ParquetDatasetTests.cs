@@ -77,10 +77,15 @@ public sealed class ParquetDatasetTests : IDisposable
         BitConverter.GetBytes(0x7FFF_FFF0).CopyTo(hugeFooter, hugeFooter.Length - 8);
         Assert.Contains("more than the file holds", Fails(hugeFooter), StringComparison.Ordinal);
 
+        // Metadata whose list of schema elements claims 2^30 entries: refused before Parquet.Net sizes a list from it.
+        byte[] claim = [0x15, 0x02, 0x19, 0xFC, 0x80, 0x80, 0x80, 0x80, 0x04, 0x00];
+        byte[] hugeList = [.. "PAR1"u8, .. claim, .. BitConverter.GetBytes(claim.Length), .. "PAR1"u8];
+        Assert.Contains("a list of 1,073,741,824 elements", Fails(hugeList), StringComparison.Ordinal);
+
         byte[] garbledFooter = [.. good];
         int footer = BitConverter.ToInt32(good, good.Length - 8);
         garbledFooter.AsSpan(good.Length - 8 - footer, footer).Fill(0xFF);
-        Assert.Contains("metadata cannot be read", Fails(garbledFooter), StringComparison.Ordinal);
+        Assert.Contains("metadata is damaged", Fails(garbledFooter), StringComparison.Ordinal);
     }
 
     [Fact]
