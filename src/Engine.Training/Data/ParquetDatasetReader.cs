@@ -25,6 +25,7 @@ public sealed class ParquetDatasetReader : IDisposable
     private readonly DatasetOptions options;
     private readonly ExampleParser parser;
     private readonly ArrayBufferWriter<byte> json = new();
+    private Dictionary<string, string> names = [];
     private bool started;
 
     /// <summary>Opens <paramref name="path"/>; errors name it as given.</summary>
@@ -76,10 +77,12 @@ public sealed class ParquetDatasetReader : IDisposable
         started = true;
         CheckFooter();
         var reader = Open();
-        CheckRowGroups(reader.Metadata ?? throw new InputException(SourceName, null, null, "the file has no metadata"));
         var columns = ParquetRowAssembler.Columns(reader.Schema, SourceName, options.MaxJsonDepth);
+        names = columns.ToDictionary(c => string.Join('.', c.Leaf.Path.ToList()), c => c.Name, StringComparer.Ordinal);
+        CheckRowGroups(reader.Metadata ?? throw new InputException(SourceName, null, null, "the file has no metadata"));
         for (int group = 0; group < reader.RowGroupCount; group++)
         {
+            CheckPages(reader.Metadata.RowGroups[group], group);
             var rows = ParquetRowAssembler.Read(reader, group, columns, SourceName);
             for (int i = 0; i < rows.Length; i++)
             {
@@ -210,7 +213,7 @@ public sealed class ParquetDatasetReader : IDisposable
             foreach (var chunk in group.Columns)
             {
                 var column = chunk.MetaData;
-                string name = column is null ? "(unnamed)" : string.Join('.', column.PathInSchema);
+                string name = column is null ? "(unnamed)" : NameOf(column);
                 if (column is null)
                 {
                     throw new InputException(SourceName, null, null, $"row group {g}: a column chunk has no metadata");
@@ -235,6 +238,64 @@ public sealed class ParquetDatasetReader : IDisposable
                     $"row group {g} takes {bytes:N0} bytes to decode, over the limit of {options.MaxRowGroupBytes:N0}; write the file with smaller row groups or raise DatasetOptions.MaxRowGroupBytes");
             }
         }
+    }
+
+    // The pages of each column chunk of a row group, header by header, before Parquet.Net reads them: it sizes its
+    // buffers from each header's page sizes, so each page must lie inside its chunk and decompress to at most the limit.
+    private void CheckPages(RowGroup group, int index)
+    {
+        foreach (var chunk in group.Columns)
+        {
+            var column = chunk.MetaData!;
+            string name = NameOf(column);
+            long position = column.DictionaryPageOffset is long d && d > 0 ? Math.Min(d, column.DataPageOffset) : column.DataPageOffset;
+            long end = position + column.TotalCompressedSize;
+            while (position < end)
+            {
+                var (headerLength, uncompressed, compressed) = PageHeader(position, end, index, name);
+                if (compressed < 0 || compressed > end - position - headerLength || uncompressed < 0 || uncompressed > options.MaxRowGroupBytes)
+                {
+                    throw new InputException(
+                        SourceName, null, name,
+                        $"row group {index}: a page at offset {position} claims {compressed:N0} bytes that decompress to {uncompressed:N0}, which do not fit its column chunk or the limit");
+                }
+
+                position += headerLength + compressed;
+            }
+        }
+    }
+
+    private (int Length, long Uncompressed, long Compressed) PageHeader(long position, long end, int index, string column)
+    {
+        // Headers are tens of bytes (more with statistics): read a little, and more only when it was not enough.
+        for (int size = 4096; ; size *= 16)
+        {
+            int available = (int)Math.Min(size, end - position);
+            var bytes = new byte[available];
+            InputFiles.Guard(SourceName, "the dataset", () =>
+            {
+                stream.Position = position;
+                stream.ReadExactly(bytes);
+                return 0;
+            });
+            string? fault = ThriftCompactBounds.ReadPageHeader(bytes, out int length, out long uncompressed, out long compressed);
+            if (fault is null)
+            {
+                return (length, uncompressed, compressed);
+            }
+
+            if (available < size || size >= 1 << 20)
+            {
+                throw new InputException(SourceName, null, column, $"row group {index}: the page header at offset {position} is damaged: {fault}");
+            }
+        }
+    }
+
+    // A column as users know it (messages[].content), from its path in the file (messages.list.element.content).
+    private string NameOf(ColumnMetaData column)
+    {
+        string path = string.Join('.', column.PathInSchema);
+        return names.TryGetValue(path, out string? name) ? name : path;
     }
 
     private static long SaturatingAdd(long a, long b) => a > long.MaxValue - b ? long.MaxValue : a + b;

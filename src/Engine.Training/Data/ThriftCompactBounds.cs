@@ -25,6 +25,61 @@ internal static class ThriftCompactBounds
         }
     }
 
+    /// <summary>Whether a list of <paramref name="count"/> elements fits the bytes left.</summary>
+    private static void CheckCount(ReadOnlySpan<byte> bytes, int position, ulong count)
+    {
+        if (count > (ulong)(bytes.Length - position))
+        {
+            throw new InvalidDataException($"a list of {count:N0} elements in the {bytes.Length - position:N0} bytes left");
+        }
+    }
+
+    /// <summary>
+    /// Reads the page sizes of a Parquet page header (fields 2 and 3 of <c>PageHeader</c>) at the start of
+    /// <paramref name="bytes"/>, checking the rest of the header as <see cref="Check"/> does. Returns null, or what is
+    /// wrong (which may only mean that the header goes on past the bytes given).
+    /// </summary>
+    public static string? ReadPageHeader(ReadOnlySpan<byte> bytes, out int headerLength, out long uncompressed, out long compressed)
+    {
+        int position = 0;
+        uncompressed = compressed = -1;
+        try
+        {
+            short field = 0;
+            while (true)
+            {
+                byte header = Byte(bytes, ref position);
+                int type = header & 0x0F;
+                if (type == 0)
+                {
+                    headerLength = position;
+                    return uncompressed < 0 || compressed < 0 ? "a page header without its sizes" : null;
+                }
+
+                field = header >> 4 == 0 ? (short)ZigZag(Varint(bytes, ref position)) : (short)(field + (header >> 4));
+                if (type == 5 && field == 2)
+                {
+                    uncompressed = ZigZag(Varint(bytes, ref position));
+                }
+                else if (type == 5 && field == 3)
+                {
+                    compressed = ZigZag(Varint(bytes, ref position));
+                }
+                else if (type is not (1 or 2))
+                {
+                    SkipValue(bytes, ref position, type, 0);
+                }
+            }
+        }
+        catch (InvalidDataException e)
+        {
+            headerLength = 0;
+            return e.Message;
+        }
+    }
+
+    private static long ZigZag(ulong value) => (long)(value >> 1) ^ -(long)(value & 1);
+
     private static void SkipStruct(ReadOnlySpan<byte> bytes, ref int position, int depth)
     {
         if (depth > MaxDepth)
@@ -94,11 +149,7 @@ internal static class ThriftCompactBounds
 
     private static void SkipElements(ReadOnlySpan<byte> bytes, ref int position, ulong count, int[] types, int depth)
     {
-        if (count > (ulong)(bytes.Length - position))
-        {
-            throw new InvalidDataException($"a list of {count:N0} elements in the {bytes.Length - position:N0} bytes left");
-        }
-
+        CheckCount(bytes, position, count);
         for (ulong i = 0; i < count; i++)
         {
             foreach (int type in types)

@@ -118,10 +118,19 @@ public sealed class ParquetDatasetTests : IDisposable
             offset = chunk.DataPageOffset;
         }
 
-        bytes.AsSpan((int)offset, 12).Fill(0xFF);
-        File.WriteAllBytes(path, bytes);
+        byte[] garbled = [.. bytes];
+        garbled.AsSpan((int)offset, 12).Fill(0xFF);
+        File.WriteAllBytes(path, garbled);
         var e = Assert.Throws<InputException>(() => ParquetDatasetReader.ReadAll(path).ToList());
-        Assert.StartsWith($"{path}: field 'chosen[].content': row group 1: ", e.Message, StringComparison.Ordinal);
+        Assert.StartsWith($"{path}: field 'chosen[].content': row group 1: the page header at offset {offset} is damaged", e.Message, StringComparison.Ordinal);
+
+        // A page header claiming 2^30 bytes (type DATA_PAGE, both sizes 2^30): refused before a buffer is sized from it.
+        byte[] hugePage = [.. bytes];
+        byte[] header = [0x15, 0x00, 0x15, 0x80, 0x80, 0x80, 0x80, 0x08, 0x15, 0x80, 0x80, 0x80, 0x80, 0x08, 0x00];
+        header.CopyTo(hugePage, (int)offset);
+        File.WriteAllBytes(path, hugePage);
+        e = Assert.Throws<InputException>(() => ParquetDatasetReader.ReadAll(path).ToList());
+        Assert.StartsWith($"{path}: field 'chosen[].content': row group 1: a page at offset {offset} claims 1,073,741,824 bytes", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
