@@ -9,7 +9,8 @@ namespace Engine.Benchmarks;
 /// <c>logprob-probe</c> times the fused token log-prob kernel against its three GEMMs (see <see cref="LogProbProbe"/>), and
 /// <c>sft-overhead</c> compares the SFT trainer's step with the bare training step (see <see cref="SftOverheadProbe"/>), and
 /// <c>generate-probe</c> prints prefill and KV-cached decode tokens per second (see <see cref="GenerateProbe"/>), and
-/// <c>ppo-probe</c> splits one PPO step of GPT-2 124M-sized models into generation, scoring and training (see <see cref="PpoProbe"/>).
+/// <c>ppo-probe</c> splits one PPO step of GPT-2 124M-sized models into generation, scoring and training (see <see cref="PpoProbe"/>), and
+/// <c>parquet-write</c> / <c>parquet-read</c> measure a large Parquet dataset streaming with bounded memory (see <see cref="ParquetStreamProbe"/>).
 /// </summary>
 public static class Program
 {
@@ -48,6 +49,18 @@ public static class Program
         if (args.Length > 0 && args[0] == "logprob-probe")
         {
             LogProbProbe.Run(args[1..]);
+            return;
+        }
+
+        if (args.Length > 1 && args[0] == "parquet-write")
+        {
+            ParquetStreamProbe.Write(args[1..]);
+            return;
+        }
+
+        if (args.Length > 1 && args[0] == "parquet-read")
+        {
+            ParquetStreamProbe.Read(args[1..]);
             return;
         }
 

@@ -1,10 +1,26 @@
 using Engine.Core.Tensors;
+using Engine.Models.Formats;
 using Engine.Models.HuggingFace;
 
 namespace Engine.Models;
 
 public sealed partial class Transformer
 {
+    private SafetensorsDType storageDType = SafetensorsDType.F32;
+
+    /// <summary>
+    /// The dtype the weights are stored in on disk when a save does not ask for one (<see cref="HfSaveOptions.DType"/>
+    /// null): the dtype of the checkpoint <see cref="HfCheckpoint.Load"/> read them from (F32, BF16 or F16), F32 for a
+    /// model created here. Compute, gradients and optimizer state are float32 whatever this says.
+    /// </summary>
+    public SafetensorsDType StorageDType
+    {
+        get => storageDType;
+        set => storageDType = value.IsWeightStorage()
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, "weights are stored as F32, BF16 or F16");
+    }
+
     /// <summary>
     /// Loads every parameter from Hugging Face-named tensors: <paramref name="read"/> gets an HF name and the shape
     /// expected and returns the values (or null when the checkpoint lacks it, which is an error naming the tensor).

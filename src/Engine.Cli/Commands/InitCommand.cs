@@ -29,9 +29,10 @@ internal static class InitCommand
         var maxLength = new Option<int?>("--max-length") { Description = "T, the longest sequence (default: the preset's, else 1024)" };
         var seed = new Option<ulong>("--seed") { Description = "seed of the initial weights", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "the new checkpoint directory (must not exist or be empty)", Required = true };
+        var saveDType = SaveDTypeOption.Create();
         var command = new Command("init", Summary())
         {
-            arch, preset, layers, dim, heads, kvHeads, intermediate, vocab, tokenizer, maxLength, seed, output,
+            arch, preset, layers, dim, heads, kvHeads, intermediate, vocab, tokenizer, maxLength, seed, output, saveDType,
         };
         command.SetAction(parse =>
         {
@@ -93,7 +94,9 @@ internal static class InitCommand
 
             string dir = parse.GetValue(output)!;
             using var backend = new CpuBackend(Environment.ProcessorCount);
-            ModelPresets.Init(dir, config, backend, parse.GetValue(seed), tokenizerPath is null ? null : Path.GetDirectoryName(Path.GetFullPath(tokenizerPath)));
+            ModelPresets.Init(
+                dir, config, backend, parse.GetValue(seed), tokenizerPath is null ? null : Path.GetDirectoryName(Path.GetFullPath(tokenizerPath)),
+                SaveDTypeOption.Parse(parse.GetValue(saveDType)));
             if (tokenizerPath is not null && Path.GetFileName(tokenizerPath) != "tokenizer.json")
             {
                 File.Copy(tokenizerPath, Path.Combine(dir, "tokenizer.json"));

@@ -28,8 +28,8 @@ internal static class PpoCommand
         var critic = new Option<string?>("--critic") { Description = "the critic's starting checkpoint, trunk + scalar head (default: --reward)" };
         var reference = new Option<string?>("--ref") { Description = "the frozen reference policy (default: --actor)" };
         var referencePerRollout = new Option<bool>("--ref-per-rollout") { Description = "load the reference only to compute each rollout's log-probs, then release it" };
-        var prompts = new Option<string>("--prompts") { Description = "prompts, JSONL (prompt field, or messages ending before the answer)", Required = true };
-        var ptxData = new Option<string?>("--ptx-data") { Description = "pretraining text, JSONL (text field), for PPO-ptx (ptx_coef)" };
+        var prompts = new Option<string>("--prompts") { Description = "prompts, JSONL or Parquet (prompt field, or messages ending before the answer)", Required = true };
+        var ptxData = new Option<string?>("--ptx-data") { Description = "pretraining text, JSONL or Parquet (text field), for PPO-ptx (ptx_coef)" };
         var command = new Command("ppo", TrainingFlags.Describe("RLHF with PPO (InstructGPT, PPO-ptx): actor from SFT, critic from the reward model, KL penalty to the frozen SFT policy.", new PpoOptions()));
         foreach (var option in (Option[])[actor, reward, critic, reference, referencePerRollout, prompts, ptxData, flags.Config, flags.Set, flags.Tokenizer, flags.Out, flags.Resume, flags.Device, flags.Threads, flags.SkipBadLines, flags.ChatTemplate])
         {

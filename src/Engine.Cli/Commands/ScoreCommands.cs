@@ -26,7 +26,7 @@ internal static class ScoreCommands
     private static Command Create(string name, string modelName, string description, bool reward)
     {
         var model = new Argument<string>(modelName) { Description = "a Hugging Face checkpoint directory" };
-        var data = new Option<string>("--data") { Description = "prompt/completion, text, Alpaca, messages or preference-pair JSONL", Required = true };
+        var data = new Option<string>("--data") { Description = "prompt/completion, text, Alpaca, messages or preference-pair JSONL or Parquet", Required = true };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "a tokenizer.json (default: the one in the model directory)" };
         var template = new Option<string?>("--chat-template") { Description = "chatml, llama3 or alpaca (default: recognised from the tokenizer files, if any)" };
         var batchSize = new Option<int>("--batch-size") { Description = "sequences per forward pass", DefaultValueFactory = _ => 8 };

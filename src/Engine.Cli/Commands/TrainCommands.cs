@@ -92,7 +92,7 @@ internal static class TrainCommands
     private static Command CreateRewardModel()
     {
         var flags = new TrainingFlags();
-        var demos = new Option<string?>("--demos") { Description = "SFT demonstrations (JSONL): after training, shift the reward bias so their mean reward is 0" };
+        var demos = new Option<string?>("--demos") { Description = "SFT demonstrations (JSONL or Parquet): after training, shift the reward bias so their mean reward is 0" };
         var center = new Option<float>("--center-rewards") { Description = "center_rewards_coefficient: penalty on (r_chosen + r_rejected)²", DefaultValueFactory = _ => 0f };
         var command = new Command("rm", TrainingFlags.Describe("Train a reward model (scalar head) on preference pairs or rankings, starting from an SFT checkpoint.", new TrainerOptions()));
         flags.AddTo(command);

@@ -22,14 +22,15 @@ internal sealed class TrainingFlags
     public Option<string[]> Set { get; } = new("--set") { Description = "override an option: key=value (repeatable; dotted keys reach nested records)", DefaultValueFactory = _ => [] };
     public Option<string?> Model { get; } = new("--model") { Description = "a Hugging Face checkpoint directory (config.json + safetensors)" };
     public Option<string?> Tokenizer { get; } = new("--tokenizer") { Description = "a tokenizer.json (default: tokenizer.json in the --model directory)" };
-    public Option<string> Data { get; } = new("--data") { Description = "the training data, JSONL", Required = true };
-    public Option<string?> EvalData { get; } = new("--eval-data") { Description = "validation data, JSONL" };
+    public Option<string> Data { get; } = new("--data") { Description = "the training data: JSONL, Parquet, or a directory of Parquet shards", Required = true };
+    public Option<string?> EvalData { get; } = new("--eval-data") { Description = "validation data: JSONL, Parquet, or a directory of Parquet shards" };
     public Option<string> Out { get; } = new("--out") { Description = "where metrics.jsonl, checkpoints and final/ go", Required = true };
     public Option<bool> Resume { get; } = new("--resume") { Description = "continue from the newest complete checkpoint in --out" };
     public Option<string> Device { get; } = DeviceOption.Create();
     public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
     public Option<bool> SkipBadLines { get; } = new("--skip-bad-lines") { Description = "skip malformed dataset lines (each reported on stderr) instead of stopping" };
     public Option<string?> ChatTemplate { get; } = new("--chat-template") { Description = "chatml, llama3, alpaca or a .jinja file (default: the Jinja chat template of the tokenizer files, if any)" };
+    public Option<string?> SaveDType { get; } = SaveDTypeOption.Create();
 
     /// <summary>A training command's description: <paramref name="summary"/>, then every trainer key of <paramref name="defaults"/>' record with its default and meaning.</summary>
     public static string Describe(string summary, TrainerOptions defaults) => $"{summary}\n\n{OptionsReader.HelpText(defaults)}";
@@ -57,6 +58,7 @@ internal sealed class TrainingFlags
         command.Add(Threads);
         command.Add(SkipBadLines);
         command.Add(ChatTemplate);
+        command.Add(SaveDType);
     }
 }
 
@@ -183,7 +185,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     /// <summary>The --eval-data examples, if given.</summary>
     public List<Example>? EvalData() => Read(parse.GetValue(flags.EvalData), "--eval-data");
 
-    /// <summary>Reads a JSONL file whole (so a bad line stops the command before training starts).</summary>
+    /// <summary>Reads a dataset whole (so a bad line or row stops the command before training starts).</summary>
     public List<Example>? Read(string? path, string flag)
     {
         if (path is null)
@@ -195,11 +197,13 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     }
 
     /// <summary>
-    /// Checkpoint format: the model's config.json fields (with the model's current head), the tokenizer files, and the
-    /// --chat-template when it is not the one those files already carry (so later commands render chats as trained).
+    /// Checkpoint format: the model's config.json fields (with the model's current head), the tokenizer files, the
+    /// --chat-template when it is not the one those files already carry (so later commands render chats as trained), and
+    /// the --save-dtype (else the dtype the model's checkpoint came in).
     /// </summary>
     public HfSaveOptions SaveOptions(Transformer model) => new()
     {
+        DType = SaveDTypeOption.Parse(parse.GetValue(flags.SaveDType)),
         Config = ModelConfig is null ? null : ModelConfig with { Model = model.Config },
         TokenizerDirectory = Path.GetDirectoryName(Path.GetFullPath(TokenizerPath)),
         ChatTemplate = parse.GetValue(flags.ChatTemplate) is not null && Template is { } chosen && !chosen.SameAs(ModelInputs.DirectoryTemplate(TokenizerPath)) ? chosen : null,
@@ -409,10 +413,13 @@ internal static class ModelInputs
         return dir is null ? null : ChatTemplate.FromTokenizerDirectory(dir);
     }
 
-    /// <summary>Reads a JSONL file whole (so a bad line stops the command before any work starts).</summary>
+    /// <summary>
+    /// Reads a dataset whole (so a bad line or row stops the command before any work starts): a JSONL file, a Parquet
+    /// file, or a directory of Parquet shards.
+    /// </summary>
     public static List<Example> ReadExamples(string path, string flag, bool skipBadLines)
     {
-        if (!File.Exists(path))
+        if (!File.Exists(path) && !Directory.Exists(path))
         {
             throw new CommandException($"{flag}: file '{path}' does not exist");
         }
@@ -422,7 +429,7 @@ internal static class ModelInputs
             SkipBadLines = skipBadLines,
             OnSkippedLine = e => Warn($"skipped {e.Message}"),
         };
-        var examples = InputFiles.Guard(path, $"the {flag} file", () => JsonlReader.ReadAll(path, options).ToList());
+        var examples = InputFiles.Guard(path, $"the {flag} file", () => DatasetFiles.ReadAll(path, options).ToList());
         return examples.Count > 0 ? examples : throw new CommandException($"{flag}: '{path}' holds no examples");
     }
 }

@@ -288,10 +288,30 @@ public static class Bf16
             throw new ArgumentException($"destination has {destination.Length} elements, source {source.Length}", nameof(destination));
         }
 
-        for (int i = 0; i < source.Length; i++)
+        ReadOnlySpan<uint> bits = MemoryMarshal.Cast<float, uint>(source);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            for (; i <= source.Length - Vector<ushort>.Count; i += Vector<ushort>.Count)
+            {
+                var low = Round(new Vector<uint>(bits[i..]));
+                var high = Round(new Vector<uint>(bits[(i + Vector<uint>.Count)..]));
+                Vector.Narrow(low, high).CopyTo(destination[i..]);
+            }
+        }
+
+        for (; i < source.Length; i++)
         {
             destination[i] = FromSingle(source[i]);
         }
+    }
+
+    // The vector form of FromSingle(float): round to nearest even, and a NaN keeps its sign and upper payload, quietened.
+    private static Vector<uint> Round(Vector<uint> bits)
+    {
+        var rounded = (bits + new Vector<uint>(0x7FFFu) + ((bits >> 16) & Vector<uint>.One)) >> 16;
+        var nan = Vector.GreaterThan(bits & new Vector<uint>(0x7FFFFFFFu), new Vector<uint>(0x7F800000u));
+        return Vector.ConditionalSelect(nan, (bits >> 16) | new Vector<uint>(0x0040u), rounded);
     }
 
     /// <summary>Rounds one float32 to a bfloat16 bit pattern, to nearest even; NaN stays a (quiet) NaN.</summary>

@@ -78,6 +78,37 @@ public static class SafetensorsDTypes
         }
     }
 
+    /// <summary>
+    /// The weight storage types a checkpoint may be loaded from and saved in: F32, BF16 and F16 (every other dtype is
+    /// not a float type a model's weights are kept in).
+    /// </summary>
+    public static bool IsWeightStorage(this SafetensorsDType dtype) =>
+        dtype is SafetensorsDType.F32 or SafetensorsDType.BF16 or SafetensorsDType.F16;
+
+    /// <summary>The <c>torch_dtype</c> spelling of a weight storage type (<c>float32</c>, <c>bfloat16</c>, <c>float16</c>).</summary>
+    public static string TorchName(this SafetensorsDType dtype) => dtype switch
+    {
+        SafetensorsDType.F32 => "float32",
+        SafetensorsDType.BF16 => "bfloat16",
+        SafetensorsDType.F16 => "float16",
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "not a weight storage type (F32, BF16, F16)"),
+    };
+
+    /// <summary>
+    /// Parses a weight storage type as users write it: <c>fp32</c>, <c>bf16</c>, <c>fp16</c> (the <c>--save-dtype</c>
+    /// spellings) or the <c>torch_dtype</c> names <c>float32</c>, <c>bfloat16</c>, <c>float16</c>; case-insensitive.
+    /// </summary>
+    public static bool TryParseStorage(string? text, out SafetensorsDType dtype)
+    {
+        switch (text?.Trim().ToLowerInvariant())
+        {
+            case "fp32" or "f32" or "float32": dtype = SafetensorsDType.F32; return true;
+            case "bf16" or "bfloat16": dtype = SafetensorsDType.BF16; return true;
+            case "fp16" or "f16" or "float16" or "half": dtype = SafetensorsDType.F16; return true;
+            default: dtype = default; return false;
+        }
+    }
+
     /// <summary>The engine dtype with the same storage, if there is one (F32, BF16, F16, I32).</summary>
     public static bool TryToEngine(this SafetensorsDType dtype, out DType engine)
     {

@@ -39,8 +39,13 @@ public sealed record HfSaveOptions
     /// <summary>Largest shard in bytes of tensor data; larger checkpoints are split like <c>save_pretrained</c> does (its default, 5 GB).</summary>
     public long MaxShardBytes { get; init; } = 5_000_000_000;
 
-    /// <summary>Storage type of the weights: <see cref="SafetensorsDType.F32"/> (exact) or <see cref="SafetensorsDType.BF16"/> (rounded to nearest even).</summary>
-    public SafetensorsDType DType { get; init; } = SafetensorsDType.F32;
+    /// <summary>
+    /// Storage type of the weights: <see cref="SafetensorsDType.F32"/> (exact), <see cref="SafetensorsDType.BF16"/> or
+    /// <see cref="SafetensorsDType.F16"/> (both rounded to nearest even, as PyTorch's <c>.to()</c> does); null (the
+    /// default) saves in the model's <see cref="Transformer.StorageDType"/>, the dtype its checkpoint came in.
+    /// <c>torch_dtype</c> in config.json names the type written.
+    /// </summary>
+    public SafetensorsDType? DType { get; init; }
 
     /// <summary>Model type and special-token ids to write into config.json; by default those the architecture implies, with no token ids.</summary>
     public HfModelConfig? Config { get; init; }
@@ -59,7 +64,8 @@ public sealed record HfSaveOptions
 /// <summary>
 /// Hugging Face checkpoint directories: <c>config.json</c> plus <c>model.safetensors</c>, or
 /// <c>model.safetensors.index.json</c> and its shards, for model types gpt2, llama, qwen2 and mistral. Weights stored as
-/// F32, BF16 or F16 are converted to float32 on load. Faults in the files, and config.json sizes the weights do not
+/// F32, BF16 or F16 are converted to float32 on load (exactly), and the model remembers the type
+/// (<see cref="Transformer.StorageDType"/>) so that a save writes it back in the same one unless told otherwise. Faults in the files, and config.json sizes the weights do not
 /// have, throw <see cref="InputException"/> naming the file, the field or tensor and what is wrong, before any of the
 /// model's buffers is allocated.
 /// </summary>
@@ -119,6 +125,7 @@ public static partial class HfCheckpoint
         try
         {
             weights.CopyInto(model);
+            model.StorageDType = weights.StorageDType;
             return model;
         }
         catch
@@ -131,6 +138,8 @@ public static partial class HfCheckpoint
     /// <summary>
     /// Loads every parameter of <paramref name="model"/> from the safetensors weights of <paramref name="directory"/>.
     /// Every tensor is checked (present once, shape, dtype) before any is copied, so a bad checkpoint leaves the model as it was.
+    /// The model's <see cref="Transformer.StorageDType"/> is kept: a resume reads float32 training checkpoints into a
+    /// model that still saves in the dtype it was first loaded in.
     /// </summary>
     public static void LoadWeights(Transformer model, string directory, HfLoadOptions? options = null)
     {
@@ -205,7 +214,7 @@ public static partial class HfCheckpoint
                 $"e.g. '{unknown[0]}' (pass IgnoreUnknownTensors to load anyway)");
         }
 
-        return new ResolvedWeights(resolved, initializeScoreHead, options.HeadSeed, scoreBias, rewardStatistics);
+        return new ResolvedWeights(resolved, initializeScoreHead, options.HeadSeed, scoreBias, rewardStatistics, StorageOf(resolved.Values));
     }
 
     /// <summary>
@@ -221,9 +230,10 @@ public static partial class HfCheckpoint
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(directory);
         options ??= new HfSaveOptions();
-        if (options.DType is not (SafetensorsDType.F32 or SafetensorsDType.BF16))
+        SafetensorsDType dtype = options.DType ?? model.StorageDType;
+        if (!dtype.IsWeightStorage())
         {
-            throw new ArgumentException($"weights can be saved as F32 or BF16, not {options.DType.HeaderName()}", nameof(options));
+            throw new ArgumentException($"weights can be saved as F32, BF16 or F16, not {dtype.HeaderName()}", nameof(options));
         }
 
         if (options.MaxShardBytes <= 0)
@@ -232,14 +242,13 @@ public static partial class HfCheckpoint
         }
 
         Directory.CreateDirectory(directory);
-        string torchDtype = options.DType == SafetensorsDType.F32 ? "float32" : "bfloat16";
-        var config = (options.Config ?? HfModelConfig.For(model.Config)) with { Model = model.Config, TorchDtype = torchDtype };
+        var config = (options.Config ?? HfModelConfig.For(model.Config)) with { Model = model.Config, TorchDtype = dtype.TorchName() };
         string configJson = HfConfig.ToJson(config);
 
         // Greedy in state-dict order, a new shard when the next tensor would overflow this one (as save_pretrained does).
         var shards = new List<List<HfTensor>> { new() };
         long shardBytes = 0, totalBytes = 0;
-        int elementSize = options.DType.SizeOf();
+        int elementSize = dtype.SizeOf();
         foreach (var map in HfWeightMap.For(model.Config))
         {
             long bytes = map.HfShape.ElementCount * elementSize;
@@ -267,13 +276,11 @@ public static partial class HfCheckpoint
             {
                 float[] data = model.ReadHuggingFaceTensor(map.HfName);
                 var shape = Enumerable.Range(0, map.HfShape.Rank).Select(i => map.HfShape[i]).ToArray();
-                if (options.DType == SafetensorsDType.F32)
+                switch (dtype)
                 {
-                    writer.AddF32(map.HfName, data, shape);
-                }
-                else
-                {
-                    writer.AddBf16(map.HfName, data, shape);
+                    case SafetensorsDType.F32: writer.AddF32(map.HfName, data, shape); break;
+                    case SafetensorsDType.BF16: writer.AddBf16(map.HfName, data, shape); break;
+                    default: writer.AddF16(map.HfName, data, shape); break;
                 }
 
                 weightMap[map.HfName] = name;
@@ -354,10 +361,18 @@ public static partial class HfCheckpoint
         || name.EndsWith(".attn.masked_bias", StringComparison.Ordinal)
         || name.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal);
 
+    // The one dtype the weights are stored in; a checkpoint that mixes them is saved back in the widest (F32), so that
+    // nothing it held is rounded away.
+    private static SafetensorsDType StorageOf(IEnumerable<StoredTensor> tensors)
+    {
+        var types = tensors.Select(t => t.Info.DType).Distinct().ToList();
+        return types.Count == 1 ? types[0] : SafetensorsDType.F32;
+    }
+
     private static void CheckShapeAndType(StoredTensor stored, Core.Tensors.Shape expected, ConfigMismatch mismatch)
     {
         var info = stored.Info;
-        if (info.DType is not (SafetensorsDType.F32 or SafetensorsDType.BF16 or SafetensorsDType.F16))
+        if (!info.DType.IsWeightStorage())
         {
             throw new InputException(
                 stored.File.Path, null, null, $"tensor '{info.Name}' is stored as {info.DType.HeaderName()}; weights must be F32, BF16 or F16");
@@ -411,7 +426,8 @@ public static partial class HfCheckpoint
 
     /// <summary>The checked tensors of a checkpoint and what to do with the head, ready to copy into a model of the config.</summary>
     private sealed record ResolvedWeights(
-        Dictionary<string, StoredTensor> Tensors, bool InitializeScoreHead, ulong HeadSeed, float ScoreBias, RewardStatistics? Statistics)
+        Dictionary<string, StoredTensor> Tensors, bool InitializeScoreHead, ulong HeadSeed, float ScoreBias, RewardStatistics? Statistics,
+        SafetensorsDType StorageDType)
     {
         public void CopyInto(Transformer model)
         {

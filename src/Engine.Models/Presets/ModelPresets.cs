@@ -1,5 +1,6 @@
 using Engine.Core;
 using Engine.Core.Backends;
+using Engine.Models.Formats;
 using Engine.Models.HuggingFace;
 
 namespace Engine.Models.Presets;
@@ -87,10 +88,12 @@ public static class ModelPresets
     /// <summary>
     /// Writes a fresh checkpoint of <paramref name="config"/> into <paramref name="directory"/>: config.json,
     /// model.safetensors (weights from <paramref name="seed"/>) and the tokenizer files of
-    /// <paramref name="tokenizerDirectory"/>, if given. The directory must be new or empty.
+    /// <paramref name="tokenizerDirectory"/>, if given, stored as <paramref name="dtype"/> (F32 when null). The directory
+    /// must be new or empty.
     /// </summary>
     /// <exception cref="InputException">The directory exists and is not empty.</exception>
-    public static void Init(string directory, HfModelConfig config, Backend backend, ulong seed = 0, string? tokenizerDirectory = null)
+    public static void Init(
+        string directory, HfModelConfig config, Backend backend, ulong seed = 0, string? tokenizerDirectory = null, SafetensorsDType? dtype = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         ArgumentNullException.ThrowIfNull(config);
@@ -105,7 +108,7 @@ public static class ModelPresets
         }
 
         using var model = Create(config.Model, backend, seed, trainable: false);
-        HfCheckpoint.Save(model, directory, new HfSaveOptions { Config = config, TokenizerDirectory = tokenizerDirectory });
+        HfCheckpoint.Save(model, directory, new HfSaveOptions { Config = config, TokenizerDirectory = tokenizerDirectory, DType = dtype });
     }
 
     private static HfModelConfig Gpt2(int channels, int layers, int heads) =>

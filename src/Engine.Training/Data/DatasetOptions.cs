@@ -1,6 +1,6 @@
 namespace Engine.Training.Data;
 
-/// <summary>How a JSONL dataset is read. One record with its defaults, shared by the library and the CLI.</summary>
+/// <summary>How a dataset (JSONL or Parquet) is read. One record with its defaults, shared by the library and the CLI.</summary>
 public sealed record DatasetOptions
 {
     /// <summary>Longest line accepted by default, in bytes (64 MiB).</summary>
@@ -36,4 +36,14 @@ public sealed record DatasetOptions
 
     /// <summary>Most messages one conversation (or one field holding messages) may hold.</summary>
     public int MaxMessages { get; init; } = 4096;
+
+    /// <summary>Largest Parquet footer (the file's metadata) read, in bytes; a real one is kilobytes to a few megabytes.</summary>
+    public int MaxParquetMetadataBytes { get; init; } = 64 << 20;
+
+    /// <summary>
+    /// Most memory one Parquet row group may take to decode, in bytes, as its metadata announces it (the uncompressed
+    /// size of its columns plus 24 bytes per value for the value and level buffers), checked before any of it is read.
+    /// Row groups are read one at a time, so this bounds the memory a Parquet dataset takes while it streams.
+    /// </summary>
+    public long MaxRowGroupBytes { get; init; } = 512L << 20;
 }

@@ -36,6 +36,31 @@ internal sealed class ExampleParser
         }
     }
 
+    /// <summary>
+    /// One record of a dataset (a JSONL line, a Parquet row as JSON) as an example: it must be an object; when
+    /// <paramref name="format"/> is <see cref="DatasetFormat.Auto"/> it is decided from this record and kept for the next.
+    /// </summary>
+    public Example ParseRecord(JsonElement root, ref DatasetFormat format, long line)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            throw new DatasetException(source, line, null, $"expected a JSON object, got {root.ValueKind.ToString().ToLowerInvariant()}");
+        }
+
+        try
+        {
+            var detected = format == DatasetFormat.Auto ? Detect(root, line) : format;
+            var example = Parse(root, detected, line);
+            format = detected;
+            return example;
+        }
+        catch (InvalidOperationException e)
+        {
+            // The parser names the field of a bad string; this catches what it cannot name (a member name with a lone surrogate).
+            throw new DatasetException(source, line, null, $"not valid Unicode text: {e.Message}", e);
+        }
+    }
+
     public DatasetFormat Detect(JsonElement root, long line)
     {
         bool Has(string f) => Present(root, f);

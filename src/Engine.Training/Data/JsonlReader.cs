@@ -163,23 +163,10 @@ public sealed class JsonlReader : IDisposable
 
         using (doc)
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                throw new DatasetException(SourceName, LinesRead, null, $"expected a JSON object, got {doc.RootElement.ValueKind.ToString().ToLowerInvariant()}");
-            }
-
-            try
-            {
-                var format = Format == DatasetFormat.Auto ? parser.Detect(doc.RootElement, LinesRead) : Format;
-                var example = parser.Parse(doc.RootElement, format, LinesRead);
-                Format = format;
-                return example;
-            }
-            catch (InvalidOperationException e)
-            {
-                // The parser names the field of a bad string; this catches what it cannot name (a member name with a lone surrogate).
-                throw new DatasetException(SourceName, LinesRead, null, $"not valid Unicode text: {e.Message}", e);
-            }
+            var format = Format;
+            var example = parser.ParseRecord(doc.RootElement, ref format, LinesRead);
+            Format = format;
+            return example;
         }
     }
 
