@@ -27,7 +27,11 @@ public abstract partial class Backend
 
         RequireTokens(chosen, nameof(chosen));
         RequireTokens(rejected, nameof(rejected));
-        SameCount(chosen, rejected, nameof(rejected));
+        if (rejected.ElementCount != chosen.ElementCount)
+        {
+            throw new ArgumentException($"rejected has {rejected.ElementCount} pairs, chosen has {chosen.ElementCount}", nameof(rejected));
+        }
+
         if (!weights.IsEmpty)
         {
             SameCount(chosen, weights, nameof(weights));
