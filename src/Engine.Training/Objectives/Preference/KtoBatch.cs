@@ -4,7 +4,7 @@ namespace Engine.Training.Objectives.Preference;
 
 /// <summary>
 /// A collated KTO micro-batch of E unpaired examples: rows 0..E−1 are prompt i + completion i, rows E..2E−1 the
-/// mismatched pairs prompt i + completion i−1 (cyclically, TRL's shift) from which the KL baseline is estimated. The
+/// mismatched pairs (prompt i + another example's completion) from which the KL baseline is estimated. The
 /// rows travel as a <see cref="PreferenceBatch"/> whose pairs (i, E + i) tie each example to its KL row, so reference
 /// models and caches read them like any preference batch; the pairs are not preferences.
 /// </summary>
@@ -34,9 +34,12 @@ public sealed class KtoBatch
     /// <summary>E, the number of examples.</summary>
     public int Examples => Desirable.Length;
 
-    /// <summary>Tokenizes and collates unpaired examples with their KL rows (prompt i + completion i−1).</summary>
+    /// <summary>
+    /// Tokenizes and collates unpaired examples with their KL rows: prompt i + <paramref name="klCompletions"/>[i], or
+    /// when those are not given prompt i + completion i−1 of this batch (cyclically, TRL's shift).
+    /// </summary>
     /// <exception cref="DatasetException">A completion has no token left to score.</exception>
-    public static KtoBatch Collate(IReadOnlyList<UnpairedPreferenceExample> examples, SequenceCollator collator)
+    public static KtoBatch Collate(IReadOnlyList<UnpairedPreferenceExample> examples, SequenceCollator collator, IReadOnlyList<TextOrChat>? klCompletions = null)
     {
         ArgumentNullException.ThrowIfNull(examples);
         ArgumentNullException.ThrowIfNull(collator);
@@ -50,7 +53,8 @@ public sealed class KtoBatch
         rows.AddRange(examples.Select(x => Scored(collator, x, x.Completion, "completion")));
         for (int i = 0; i < e; i++)
         {
-            rows.Add(Scored(collator, examples[i], examples[(i + e - 1) % e].Completion, "completion (as the KL pair of the next line)"));
+            var other = klCompletions is null ? examples[(i + e - 1) % e].Completion : klCompletions[i];
+            rows.Add(Scored(collator, examples[i], other, "completion (in the KL pair of another line)"));
         }
 
         var batch = new PreferenceBatch(collator.Collate(rows), [.. Enumerable.Range(0, e)], [.. Enumerable.Range(e, e)]);
@@ -72,7 +76,11 @@ public sealed class KtoBatch
     }
 }
 
-/// <summary>KTO micro-batches for the shared trainer: the examples in a seeded order per epoch, <c>examplesPerBatch</c> each.</summary>
+/// <summary>
+/// KTO micro-batches for the shared trainer: the examples in a seeded order per epoch, <c>examplesPerBatch</c> each.
+/// Each example's KL pair is fixed once, prompt i + completion i−1 in dataset order (TRL's shift), so the KL rows are
+/// the same in every epoch and a reference log-prob cache covers them.
+/// </summary>
 public sealed class KtoBatches : IBatchSource<KtoBatch>
 {
     private readonly SequenceCollator collator;
@@ -104,6 +112,10 @@ public sealed class KtoBatches : IBatchSource<KtoBatch>
         var order = SftBatches.Order(examples.Length, shuffleSeed);
         int count = (order.Length + examplesPerBatch - 1) / examplesPerBatch;
         return new LazyList<KtoBatch>(count, b =>
-            KtoBatch.Collate([.. order.Skip(b * examplesPerBatch).Take(examplesPerBatch).Select(i => examples[i])], collator));
+        {
+            int[] chunk = [.. order.Skip(b * examplesPerBatch).Take(examplesPerBatch)];
+            return KtoBatch.Collate(
+                [.. chunk.Select(i => examples[i])], collator, [.. chunk.Select(i => examples[(i + examples.Length - 1) % examples.Length].Completion)]);
+        });
     }
 }
