@@ -138,7 +138,7 @@ public sealed record PreferenceOptions
     }
 
     /// <summary>The kernel settings of one loss of the list, for a micro-batch of loss scale <paramref name="lossScale"/>.</summary>
-    internal PreferenceLossOptions Kernel(PreferenceLossTerm term, float baseline, float lossScale) => new(
+    public PreferenceLossOptions Kernel(PreferenceLossTerm term, float baseline, float lossScale) => new(
         term.Type, Beta, SimpoGamma, SmoothingFor(term.Type), baseline, NllWeightOf(term.Type), DesirableWeight, UndesirableWeight,
         term.Weight * lossScale);
 }
