@@ -24,16 +24,7 @@ public sealed class KtoObjective : ITrainingObjective<KtoBatch>, IDisposable
         ArgumentNullException.ThrowIfNull(reference);
         Options = options ?? new PreferenceOptions { Losses = [new(PreferenceLossType.Kto)] };
         Options.Validate(unpaired: true);
-        if (policy.HasScalarHead)
-        {
-            throw new ArgumentException("KTO trains a language model: the policy has a scalar head", nameof(policy));
-        }
-
-        if (reference is ReferenceModel same && ReferenceEquals(same.Model, policy))
-        {
-            throw new ArgumentException("the reference must be a separate frozen model (or cached log-probs), not the policy itself", nameof(reference));
-        }
-
+        PreferenceLossPass.CheckModels(policy, reference, "KTO");
         Policy = policy;
         Reference = reference;
         pass = new PreferenceLossPass(policy.Backend);

@@ -16,6 +16,20 @@ internal sealed class PreferenceLossPass(Backend backend) : IDisposable
     private Tensor policy, reference, lengths, chosen, rejected, weights, grad;
     private int rows;
 
+    /// <summary>The policy is a language model and the reference (when given) is not the policy itself; <paramref name="method"/> names the objective.</summary>
+    public static void CheckModels(Transformer policy, IReferenceLogProbs? reference, string method)
+    {
+        if (policy.HasScalarHead)
+        {
+            throw new ArgumentException($"{method} trains a language model: the policy has a scalar head", nameof(policy));
+        }
+
+        if (reference is ReferenceModel same && ReferenceEquals(same.Model, policy))
+        {
+            throw new ArgumentException("the reference must be a separate frozen model (or cached log-probs), not the policy itself", nameof(reference));
+        }
+    }
+
     /// <summary>
     /// Sequence log-probs of every row of <paramref name="batch"/>: the policy's from <paramref name="hidden"/> and the
     /// reference's (when given), each uploaded with the response lengths and the pairs (<paramref name="chosenRows"/>,

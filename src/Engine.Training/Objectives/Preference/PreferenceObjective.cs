@@ -27,21 +27,12 @@ public sealed class PreferenceObjective : ITrainingObjective<PreferenceBatch>, I
         ArgumentNullException.ThrowIfNull(policy);
         Options = options ?? new PreferenceOptions();
         Options.Validate();
-        if (policy.HasScalarHead)
-        {
-            throw new ArgumentException("preference optimisation trains a language model: the policy has a scalar head", nameof(policy));
-        }
-
+        PreferenceLossPass.CheckModels(policy, reference, "preference optimisation");
         if (reference is null && !Options.ReferenceFree)
         {
             throw new ArgumentException(
                 $"the {string.Join(",", Options.Losses.Where(t => !PreferenceOptions.IsReferenceFree(t.Type)).Select(t => PreferenceOptions.Name(t.Type)))} loss needs a reference (a model or cached log-probs)",
                 nameof(reference));
-        }
-
-        if (reference is ReferenceModel same && ReferenceEquals(same.Model, policy))
-        {
-            throw new ArgumentException("the reference must be a separate frozen model (or cached log-probs), not the policy itself", nameof(reference));
         }
 
         Policy = policy;

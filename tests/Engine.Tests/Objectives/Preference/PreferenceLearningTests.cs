@@ -40,17 +40,7 @@ public class PreferenceLearningTests(ITestOutputHelper output)
 
         double before = Accuracy(objective, heldOut);
         var clock = Stopwatch.StartNew();
-        int step = 0;
-        for (int epoch = 0; epoch < 2; epoch++)
-        {
-            foreach (var batch in train)
-            {
-                policy.ZeroGradients();
-                objective.Step(batch, 1f);
-                policy.OptimizerStep(3e-3f, ++step, Adam);
-            }
-        }
-
+        int step = Train(policy, objective, train);
         double after = Accuracy(objective, heldOut);
         output.WriteLine($"{losses}: held-out accuracy {before:F3} → {after:F3} after {step} steps ({clock.Elapsed.TotalSeconds:F1} s)");
         Assert.True(after >= 0.85 && after > before + 0.2, $"{losses}: held-out accuracy {before:F3} → {after:F3}");
@@ -74,20 +64,27 @@ public class PreferenceLearningTests(ITestOutputHelper output)
         using var judge = new PreferenceObjective(policy, cache, new PreferenceOptions { Beta = 0.1f });
 
         double before = Accuracy(judge, heldOut);
+        int step = Train(policy, kto, train);
+        double after = Accuracy(judge, heldOut);
+        output.WriteLine($"kto: held-out accuracy {before:F3} → {after:F3} after {step} steps");
+        Assert.True(after >= 0.85, $"kto: held-out accuracy {before:F3} → {after:F3}");
+    }
+
+    // Two epochs of the minimal loop the shared trainer wraps: zero gradients → Step → AdamW. Returns the steps taken.
+    private static int Train<TBatch>(Transformer policy, ITrainingObjective<TBatch> objective, IReadOnlyList<TBatch> batches)
+    {
         int step = 0;
         for (int epoch = 0; epoch < 2; epoch++)
         {
-            foreach (var batch in train)
+            foreach (var batch in batches)
             {
                 policy.ZeroGradients();
-                kto.Step(batch, 1f);
+                objective.Step(batch, 1f);
                 policy.OptimizerStep(3e-3f, ++step, Adam);
             }
         }
 
-        double after = Accuracy(judge, heldOut);
-        output.WriteLine($"kto: held-out accuracy {before:F3} → {after:F3} after {step} steps");
-        Assert.True(after >= 0.85, $"kto: held-out accuracy {before:F3} → {after:F3}");
+        return step;
     }
 
     private static Transformer Policy(Backend backend)
