@@ -47,11 +47,11 @@ public sealed class PreferenceCommandTests : IDisposable
     }
 
     [Fact]
-    public void A_weighted_loss_list_logs_each_term_and_checkpoints_the_bco_baseline()
+    public void A_weighted_loss_list_logs_each_term_and_resumes_the_bco_baseline()
     {
         string output = dir.Sub("mpo");
-        var (code, _, error) = CliHarness.Run(
-            ["dpo", "--model", Model, "--data", Pairs, "--out", output, "--loss", "sigmoid,bco_pair,sft", "--loss-weights", "0.8,0.2,1.0", .. Fast]);
+        string[] args = ["dpo", "--model", Model, "--data", Pairs, "--out", output, "--loss", "sigmoid,bco_pair,sft", "--loss-weights", "0.8,0.2,1.0", .. Fast, "--set", "max_steps=3"];
+        var (code, _, error) = CliHarness.Run(args);
         Assert.True(code == 0, error);
         var last = Metrics(output).Last(l => l.TryGetProperty("loss", out _));
         foreach (string key in new[] { "loss/sigmoid", "loss/bco_pair", "loss/sft", "nll_loss", "bco_baseline", "rewards/accuracies" })
@@ -59,9 +59,19 @@ public sealed class PreferenceCommandTests : IDisposable
             Assert.True(last.TryGetProperty(key, out _), $"metrics.jsonl has no {key}");
         }
 
-        using var state = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "checkpoint-2", "trainer_state.json")));
-        var objective = state.RootElement.GetProperty("objective_state");
-        Assert.Equal(2.0, objective.GetProperty("bco_reward_count").GetDouble());
+        using (var state = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "checkpoint-3", "trainer_state.json"))))
+        {
+            Assert.Equal(3.0, state.RootElement.GetProperty("objective_state").GetProperty("bco_reward_count").GetDouble());
+        }
+
+        // Step 3 again from checkpoint-2: the running baseline must come back from the checkpoint (a fresh one would
+        // average one micro-batch instead of three).
+        double baseline = last.GetProperty("bco_baseline").GetDouble();
+        Directory.Delete(Path.Combine(output, "checkpoint-3"), recursive: true);
+        Directory.Delete(Path.Combine(output, "final"), recursive: true);
+        (code, _, error) = CliHarness.Run([.. args, "--resume"]);
+        Assert.True(code == 0, error);
+        Assert.Equal(baseline, Metrics(output).Last(l => l.TryGetProperty("loss", out _)).GetProperty("bco_baseline").GetDouble());
     }
 
     [Fact]
