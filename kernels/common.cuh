@@ -19,6 +19,7 @@ typedef unsigned short u16;
 #define ENGINE_ERROR_TARGET_RANGE 2
 #define ENGINE_ERROR_LOGPROB_TARGET 3
 #define ENGINE_ERROR_PAIR_INDEX 4
+#define ENGINE_ERROR_PREFERENCE_INDEX 5
 
 __device__ __forceinline__ void engine_report(int* error, int code, i64 position, int value)
 {

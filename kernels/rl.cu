@@ -546,3 +546,278 @@ extern "C" __global__ void pairwise_scatter(
     }
     scoresGrad[r] = acc;
 }
+
+// ---------------------------------------------------------------------------------------------------- preference losses
+// The preference loss family (Backend.PreferenceLoss; Engine.Core/Cpu/PreferencePair.cs is the same arithmetic).
+// Types follow PreferenceLossType's order.
+
+#define PREF_SIGMOID 0
+#define PREF_ROBUST 1
+#define PREF_HINGE 2
+#define PREF_IPO 3
+#define PREF_SIMPO 4
+#define PREF_CPO 5
+#define PREF_ORPO 6
+#define PREF_APO_ZERO 7
+#define PREF_APO_DOWN 8
+#define PREF_BCO_PAIR 9
+#define PREF_NCA_PAIR 10
+#define PREF_EXO_PAIR 11
+#define PREF_SPPO_HARD 12
+#define PREF_SIGMOID_NORM 13
+#define PREF_AOT 14
+#define PREF_SFT 15
+#define PREF_KTO 16
+
+__device__ __forceinline__ double pref_sigmoid(double x)
+{
+    return x >= 0.0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
+}
+
+__device__ __forceinline__ double pref_slope(double x)
+{
+    return pref_sigmoid(x) * pref_sigmoid(-x);
+}
+
+__device__ __forceinline__ double pref_softplus(double x)
+{
+    return (x > 0.0 ? x : 0.0) + log(1.0 + exp(-fabs(x)));
+}
+
+__device__ __forceinline__ double pref_expm1(double x)
+{
+    return fabs(x) < 1e-5 ? x + 0.5 * x * x : exp(x) - 1.0;
+}
+
+__device__ __forceinline__ double pref_log1mexp(double x)
+{
+    return x > -0.6931471805599453 ? log(-pref_expm1(x)) : log(1.0 - exp(x));
+}
+
+// One pair: a, b the policy log-probs, ar, br the reference's, na, nb the lengths, hasChosen for KTO's side.
+// out = (ℓ, ∂ℓ/∂a, ∂ℓ/∂b, logσ(log-odds), log-odds).
+__device__ void preference_pair(
+    int type, double beta, double gamma, double eps, double baseline, double wD, double wU, double a, double b, double ar,
+    double br, double na, double nb, int hasChosen, double* out)
+{
+    double u = beta * (a - ar), v = beta * (b - br), lp, dlp;
+    out[3] = 0.0;
+    out[4] = 0.0;
+    switch (type)
+    {
+    case PREF_SIGMOID:
+    case PREF_ROBUST:
+    case PREF_HINGE:
+    case PREF_AOT:
+        pair_loss(type == PREF_AOT ? PAIRWISE_SIGMOID : type, u - v, eps, 0.0, &lp, &dlp);
+        out[0] = lp; out[1] = beta * dlp; out[2] = -beta * dlp;
+        break;
+    case PREF_IPO:
+        pair_loss(PAIRWISE_IPO, (a - ar) / na - (b - br) / nb, 0.0, 1.0 / (2.0 * beta), &lp, &dlp);
+        out[0] = lp; out[1] = dlp / na; out[2] = -dlp / nb;
+        break;
+    case PREF_SIMPO:
+    case PREF_SIGMOID_NORM:
+    {
+        int simpo = type == PREF_SIMPO;
+        double x = beta * ((a - (simpo ? 0.0 : ar)) / na - (b - (simpo ? 0.0 : br)) / nb) - (simpo ? gamma : 0.0);
+        pair_loss(PAIRWISE_SIGMOID, x, simpo ? eps : 0.0, 0.0, &lp, &dlp);
+        out[0] = lp; out[1] = beta * dlp / na; out[2] = -beta * dlp / nb;
+        break;
+    }
+    case PREF_CPO:
+        pair_loss(PAIRWISE_SIGMOID, beta * (a - b), eps, 0.0, &lp, &dlp);
+        out[0] = lp; out[1] = beta * dlp; out[2] = -beta * dlp;
+        break;
+    case PREF_ORPO:
+    {
+        double ma = a / na, mb = b / nb;
+        double logOdds = ma - mb - (pref_log1mexp(ma) - pref_log1mexp(mb));
+        double logRatio = -pref_softplus(-logOdds), slope = pref_sigmoid(-logOdds);
+        out[0] = -beta * logRatio;
+        out[1] = (-beta * slope / -pref_expm1(ma)) / na;
+        out[2] = (beta * slope / -pref_expm1(mb)) / nb;
+        out[3] = logRatio;
+        out[4] = logOdds;
+        break;
+    }
+    case PREF_APO_ZERO:
+        out[0] = 1.0 - pref_sigmoid(u) + pref_sigmoid(v); out[1] = -beta * pref_slope(u); out[2] = beta * pref_slope(v);
+        break;
+    case PREF_APO_DOWN:
+    {
+        double sd = pref_slope(u - v);
+        out[0] = pref_sigmoid(u) + 1.0 - pref_sigmoid(u - v); out[1] = beta * (pref_slope(u) - sd); out[2] = beta * sd;
+        break;
+    }
+    case PREF_BCO_PAIR:
+    {
+        double x = u - baseline, y = v - baseline;
+        out[0] = pref_softplus(-x) + pref_softplus(y); out[1] = -beta * pref_sigmoid(-x); out[2] = beta * pref_sigmoid(y);
+        break;
+    }
+    case PREF_NCA_PAIR:
+        out[0] = pref_softplus(-u) + 0.5 * pref_softplus(u) + 0.5 * pref_softplus(v);
+        out[1] = beta * (-pref_sigmoid(-u) + 0.5 * pref_sigmoid(u));
+        out[2] = beta * 0.5 * pref_sigmoid(v);
+        break;
+    case PREF_EXO_PAIR:
+    {
+        double x = u - v, sp = pref_sigmoid(x), sn = pref_sigmoid(-x);
+        double grad = pref_slope(x) * (x - log((1.0 - eps) / eps));
+        out[0] = sp * (-pref_softplus(-x) - log(1.0 - eps)) + sn * (-pref_softplus(x) - log(eps));
+        out[1] = beta * grad; out[2] = -beta * grad;
+        break;
+    }
+    case PREF_SPPO_HARD:
+    {
+        double half = 0.5 / beta, dc = a - ar - half, dl = b - br + half;
+        out[0] = dc * dc + dl * dl; out[1] = 2.0 * dc; out[2] = 2.0 * dl;
+        break;
+    }
+    case PREF_SFT:
+        out[0] = 0.0; out[1] = 0.0; out[2] = 0.0;
+        break;
+    default:
+    {
+        double z = beta * baseline;
+        if (hasChosen)
+        {
+            out[0] = wD * (1.0 - pref_sigmoid(u - z)); out[1] = -wD * beta * pref_slope(u - z); out[2] = 0.0;
+        }
+        else
+        {
+            out[0] = wU * (1.0 - pref_sigmoid(z - v)); out[1] = 0.0; out[2] = wU * beta * pref_slope(z - v);
+        }
+        break;
+    }
+    }
+}
+
+__device__ __forceinline__ int preference_valid(int c, int l, int R, int kto)
+{
+    return kto ? ((c == -1 && (unsigned)l < (unsigned)R) || (l == -1 && (unsigned)c < (unsigned)R))
+               : ((unsigned)c < (unsigned)R && (unsigned)l < (unsigned)R);
+}
+
+// One block (pairs are few), as pairwise_pairs: checks every index first, then the per-pair terms in double. ranks [2P]
+// is AOT's scratch: ranks[p] = the policy rank of pair p, ranks[P + i] = the pair of reference rank i (ties by pair
+// order). pairGrad receives the f32 contributions to ∂L/∂a of pair p's chosen [p] and rejected [P + p] response;
+// result = (loss, pair loss, nll, log-odds ratio, log-odds, weight sum, 0, apply flag); pairwise_scatter adds them.
+extern "C" __global__ void preference_pairs(
+    float* pairGrad, float* result, int* ranks, const float* policy, const float* reference, const float* lengths,
+    const int* chosen, const int* rejected, const float* weights, int P, int R, int type, float beta, float gamma,
+    float labelSmoothing, float baseline, float nllWeight, float desirableWeight, float undesirableWeight, float gradScale,
+    int wantGrad, int* error)
+{
+    __shared__ double scratch[32];
+    __shared__ int firstBad;
+    if (threadIdx.x == 0)
+    {
+        firstBad = 0x7fffffff;
+    }
+    __syncthreads();
+    int kto = type == PREF_KTO;
+    for (int p = threadIdx.x; p < P; p += blockDim.x)
+    {
+        if (!preference_valid(chosen[p], rejected[p], R, kto))
+        {
+            atomicMin(&firstBad, p);
+            break;
+        }
+    }
+    __syncthreads();
+    int bad = firstBad;
+    double weightSum = 0.0, nllDenominator = 0.0;
+    if (bad == 0x7fffffff)
+    {
+        for (int p = threadIdx.x; p < P; p += blockDim.x)
+        {
+            double wp = weights == 0 ? 1.0 : (double)weights[p];
+            weightSum += wp;
+            nllDenominator += chosen[p] >= 0 ? wp * (double)lengths[chosen[p]] : 0.0;
+        }
+        weightSum = block_sum_double(weightSum, scratch);
+        nllDenominator = block_sum_double(nllDenominator, scratch);
+    }
+    if (bad != 0x7fffffff || weightSum == 0.0)
+    {
+        if (threadIdx.x == 0)
+        {
+            if (bad != 0x7fffffff)
+            {
+                engine_report(error, ENGINE_ERROR_PREFERENCE_INDEX, bad, preference_valid(chosen[bad], -1, R, 1) ? rejected[bad] : chosen[bad]);
+            }
+            for (int k = 0; k < PAIRWISE_RESULTS; k++)
+            {
+                result[k] = 0.0f;
+            }
+        }
+        return;
+    }
+
+    if (type == PREF_AOT)
+    {
+        for (int p = threadIdx.x; p < P; p += blockDim.x)
+        {
+            double dp = (double)policy[chosen[p]] - (double)policy[rejected[p]];
+            double rp = reference == 0 ? 0.0 : (double)reference[chosen[p]] - (double)reference[rejected[p]];
+            int policyRank = 0, referenceRank = 0;
+            for (int q = 0; q < P; q++)
+            {
+                double dq = (double)policy[chosen[q]] - (double)policy[rejected[q]];
+                double rq = reference == 0 ? 0.0 : (double)reference[chosen[q]] - (double)reference[rejected[q]];
+                policyRank += dq < dp || (dq == dp && q < p);
+                referenceRank += rq < rp || (rq == rp && q < p);
+            }
+            ranks[p] = policyRank;
+            ranks[P + referenceRank] = p;
+        }
+        __syncthreads();
+    }
+
+    double gradFactor = (double)gradScale / weightSum;
+    double nllFactor = nllDenominator > 0.0 ? (double)gradScale * (double)nllWeight / nllDenominator : 0.0;
+    double s[4] = {0.0, 0.0, 0.0, 0.0};
+    for (int p = threadIdx.x; p < P; p += blockDim.x)
+    {
+        double wp = weights == 0 ? 1.0 : (double)weights[p];
+        int c = chosen[p], l = rejected[p];
+        double a = c >= 0 ? (double)policy[c] : 0.0, b = l >= 0 ? (double)policy[l] : 0.0;
+        double ar = reference != 0 && c >= 0 ? (double)reference[c] : 0.0, br = reference != 0 && l >= 0 ? (double)reference[l] : 0.0;
+        if (type == PREF_AOT)
+        {
+            int q = ranks[P + ranks[p]];
+            ar = reference == 0 ? 0.0 : (double)reference[chosen[q]] - (double)reference[rejected[q]];
+            br = 0.0;
+        }
+        double t[5];
+        preference_pair(type, (double)beta, (double)gamma, (double)labelSmoothing, (double)baseline, (double)desirableWeight,
+            (double)undesirableWeight, a, b, ar, br, c >= 0 ? (double)lengths[c] : 1.0, l >= 0 ? (double)lengths[l] : 1.0, c >= 0, t);
+        s[0] += wp * t[0];
+        s[1] -= c >= 0 ? wp * a : 0.0;
+        s[2] += wp * t[3];
+        s[3] += wp * t[4];
+        if (wantGrad)
+        {
+            pairGrad[p] = c >= 0 ? (float)(gradFactor * wp * t[1] - nllFactor * wp) : 0.0f;
+            pairGrad[P + p] = l >= 0 ? (float)(gradFactor * wp * t[2]) : 0.0f;
+        }
+    }
+    for (int k = 0; k < 4; k++)
+    {
+        s[k] = block_sum_double(s[k], scratch);
+    }
+    if (threadIdx.x == 0)
+    {
+        double pairLoss = s[0] / weightSum, nll = nllDenominator > 0.0 ? s[1] / nllDenominator : 0.0;
+        result[0] = (float)(pairLoss + (double)nllWeight * nll);
+        result[1] = (float)pairLoss;
+        result[2] = (float)nll;
+        result[3] = (float)(s[2] / weightSum);
+        result[4] = (float)(s[3] / weightSum);
+        result[5] = (float)weightSum;
+        result[6] = 0.0f;
+        result[7] = 1.0f;
+    }
+}

@@ -9,6 +9,7 @@ namespace Engine.Benchmarks;
 /// <c>logprob-probe</c> times the fused token log-prob kernel against its three GEMMs (see <see cref="LogProbProbe"/>), and
 /// <c>sft-overhead</c> compares the SFT trainer's step with the bare training step (see <see cref="SftOverheadProbe"/>), and
 /// <c>generate-probe</c> prints prefill and KV-cached decode tokens per second (see <see cref="GenerateProbe"/>), and
+/// <c>preference-probe</c> measures the extra memory of the preference losses' fused path (see <see cref="PreferenceProbe"/>),
 /// <c>ppo-probe</c> splits one PPO step of GPT-2 124M-sized models into generation, scoring and training (see <see cref="PpoProbe"/>), and
 /// <c>parquet-write</c> / <c>parquet-read</c> measure a large Parquet dataset streaming with bounded memory (see <see cref="ParquetStreamProbe"/>).
 /// </summary>
@@ -43,6 +44,12 @@ public static class Program
         if (args.Length > 0 && args[0] == "ppo-probe")
         {
             PpoProbe.Run(args[1..]);
+            return;
+        }
+
+        if (args.Length > 0 && args[0] == "preference-probe")
+        {
+            PreferenceProbe.Run(args[1..]);
             return;
         }
 

@@ -248,6 +248,7 @@ public sealed unsafe partial class CudaBackend : Backend
             2 => new ArgumentOutOfRangeException("targets", word[2], $"CrossEntropy: target {word[2]} of row {word[1]} is outside the vocabulary (the row was left untouched)"),
             3 => new ArgumentOutOfRangeException("targets", word[2], $"TokenLogProbs: target {word[2]} of row {word[1]} is outside the vocabulary (the row was treated as masked out)"),
             4 => new ArgumentOutOfRangeException("chosen", word[2], $"PairwiseLoss: pair {word[1]} indexes response {word[2]}, outside the scores (no gradient was added)"),
+            5 => new ArgumentOutOfRangeException("chosen", word[2], $"PreferenceLoss: pair {word[1]} indexes response {word[2]}, outside the responses (no gradient was added)"),
             _ => new CudaException($"a kernel reported input error {word[0]} at {word[1]} (value {word[2]})"),
         };
     }

@@ -89,6 +89,10 @@ public sealed class Trainer<TBatch>
             WarnAboutChangedOptions(checkpoint.State);
         });
         string? resumedFrom = resume?.Path;
+        if (resume is not null && objective is IStatefulObjective stateful)
+        {
+            stateful.LoadState(state.ObjectiveState);
+        }
 
         var epochBatches = train.Batches(state.ShuffleSeed);
         if (epochBatches.Count == 0)
@@ -126,6 +130,11 @@ public sealed class Trainer<TBatch>
         string WriteCheckpoint()
         {
             state.RngState = [rng.State.Item1, rng.State.Item2, rng.State.Item3, rng.State.Item4];
+            if (objective is IStatefulObjective stateful)
+            {
+                state.ObjectiveState = new Dictionary<string, double>(stateful.SaveState(), StringComparer.Ordinal);
+            }
+
             return store.Save(model, state, CheckpointFormat, options.KeepLast);
         }
 

@@ -48,6 +48,7 @@ public static partial class ConformanceSuite
         new("gae", Gae),
         new("masked_whiten", MaskedWhiten),
         new("pairwise_loss", PairwiseLoss),
+        new("preference_loss", PreferenceLoss),
         new("ppo_losses", PpoLosses),
         new("kl_rewards", KlRewards),
     ];

@@ -24,10 +24,19 @@ internal static class PipelineCommand
         command.Add(resume);
         command.Add(device);
         command.Add(threads);
+        var stagesOption = new Option<string?>("--stages")
+        {
+            Description = $"optional stages to add after pretrain, sft, rm, ppo, dpo and online_dpo (which always run), comma-separated: {string.Join(", ", PipelineRunner.OptionalStages)}",
+        };
+        command.Add(stagesOption);
         command.SetAction(parse =>
         {
             ulong s = parse.GetValue(seed);
-            var options = (parse.GetValue(quick) ? PipelineOptions.Quick(s) : new PipelineOptions { Seed = s }) with { Resume = parse.GetValue(resume) };
+            var options = (parse.GetValue(quick) ? PipelineOptions.Quick(s) : new PipelineOptions { Seed = s }) with
+            {
+                Resume = parse.GetValue(resume),
+                ExtraStages = Stages(parse.GetValue(stagesOption)),
+            };
             using var backend = DeviceOption.CreateBackend(parse.GetValue(device), Math.Max(1, parse.GetValue(threads)));
             using var signals = new StopSignals();
             try
@@ -51,5 +60,21 @@ internal static class PipelineCommand
             }
         });
         return command;
+    }
+
+    private static string[] Stages(string? list)
+    {
+        if (list is null)
+        {
+            return [];
+        }
+
+        string[] names = list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (names.FirstOrDefault(n => !PipelineRunner.OptionalStages.Contains(n)) is { } unknown)
+        {
+            throw new CommandException($"--stages: unknown stage '{unknown}'; the optional stages are {string.Join(", ", PipelineRunner.OptionalStages)} (the default six always run)");
+        }
+
+        return names.Distinct().Count() == names.Length ? names : throw new CommandException($"--stages names a stage twice: {list}");
     }
 }

@@ -6,6 +6,7 @@ using Engine.Models.HuggingFace;
 using Engine.Training;
 using Engine.Training.Data;
 using Engine.Training.Objectives;
+using Engine.Training.Objectives.Preference;
 using Engine.Training.Options;
 using Engine.Training.Rl.OnlineDpo;
 using Engine.Training.Rl.Sampling;
@@ -16,6 +17,7 @@ namespace Engine.Cli.Commands;
 internal static class TrainCommands
 {
     private static readonly DpoOptions DpoDefaults = new();
+    private static readonly PreferenceOptions PreferenceDefaults = new();
 
     public static void AddTo(RootCommand root)
     {
@@ -23,6 +25,7 @@ internal static class TrainCommands
         root.Add(CreateSft());
         root.Add(CreateRewardModel());
         root.Add(CreateDpo());
+        root.Add(PreferenceCommands.CreateKto());
     }
 
     private static Command CreatePretrain()
@@ -136,8 +139,12 @@ internal static class TrainCommands
         var reference = new Option<string?>("--ref") { Description = "the frozen reference checkpoint (default: --model)" };
         var precompute = new Option<bool>("--precompute-ref") { Description = "compute the reference log-probs once, cache them in --out, and release the reference" };
         var defaults = DpoDefaults;
-        var loss = new Option<string>("--loss") { Description = "sigmoid, ipo, hinge or robust", DefaultValueFactory = _ => "sigmoid" };
-        loss.AcceptOnlyFromAmong("sigmoid", "ipo", "hinge", "robust");
+        var loss = new Option<string>("--loss")
+        {
+            Description = $"a loss or a comma-separated list (with --loss-weights): {string.Join(", ", PreferenceOptions.Names.Where(n => n != "kto"))}; simpo, cpo, orpo and sft alone need no reference",
+            DefaultValueFactory = _ => "sigmoid",
+        };
+        var family = new PreferenceCommands.Flags();
         var beta = new Option<float>("--beta") { Description = "β: strength of the KL penalty to the reference", DefaultValueFactory = _ => defaults.Beta };
         var smoothing = new Option<float>("--label-smoothing") { Description = "label smoothing (sigmoid and robust losses)", DefaultValueFactory = _ => defaults.LabelSmoothing };
         var online = new Option<bool>("--online") { Description = "online DPO: sample pairs from the policy each round and label them with --reward; --data holds the prompts" };
@@ -154,6 +161,7 @@ internal static class TrainCommands
         command.Add(smoothing);
         command.Add(online);
         command.Add(reward);
+        family.AddTo(command);
         command.SetAction(parse =>
         {
             // The flags given on the command line override the options' dpo.* keys (offline: the defaults).
@@ -171,6 +179,25 @@ internal static class TrainCommands
                 Beta = parse.GetResult(beta) is { Implicit: false } ? parse.GetValue(beta) : options.Beta,
                 LabelSmoothing = parse.GetResult(smoothing) is { Implicit: false } ? parse.GetValue(smoothing) : options.LabelSmoothing,
             };
+
+            var terms = PreferenceCommands.Losses(parse.GetValue(loss)!, parse.GetValue(family.LossWeights));
+            if (family.NeedsFamily(parse, terms))
+            {
+                if (parse.GetValue(online) || parse.GetValue(reward) is not null)
+                {
+                    throw new CommandException($"--online trains with sigmoid, ipo, hinge or robust only, not --loss {parse.GetValue(loss)}");
+                }
+
+                var familyOptions = new PreferenceOptions
+                {
+                    Losses = terms,
+                    Beta = parse.GetResult(beta) is { Implicit: false } ? parse.GetValue(beta) : PreferenceDefaults.Beta,
+                    LabelSmoothing = parse.GetValue(smoothing),
+                    SimpoGamma = parse.GetValue(family.SimpoGamma),
+                    CpoAlpha = parse.GetValue(family.CpoAlpha),
+                };
+                return PreferenceCommands.RunPaired(flags, parse, familyOptions, parse.GetValue(reference), parse.GetValue(precompute));
+            }
 
             if (parse.GetValue(online))
             {
@@ -262,7 +289,7 @@ internal static class TrainCommands
         return Finish(session, policy, result);
     }
 
-    private static PreferenceBatches Preferences(SequenceCollator collator, List<Example> examples, TrainerOptions options)
+    internal static PreferenceBatches Preferences(SequenceCollator collator, List<Example> examples, TrainerOptions options)
     {
         if (examples.FirstOrDefault(e => e is not (PreferenceExample or RankingExample)) is { } other)
         {
@@ -272,7 +299,7 @@ internal static class TrainCommands
         return new PreferenceBatches(collator, examples, options.BatchSize);
     }
 
-    private static int Finish<TOptions>(TrainingSession<TOptions> session, Transformer model, TrainingResult? result)
+    internal static int Finish<TOptions>(TrainingSession<TOptions> session, Transformer model, TrainingResult? result)
         where TOptions : TrainerOptions, new()
     {
         if (result is null)
@@ -284,7 +311,7 @@ internal static class TrainCommands
         return 0;
     }
 
-    private static void CheckVocabulary(Transformer model, int tokenizerVocabulary)
+    internal static void CheckVocabulary(Transformer model, int tokenizerVocabulary)
     {
         if (tokenizerVocabulary > model.Config.VocabSize)
         {

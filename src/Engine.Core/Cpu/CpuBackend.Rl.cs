@@ -228,7 +228,7 @@ public sealed unsafe partial class CpuBackend
     }
 
     // ℓ(x) and dℓ/dx, finite for every finite x: softplus(z) = max(z, 0) + log1p(e^−|z|) and σ from e^−|x|.
-    private static (double Loss, double Grad) PairLoss(PairwiseLossType type, double x, double eps, double ipoTarget)
+    internal static (double Loss, double Grad) PairLoss(PairwiseLossType type, double x, double eps, double ipoTarget)
     {
         switch (type)
         {

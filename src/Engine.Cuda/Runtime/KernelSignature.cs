@@ -99,6 +99,9 @@ internal static class Kernels
     public static readonly KernelSignature PairwisePairs = new("rl.cu", "pairwise_pairs", "pppppppiiiffffip");
     public static readonly KernelSignature PairwiseScatter = new("rl.cu", "pairwise_scatter", "pppppii");
 
+    /// <summary>(pairGrad, result, ranks, policy, reference, lengths, chosen, rejected, weights, P, R, type, β, γ, ε, baseline, α, w_D, w_U, gradScale, wantGrad, error).</summary>
+    public static readonly KernelSignature PreferencePairs = new("rl.cu", "preference_pairs", "pppppppppiiiffffffffip");
+
     /// <summary>Head-size classes of the attention kernels: the entry points for HS ≤ 64, ≤ 128 and ≤ 256.</summary>
     public static readonly int[] AttentionHeadClasses = [64, 128, 256];
 
@@ -126,7 +129,7 @@ internal static class Kernels
         Rope, DecodeAppend, AttentionDecode, CrossEntropy, AdamW, SquaredNormPartials, SquaredNormFold, AttentionDelta,
         LogProbChunkStats, LogProbFinish, LogProbBackwardRows, LogProbChunkGrad, SequenceSum, SequenceSumBackward,
         Gae, MaskedMomentsPartials, MaskedWhitenFold, MaskedWhitenApply, PpoCountPartials, PpoPartials, PpoFold,
-        KlRewardsRows, KlRewardsFold, PairwisePairs, PairwiseScatter,
+        KlRewardsRows, KlRewardsFold, PairwisePairs, PairwiseScatter, PreferencePairs,
         .. AttentionForward, .. AttentionBackwardDq, .. AttentionBackwardDkDv,
     ];
 }

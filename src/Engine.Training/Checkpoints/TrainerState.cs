@@ -67,6 +67,9 @@ public sealed class TrainerState
     /// <summary>Sums of the objective's metrics since the last metrics line.</summary>
     public Dictionary<string, double> PendingMetrics { get; set; } = [];
 
+    /// <summary>The objective's own state (<see cref="Objectives.IStatefulObjective"/>, e.g. BCO's running reward baseline); empty for most.</summary>
+    public Dictionary<string, double> ObjectiveState { get; set; } = [];
+
     /// <summary>The last validation loss, if any.</summary>
     public double? LastEvalLoss { get; set; }
 

@@ -16,6 +16,7 @@ public static class ExampleFormats
             PreferenceExample => "prompt/chosen/rejected",
             RankingExample => "prompt/responses/ranking",
             PromptExample => "prompt",
+            UnpairedPreferenceExample => "prompt/completion/label",
             _ => example.GetType().Name,
         };
     }

@@ -8,7 +8,7 @@ internal sealed class ExampleParser
 {
     /// <summary>The conventional field names that can be remapped.</summary>
     public static readonly string[] KnownFields =
-        ["text", "prompt", "completion", "instruction", "input", "output", "messages", "chosen", "rejected", "margin", "responses", "ranking"];
+        ["text", "prompt", "completion", "instruction", "input", "output", "messages", "chosen", "rejected", "margin", "responses", "ranking", "label"];
 
     private readonly string source;
     private readonly DatasetOptions options;
@@ -90,7 +90,7 @@ internal sealed class ExampleParser
 
         if (Has("completion"))
         {
-            return DatasetFormat.PromptCompletion;
+            return Has("label") ? DatasetFormat.Unpaired : DatasetFormat.PromptCompletion;
         }
 
         if (Has("text"))
@@ -121,21 +121,24 @@ internal sealed class ExampleParser
             DatasetFormat.Preference => Preference(root, at),
             DatasetFormat.Ranking => Ranking(root, at),
             DatasetFormat.Prompt => PromptOnly(root, at),
+            DatasetFormat.Unpaired => Unpaired(root, at),
             _ => throw new ArgumentOutOfRangeException(nameof(format), format, "not a concrete dataset format"),
         };
-        return example with { Source = source, Line = line, Columns = OtherColumns(root) ?? example.Columns };
+        return example with { Source = source, Line = line, Columns = OtherColumns(root, format) ?? example.Columns };
     }
 
     /// <summary>
     /// The row's fields that are none of the (remapped) known fields, cloned so they outlive the parsed line; null when
     /// there are none.
     /// </summary>
-    private Dictionary<string, JsonElement>? OtherColumns(JsonElement root)
+    private Dictionary<string, JsonElement>? OtherColumns(JsonElement root, DatasetFormat format)
     {
         Dictionary<string, JsonElement>? columns = null;
         foreach (var property in root.EnumerateObject())
         {
-            if (!names.ContainsValue(property.Name))
+            // A label is a field of the unpaired format only; elsewhere it stays a column (e.g. for reward functions).
+            bool label = property.Name == names["label"] && format != DatasetFormat.Unpaired;
+            if (label || !names.ContainsValue(property.Name))
             {
                 columns ??= new Dictionary<string, JsonElement>(StringComparer.Ordinal);
                 columns[property.Name] = property.Value.Clone();
@@ -151,6 +154,15 @@ internal sealed class ExampleParser
         var completion = RequiredTextOrChat(root, "completion", at);
         SameKind(prompt, completion, "completion", at);
         return new PromptCompletionExample(prompt, completion);
+    }
+
+    private UnpairedPreferenceExample Unpaired(JsonElement root, Location at)
+    {
+        var pair = PromptCompletion(root, at);
+        var label = Required(root, "label", at);
+        return label.ValueKind is JsonValueKind.True or JsonValueKind.False
+            ? new UnpairedPreferenceExample(pair.Prompt, pair.Completion, label.GetBoolean())
+            : throw at.Error(names["label"], $"expected true (desirable) or false (undesirable), got {Show(label)}");
     }
 
     private MessagesExample Conversation(JsonElement root, Location at)

@@ -22,6 +22,8 @@ public enum DatasetFormat
     Ranking,
     /// <summary>Prompt only, for RL: <c>prompt</c>, or <c>messages</c> not ending with an assistant turn.</summary>
     Prompt,
+    /// <summary>Unpaired preferences (KTO): <c>prompt</c>/<c>completion</c> with a boolean <c>label</c> (true = desirable), TRL's format.</summary>
+    Unpaired,
 }
 
 /// <summary>A piece of an example that is either plain text or a list of chat messages (TRL's "standard" and "conversational" forms).</summary>
@@ -129,3 +131,9 @@ public sealed record RankingExample(TextOrChat Prompt, IReadOnlyList<TextOrChat>
 /// <summary>A prompt with no response, for RL rollouts (field <c>prompt</c>, or <c>messages</c> without a final assistant turn).</summary>
 /// <param name="Prompt">The context to continue.</param>
 public sealed record PromptExample(TextOrChat Prompt) : Example;
+
+/// <summary>One completion judged alone (fields <c>prompt</c>, <c>completion</c>, <c>label</c>), TRL's unpaired preference format for KTO.</summary>
+/// <param name="Prompt">The context.</param>
+/// <param name="Completion">The response.</param>
+/// <param name="Label">True when the completion is desirable, false when it is undesirable.</param>
+public sealed record UnpairedPreferenceExample(TextOrChat Prompt, TextOrChat Completion, bool Label) : Example;

@@ -88,6 +88,9 @@ public sealed record PipelineOptions
     /// <summary>The online-DPO stage's sizes (PipelineRunner.OnlineDpo.cs).</summary>
     public PipelineOnlineDpoOptions OnlineDpo { get; init; } = new();
 
+    /// <summary>Optional stages run after the default six, in this order: any of simpo, orpo, kto (<see cref="PipelineRunner.OptionalStages"/>).</summary>
+    public IReadOnlyList<string> ExtraStages { get; init; } = [];
+
     /// <summary>Answers sampled per held-out prompt in each policy evaluation.</summary>
     public int SamplesPerPrompt { get; init; } = 8;
 
@@ -153,6 +156,11 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
     {
         var clock = Stopwatch.StartNew();
         var o = Options;
+        if (o.ExtraStages.FirstOrDefault(e => !OptionalStages.Contains(e)) is { } unknown || o.ExtraStages.Distinct().Count() != o.ExtraStages.Count)
+        {
+            throw new ArgumentException($"extra stages must be distinct, among {string.Join(", ", OptionalStages)}: got {string.Join(",", o.ExtraStages)}");
+        }
+
         using var runLock = RunDirectoryLock.Acquire(outDirectory);
         CheckOptionsOfEarlierRun(outDirectory);
         var task = SyntheticTask.Generate(o.Seed, o.Task);
@@ -257,6 +265,10 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
 
         // Online DPO from the SFT model, with the reward model above labelling its samples.
         stages.Add(OnlineDpoStage(outDirectory, sft, sftFinal, Path.Combine(rmOptions.OutputDirectory, "final"), collator, tokenizer, encoder, task, evalFacts, save, cancellationToken));
+        foreach (string extra in o.ExtraStages)
+        {
+            stages.Add(PreferenceStage(extra, outDirectory, sft, sftFinal, collator, preferenceData, tokenizer, encoder, task, evalFacts, save, cancellationToken));
+        }
 
         var report = new PipelineReport(stages)
         {

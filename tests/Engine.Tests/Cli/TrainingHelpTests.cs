@@ -18,6 +18,7 @@ public sealed class TrainingHelpTests
         { "rm", new TrainerOptions() },
         { "dpo", new TrainerOptions() },
         { "dpo", new OnlineDpoOptions() },
+        { "kto", new TrainerOptions() },
         { "ppo", new PpoOptions() },
     };
 
