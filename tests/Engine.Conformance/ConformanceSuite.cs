@@ -49,6 +49,8 @@ public static partial class ConformanceSuite
         new("pairwise_loss", PairwiseLoss),
         new("ppo_losses", PpoLosses),
         new("kl_rewards", KlRewards),
+        new("group_advantages", GroupAdvantages),
+        new("grpo_loss", GrpoLoss),
     ];
 
     /// <summary>A case by name.</summary>

@@ -99,6 +99,14 @@ internal static class Kernels
     public static readonly KernelSignature PairwisePairs = new("rl.cu", "pairwise_pairs", "pppppppiiiffffip");
     public static readonly KernelSignature PairwiseScatter = new("rl.cu", "pairwise_scatter", "pppppii");
 
+    /// <summary>(advantages, partials, result, rewards, groups, G, baseline, scaling, ε).</summary>
+    public static readonly KernelSignature GroupAdvantages = new("grpo.cu", "group_advantages", "ppppiiiif");
+    public static readonly KernelSignature GrpoRowCount = new("grpo.cu", "grpo_row_count", "ppppi");
+
+    /// <summary>(rows, logp, old, ref, A, mask, entropy, dlogp, B, T, ε_low, ε_high, β, sequence, lossType, L_max, N, gradScale).</summary>
+    public static readonly KernelSignature GrpoRowLoss = new("grpo.cu", "grpo_row_loss", "ppppppppiifffiiiff");
+    public static readonly KernelSignature GrpoFold = new("grpo.cu", "grpo_fold", "ppi");
+
     /// <summary>Head-size classes of the attention kernels: the entry points for HS ≤ 64, ≤ 128 and ≤ 256.</summary>
     public static readonly int[] AttentionHeadClasses = [64, 128, 256];
 
@@ -126,7 +134,7 @@ internal static class Kernels
         Rope, DecodeAppend, AttentionDecode, CrossEntropy, AdamW, SquaredNormPartials, SquaredNormFold, AttentionDelta,
         LogProbChunkStats, LogProbFinish, LogProbBackwardRows, LogProbChunkGrad, SequenceSum, SequenceSumBackward,
         Gae, MaskedMomentsPartials, MaskedWhitenFold, MaskedWhitenApply, PpoCountPartials, PpoPartials, PpoFold,
-        KlRewardsRows, KlRewardsFold, PairwisePairs, PairwiseScatter,
+        KlRewardsRows, KlRewardsFold, PairwisePairs, PairwiseScatter, GroupAdvantages, GrpoRowCount, GrpoRowLoss, GrpoFold,
         .. AttentionForward, .. AttentionBackwardDq, .. AttentionBackwardDkDv,
     ];
 }
