@@ -318,13 +318,7 @@ public sealed class GrpoTrainer
 
             if (fault is not null)
             {
-                if (options.NanPolicy == NanPolicy.Stop)
-                {
-                    throw checkpoints.Diverged(step, fault);
-                }
-
-                state.SkippedSteps++;
-                Logger.LogWarning("step {Step}: {Fault}; the update was skipped ({Skipped} so far)", step, fault, state.SkippedSteps);
+                checkpoints.SkipOrStop(step, fault, options.NanPolicy, state);
                 return;
             }
 

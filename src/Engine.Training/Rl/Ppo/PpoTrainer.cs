@@ -356,13 +356,7 @@ public sealed class PpoTrainer
 
             if (fault is not null)
             {
-                if (options.NanPolicy == NanPolicy.Stop)
-                {
-                    throw checkpoints.Diverged(step, fault);
-                }
-
-                state.SkippedSteps++;
-                Logger.LogWarning("step {Step}: {Fault}; the update with a non-finite value was skipped ({Skipped} so far)", step, fault, state.SkippedSteps);
+                checkpoints.SkipOrStop(step, fault, options.NanPolicy, state);
                 return;
             }
 

@@ -66,7 +66,7 @@ public sealed class GrpoTrainerTests(ITestOutputHelper output) : IDisposable
         using (var policy = PpoHarness.Policy(backend))
         {
             Assert.Equal(TrainingStatus.Completed, Trainer(policy, options, prompts).Run().Status);
-            straight = Snapshot(policy);
+            straight = RlRunFiles.Snapshot(policy);
         }
 
         var split = options with { OutputDirectory = dir.Sub("split") };
@@ -90,12 +90,12 @@ public sealed class GrpoTrainerTests(ITestOutputHelper output) : IDisposable
             var result = Trainer(policy, split with { Resume = true }, prompts).Run();
             Assert.Equal(TrainingStatus.Completed, result.Status);
             Assert.EndsWith("checkpoint-3", result.ResumedFrom, StringComparison.Ordinal);
-            Assert.Equal(straight, Snapshot(policy));
+            Assert.Equal(straight, RlRunFiles.Snapshot(policy));
         }
 
-        var expected = Metrics(options.OutputDirectory);
+        var expected = RlRunFiles.Metrics(options.OutputDirectory);
         Assert.Equal(5, expected.Count);
-        Assert.Equal(expected, Metrics(split.OutputDirectory));
+        Assert.Equal(expected, RlRunFiles.Metrics(split.OutputDirectory));
         Assert.Contains("\"kl\"", expected[0], StringComparison.Ordinal);
     }
 
@@ -113,7 +113,7 @@ public sealed class GrpoTrainerTests(ITestOutputHelper output) : IDisposable
         new GrpoTrainer(whole, null, GrpoHarness.FirstTokenReward(), prompts, GrpoHarness.Decode, PpoHarness.Eos, options).Run();
         new GrpoTrainer(accumulated, null, GrpoHarness.FirstTokenReward(), prompts, GrpoHarness.Decode, PpoHarness.Eos,
             options with { OutputDirectory = dir.Sub("four"), GradientAccumulationSteps = 4 }).Run();
-        float[] a = Snapshot(whole), b = Snapshot(accumulated);
+        float[] a = RlRunFiles.Snapshot(whole), b = RlRunFiles.Snapshot(accumulated);
         double diff = 0, norm = 0;
         for (int i = 0; i < a.Length; i++)
         {
@@ -123,7 +123,7 @@ public sealed class GrpoTrainerTests(ITestOutputHelper output) : IDisposable
 
         output.WriteLine($"{lossType}: relative difference {Math.Sqrt(diff / norm):E2}");
         Assert.True(Math.Sqrt(diff / norm) < 1e-5, $"accumulating 4 micro-batches moved the weights by {Math.Sqrt(diff / norm):E2} relative to one pass");
-        Assert.NotEqual(Snapshot(PpoHarness.Policy(backend)), a);
+        Assert.NotEqual(RlRunFiles.Snapshot(PpoHarness.Policy(backend)), a);
     }
 
     [Fact]
@@ -241,24 +241,4 @@ public sealed class GrpoTrainerTests(ITestOutputHelper output) : IDisposable
         trainer.Run();
         return [.. File.ReadAllLines(Path.Combine(options.OutputDirectory, Trainer<SequenceBatch>.MetricsFile)).Select(l => JsonDocument.Parse(l).RootElement.Clone())];
     }
-
-    private float[] Snapshot(Transformer model)
-    {
-        var host = new float[model.Parameters.ElementCount];
-        backend.CopyToHost<float>(model.Parameters.Values, host);
-        return host;
-    }
-
-    // metrics.jsonl without the wall-clock fields.
-    private static List<string> Metrics(string directory) =>
-        [.. File.ReadAllLines(Path.Combine(directory, Trainer<SequenceBatch>.MetricsFile)).Select(line =>
-        {
-            var map = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(line)!;
-            foreach (string key in map.Keys.Where(k => k.StartsWith("time/", StringComparison.Ordinal)).ToList())
-            {
-                map.Remove(key);
-            }
-
-            return JsonSerializer.Serialize(map);
-        })];
 }
