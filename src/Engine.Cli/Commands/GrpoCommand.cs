@@ -62,7 +62,7 @@ internal static class GrpoCommand
                 : PolicyReference.Resident(residentReference);
             try
             {
-                var trainer = new GrpoTrainer(policy, policyReference, rewards, promptIds, ids => session.Tokenizer.Decode(ids), eos, options)
+                var trainer = new GrpoTrainer(policy, policyReference, rewards, promptIds, GrpoGroups.Decoder(session.Tokenizer), eos, options)
                 {
                     CheckpointFormat = session.SaveOptions(policy),
                     Logger = StderrLogger.Instance,

@@ -1,4 +1,5 @@
 using Engine.Models.Generation;
+using Engine.Models.Tokenizers;
 using Engine.Training.Rl.Rewards;
 using Engine.Training.Rl.Sampling;
 
@@ -25,6 +26,16 @@ public sealed record GrpoGroup(GrpoPrompt Prompt, IReadOnlyList<Rollout> Complet
 /// <param name="groupSize">G.</param>
 public sealed class GrpoGroups(ResponseSampler sampler, RewardSet rewards, Func<int[], string> decode, GenerationOptions generation, int groupSize)
 {
+    /// <summary>
+    /// Ids to text with <paramref name="tokenizer"/>, leaving out ids it does not have: a model whose embedding is padded
+    /// past the tokenizer's vocabulary (common, for alignment) can sample them, and they have no text.
+    /// </summary>
+    public static Func<int[], string> Decoder(Tokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        return ids => tokenizer.Decode(ids.Where(id => (uint)id < (uint)tokenizer.VocabSize).ToArray());
+    }
+
     /// <summary>Samples and scores a group for each of <paramref name="prompts"/>, drawing with <paramref name="seed"/>.</summary>
     /// <exception cref="RewardFunctionException">A reward function failed (names it and the prompt's file and line).</exception>
     public List<GrpoGroup> Draw(IReadOnlyList<GrpoPrompt> prompts, ulong seed)
