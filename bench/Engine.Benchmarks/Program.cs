@@ -9,7 +9,8 @@ namespace Engine.Benchmarks;
 /// <c>logprob-probe</c> times the fused token log-prob kernel against its three GEMMs (see <see cref="LogProbProbe"/>), and
 /// <c>sft-overhead</c> compares the SFT trainer's step with the bare training step (see <see cref="SftOverheadProbe"/>), and
 /// <c>generate-probe</c> prints prefill and KV-cached decode tokens per second (see <see cref="GenerateProbe"/>), and
-/// <c>ppo-probe</c> splits one PPO step of GPT-2 124M-sized models into generation, scoring and training (see <see cref="PpoProbe"/>).
+/// <c>ppo-probe</c> splits one PPO step of GPT-2 124M-sized models into generation, scoring and training (see <see cref="PpoProbe"/>),
+/// and <c>grpo-probe</c> does the same for one GRPO step of the same policy (see <see cref="GrpoProbe"/>).
 /// </summary>
 public static class Program
 {
@@ -36,6 +37,12 @@ public static class Program
         if (args.Length > 0 && args[0] == "generate-probe")
         {
             GenerateProbe.Run(args[1..]);
+            return;
+        }
+
+        if (args.Length > 0 && args[0] == "grpo-probe")
+        {
+            GrpoProbe.Run(args[1..]);
             return;
         }
 

@@ -81,7 +81,7 @@ public sealed record GrpoOptions : TrainerOptions
     [Description("importance ratios per token or per sequence (GSPO)")]
     public ImportanceSamplingLevel ImportanceSamplingLevel { get; init; } = ImportanceSamplingLevel.Token;
 
-    /// <summary>The loss normalisation: grpo, bnpo, dr_grpo or dapo (TRL's default).</summary>
+    /// <summary>The loss normalisation: grpo, bnpo, dr_grpo or dapo (the default).</summary>
     [Description("loss normalisation: grpo (per sequence), bnpo (micro-batch tokens), dr_grpo (B·max_completion_length) or dapo (batch tokens)")]
     public GrpoLossType LossType { get; init; } = GrpoLossType.Dapo;
 
