@@ -11,7 +11,8 @@ namespace Engine.Benchmarks;
 /// <c>generate-probe</c> prints prefill and KV-cached decode tokens per second (see <see cref="GenerateProbe"/>), and
 /// <c>preference-probe</c> measures the extra memory of the preference losses' fused path (see <see cref="PreferenceProbe"/>),
 /// <c>ppo-probe</c> splits one PPO step of GPT-2 124M-sized models into generation, scoring and training (see <see cref="PpoProbe"/>), and
-/// <c>parquet-write</c> / <c>parquet-read</c> measure a large Parquet dataset streaming with bounded memory (see <see cref="ParquetStreamProbe"/>).
+/// <c>parquet-write</c> / <c>parquet-read</c> measure a large Parquet dataset streaming with bounded memory (see <see cref="ParquetStreamProbe"/>), and
+/// <c>grpo-probe</c> splits one GRPO step of the same policy as ppo-probe (see <see cref="GrpoProbe"/>).
 /// </summary>
 public static class Program
 {
@@ -38,6 +39,12 @@ public static class Program
         if (args.Length > 0 && args[0] == "generate-probe")
         {
             GenerateProbe.Run(args[1..]);
+            return;
+        }
+
+        if (args.Length > 0 && args[0] == "grpo-probe")
+        {
+            GrpoProbe.Run(args[1..]);
             return;
         }
 

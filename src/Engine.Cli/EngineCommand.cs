@@ -26,6 +26,7 @@ internal static class EngineCommand
         TokenizeCommand.AddTo(root);
         TrainCommands.AddTo(root);
         root.Add(PpoCommand.Create());
+        root.Add(GrpoCommand.Create());
         ScoreCommands.AddTo(root);
         root.Add(GenerateCommand.Create());
         root.Add(PipelineCommand.Create());

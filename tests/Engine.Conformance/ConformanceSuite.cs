@@ -51,6 +51,8 @@ public static partial class ConformanceSuite
         new("preference_loss", PreferenceLoss),
         new("ppo_losses", PpoLosses),
         new("kl_rewards", KlRewards),
+        new("group_advantages", GroupAdvantages),
+        new("grpo_loss", GrpoLoss),
     ];
 
     /// <summary>A case by name.</summary>

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
 using Engine.Models;
 using Engine.Models.HuggingFace;
@@ -9,7 +8,6 @@ using Engine.Training.Options;
 using Engine.Training.Rl.Memory;
 using Engine.Training.Rl.Ppo;
 using Engine.Training.Rl.Sampling;
-using Spectre.Console;
 
 namespace Engine.Cli.Commands;
 
@@ -110,11 +108,11 @@ internal static class PpoCommand
         }
     }
 
-    // Progress like the other trainers: plain lines when the output is redirected, a Spectre bar otherwise; Ctrl+C,
-    // SIGTERM or SIGHUP cancels (the trainer writes a checkpoint) and null comes back.
+    // Progress like the other trainers (RlProgressConsole); Ctrl+C, SIGTERM or SIGHUP cancels (the trainer writes a
+    // checkpoint) and null comes back.
     private static TrainingResult? Run(TrainingSession<PpoOptions> session, PpoTrainer trainer, PpoOptions options)
     {
-        var result = session.RunCancellable(token => Console.IsOutputRedirected ? RunPlain(trainer, options, token) : RunFancy(trainer, token));
+        var result = session.RunCancellable(token => RlProgressConsole.Run<PpoProgress>(trainer.Run, "ppo", options.LogInterval, p => (p.Step, p.TotalSteps), Line, token));
         if (result is null)
         {
             return null;
@@ -125,38 +123,6 @@ internal static class PpoCommand
             $"ppo: {result.Steps} steps, policy loss {result.TrainLoss:F4}, {result.TokensSeen} tokens in {result.Elapsed.TotalSeconds:F1} s{(result.ResumedFrom is null ? "" : $" (resumed from {result.ResumedFrom})")}"));
         return result;
     }
-
-    private static TrainingResult RunPlain(PpoTrainer trainer, PpoOptions options, CancellationToken token)
-    {
-        var clock = Stopwatch.StartNew();
-        int first = -1;
-        var progress = new InlineProgress<PpoProgress>(p =>
-        {
-            first = first < 0 ? p.Step - 1 : first;
-            if (p.Step % options.LogInterval == 0 || p.Step == p.TotalSteps)
-            {
-                double eta = clock.Elapsed.TotalSeconds / Math.Max(1, p.Step - first) * Math.Max(0, p.TotalSteps - p.Step);
-                Console.Out.WriteLine(Line(p) + string.Create(CultureInfo.InvariantCulture, $"  eta {TimeSpan.FromSeconds(eta):hh\\:mm\\:ss}"));
-            }
-        });
-        return trainer.Run(progress, token);
-    }
-
-    private static TrainingResult RunFancy(PpoTrainer trainer, CancellationToken token) =>
-        AnsiConsole.Progress()
-            .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask("ppo");
-                var progress = new InlineProgress<PpoProgress>(p =>
-                {
-                    task.MaxValue = p.TotalSteps;
-                    task.Value = p.Step;
-                    task.Description = Markup.Escape("ppo " + Line(p));
-                });
-                return trainer.Run(progress, token);
-            });
 
     private static string Line(PpoProgress p) => string.Create(
         CultureInfo.InvariantCulture,

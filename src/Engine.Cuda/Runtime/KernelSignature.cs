@@ -102,6 +102,14 @@ internal static class Kernels
     /// <summary>(pairGrad, result, ranks, policy, reference, lengths, chosen, rejected, weights, P, R, type, β, γ, ε, baseline, α, w_D, w_U, gradScale, wantGrad, error).</summary>
     public static readonly KernelSignature PreferencePairs = new("rl.cu", "preference_pairs", "pppppppppiiiffffffffip");
 
+    /// <summary>(advantages, partials, result, rewards, groups, G, baseline, scaling, ε).</summary>
+    public static readonly KernelSignature GroupAdvantages = new("grpo.cu", "group_advantages", "ppppiiiif");
+    public static readonly KernelSignature GrpoRowCount = new("grpo.cu", "grpo_row_count", "ppppi");
+
+    /// <summary>(rows, logp, old, ref, A, mask, entropy, dlogp, B, T, ε_low, ε_high, β, sequence, lossType, L_max, N, gradScale).</summary>
+    public static readonly KernelSignature GrpoRowLoss = new("grpo.cu", "grpo_row_loss", "ppppppppiifffiiiff");
+    public static readonly KernelSignature GrpoFold = new("grpo.cu", "grpo_fold", "ppi");
+
     /// <summary>Head-size classes of the attention kernels: the entry points for HS ≤ 64, ≤ 128 and ≤ 256.</summary>
     public static readonly int[] AttentionHeadClasses = [64, 128, 256];
 
@@ -129,7 +137,7 @@ internal static class Kernels
         Rope, DecodeAppend, AttentionDecode, CrossEntropy, AdamW, SquaredNormPartials, SquaredNormFold, AttentionDelta,
         LogProbChunkStats, LogProbFinish, LogProbBackwardRows, LogProbChunkGrad, SequenceSum, SequenceSumBackward,
         Gae, MaskedMomentsPartials, MaskedWhitenFold, MaskedWhitenApply, PpoCountPartials, PpoPartials, PpoFold,
-        KlRewardsRows, KlRewardsFold, PairwisePairs, PairwiseScatter, PreferencePairs,
+        KlRewardsRows, KlRewardsFold, PairwisePairs, PairwiseScatter, PreferencePairs, GroupAdvantages, GrpoRowCount, GrpoRowLoss, GrpoFold,
         .. AttentionForward, .. AttentionBackwardDq, .. AttentionBackwardDkDv,
     ];
 }

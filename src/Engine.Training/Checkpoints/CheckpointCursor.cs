@@ -1,3 +1,4 @@
+using Engine.Training.Options;
 using Microsoft.Extensions.Logging;
 
 namespace Engine.Training.Checkpoints;
@@ -41,5 +42,20 @@ internal sealed class CheckpointCursor(string? resumedFrom, int step, ILogger lo
             (Last is null ? "No checkpoint was written yet." : $"The last good checkpoint is {Last}.");
         logger.LogError("{Message}", message);
         return new TrainingDivergedException(step, message, Last);
+    }
+
+    /// <summary>
+    /// An RL update at <paramref name="step"/> with a non-finite value: throws <see cref="Diverged"/> under
+    /// <see cref="NanPolicy.Stop"/>, else counts the update as skipped in <paramref name="state"/> and warns.
+    /// </summary>
+    public void SkipOrStop(int step, string fault, NanPolicy policy, TrainerState state)
+    {
+        if (policy == NanPolicy.Stop)
+        {
+            throw Diverged(step, fault);
+        }
+
+        state.SkippedSteps++;
+        logger.LogWarning("step {Step}: {Fault}; the update with a non-finite value was skipped ({Skipped} so far)", step, fault, state.SkippedSteps);
     }
 }

@@ -69,7 +69,7 @@ public sealed class PpoTrainerTests(ITestOutputHelper output) : IDisposable
         {
             var result = Trainer(roles, options, prompts).Run();
             Assert.Equal(TrainingStatus.Completed, result.Status);
-            straight = (Snapshot(roles.Actor), Snapshot(roles.Critic));
+            straight = (RlRunFiles.Snapshot(roles.Actor), RlRunFiles.Snapshot(roles.Critic));
         }
 
         var split = options with { OutputDirectory = dir.Sub("split") };
@@ -97,13 +97,13 @@ public sealed class PpoTrainerTests(ITestOutputHelper output) : IDisposable
             var result = Trainer(roles, split with { Resume = true }, prompts).Run();
             Assert.Equal(TrainingStatus.Completed, result.Status);
             Assert.EndsWith("checkpoint-3", result.ResumedFrom, StringComparison.Ordinal);
-            Assert.Equal(straight.Actor, Snapshot(roles.Actor));
-            Assert.Equal(straight.Critic, Snapshot(roles.Critic));
+            Assert.Equal(straight.Actor, RlRunFiles.Snapshot(roles.Actor));
+            Assert.Equal(straight.Critic, RlRunFiles.Snapshot(roles.Critic));
         }
 
-        var expected = Metrics(options.OutputDirectory);
+        var expected = RlRunFiles.Metrics(options.OutputDirectory);
         Assert.Equal(6, expected.Count);
-        Assert.Equal(expected, Metrics(split.OutputDirectory));
+        Assert.Equal(expected, RlRunFiles.Metrics(split.OutputDirectory));
         Assert.Contains("loss/ptx_avg", expected[0], StringComparison.Ordinal);
         Assert.NotEqual(JsonDocument.Parse(expected[0]).RootElement.GetProperty("objective/kl_coef").GetDouble(), JsonDocument.Parse(expected[^1]).RootElement.GetProperty("objective/kl_coef").GetDouble());
     }
@@ -235,24 +235,4 @@ public sealed class PpoTrainerTests(ITestOutputHelper output) : IDisposable
         var encoder = new FuncTextEncoder(text => [.. text.Select(c => 2 + (c % (PpoHarness.Vocab - 2)))], eosTokenId: PpoHarness.Eos);
         return new PretrainBatches(encoder, TrainingHarness.Texts(40, 7), PpoHarness.Context, 4);
     }
-
-    private float[] Snapshot(Transformer model)
-    {
-        var host = new float[model.Parameters.ElementCount];
-        backend.CopyToHost<float>(model.Parameters.Values, host);
-        return host;
-    }
-
-    // metrics.jsonl without the wall-clock fields.
-    private static List<string> Metrics(string directory) =>
-        [.. File.ReadAllLines(Path.Combine(directory, Trainer<SequenceBatch>.MetricsFile)).Select(line =>
-        {
-            var map = JsonSerializer.Deserialize<Dictionary<string, JsonElement>>(line)!;
-            foreach (string key in map.Keys.Where(k => k.StartsWith("time/", StringComparison.Ordinal)).ToList())
-            {
-                map.Remove(key);
-            }
-
-            return JsonSerializer.Serialize(map);
-        })];
 }

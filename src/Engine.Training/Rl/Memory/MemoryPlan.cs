@@ -43,6 +43,9 @@ public sealed class MemoryPlan
     // Online DPO keeps tokens and targets (i32) and the mask (f32) of every sampled row.
     private const int DpoRolloutI32 = 2, DpoRolloutF32 = 1;
 
+    // The GRPO family keeps tokens and targets (i32); mask, loss mask, old and reference log-probs and advantages (f32).
+    private const int GrpoRolloutI32 = 2, GrpoRolloutF32 = 5;
+
     private readonly Func<RlMemoryShape, MemoryPlan> replan;
 
     private MemoryPlan(string method, RlMemoryShape shape, string device, Func<RlMemoryShape, MemoryPlan> replan, IReadOnlyList<RoleMemory> roles)
@@ -154,6 +157,38 @@ public sealed class MemoryPlan
                 Rollout(s, DpoRolloutI32, DpoRolloutF32),
                 Workspace(backend, lm, (long)Math.Max(s.Minibatch, s.ScoringRows) * s.Time),
             ]);
+        }
+    }
+
+    /// <summary>
+    /// The plan of the GRPO family: the policy trained from <paramref name="policy"/> (LM head; it samples, so it holds
+    /// the KV cache), no critic and no reward model (rewards are functions), and the frozen reference
+    /// (<paramref name="reference"/>) only when there is one (β &gt; 0), run on <see cref="RlMemoryShape.ScoringBatch"/> rows.
+    /// </summary>
+    public static MemoryPlan Grpo(TransformerConfig policy, RlMemoryShape shape, Backend backend, TransformerConfig? reference)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(backend);
+        var lm = policy with { Head = HeadKind.LanguageModel };
+        var frozen = reference is null ? null : reference with { Head = HeadKind.LanguageModel };
+        return Plan(shape);
+
+        MemoryPlan Plan(RlMemoryShape s)
+        {
+            s.Validate();
+            var roles = new List<RoleMemory>
+            {
+                Role("policy", Fit(lm, "policy", s), s, trainingRows: s.Minibatch, scoringRows: s.ScoringRows, logProbs: true, extraTokenInputs: 3, sampling: true),
+            };
+            if (frozen is not null)
+            {
+                roles.Add(Reference(Fit(frozen, "reference", s), s, s.ScoringRows));
+            }
+
+            roles.Add(Rollout(s, GrpoRolloutI32, GrpoRolloutF32));
+            roles.Add(Workspace(backend, lm, (long)Math.Max(s.Minibatch, s.ScoringRows) * s.Time));
+            return new MemoryPlan("grpo", s, backend.Device.ToString(), Plan, roles);
         }
     }
 

@@ -281,28 +281,13 @@ public sealed class PpoTrainer
             stepMetrics["time/scoring"] = scoringSeconds;
             stepMetrics["time/training"] = trainingSeconds;
             stepMetrics["time/generation_share"] = generationSeconds / Math.Max(1e-12, stepClock.Elapsed.TotalSeconds);
-            foreach (var (k, v) in stepMetrics)
+            if (RlMetrics.Accumulate(state, stepMetrics, step, options.LogInterval, ("epoch", EpochPosition()), ("episode", (double)step * options.BatchSize)) is { } line)
             {
-                state.PendingMetrics[k] = state.PendingMetrics.GetValueOrDefault(k) + v;
-            }
-
-            state.PendingSteps++;
-            if (step % options.LogInterval == 0 || step == state.TotalSteps)
-            {
-                var line = new Dictionary<string, double>(StringComparer.Ordinal) { ["step"] = step, ["epoch"] = EpochPosition(), ["episode"] = (double)step * options.BatchSize };
-                foreach (var (k, v) in state.PendingMetrics)
-                {
-                    line[k] = v / state.PendingSteps;
-                }
-
                 lastPolicyLoss = line["loss/policy_avg"];
                 Write(line);
                 Logger.LogInformation(
                     "step {Step}/{Total}: score {Score:F4}, kl {Kl:F4}, policy loss {PolicyLoss:F4}, value loss {ValueLoss:F4}",
                     step, state.TotalSteps, line["objective/scores"], line["objective/kl"], line["loss/policy_avg"], line["loss/value_avg"]);
-                state.PendingMetrics.Clear();
-                state.PendingSteps = 0;
-                state.PendingTokens = 0;
             }
 
             progress?.Report(new PpoProgress(
@@ -373,13 +358,7 @@ public sealed class PpoTrainer
 
             if (fault is not null)
             {
-                if (options.NanPolicy == NanPolicy.Stop)
-                {
-                    throw checkpoints.Diverged(step, fault);
-                }
-
-                state.SkippedSteps++;
-                Logger.LogWarning("step {Step}: {Fault}; the update with a non-finite value was skipped ({Skipped} so far)", step, fault, state.SkippedSteps);
+                checkpoints.SkipOrStop(step, fault, options.NanPolicy, state);
                 return;
             }
 
