@@ -164,7 +164,7 @@ public sealed class PpoTrainerTests(ITestOutputHelper output) : IDisposable
 
         using var roles = new PpoHarness.Roles(backend);
         var prompts = PpoHarness.Prompts(16, 4);
-        Assert.Contains("fewer than one rollout", Assert.Throws<ArgumentException>(() => new PpoTrainer(roles.Models, prompts[..3], null, PpoHarness.Eos, good)).Message, StringComparison.Ordinal);
+        Assert.Contains("fewer than one step", Assert.Throws<ArgumentException>(() => new PpoTrainer(roles.Models, prompts[..3], null, PpoHarness.Eos, good)).Message, StringComparison.Ordinal);
         Assert.Contains("prompt 1 has 9 tokens", Assert.Throws<ArgumentException>(() => new PpoTrainer(roles.Models, [prompts[0], new int[9], .. prompts], null, PpoHarness.Eos, good)).Message, StringComparison.Ordinal);
         Assert.Contains("field 'max_length': 20 exceeds", Assert.Throws<Engine.Core.InputException>(() => new PpoTrainer(roles.Models, prompts, null, PpoHarness.Eos, good with { MaxLength = 20 })).Message, StringComparison.Ordinal);
         Assert.Contains("ptx_coef is 0", Assert.Throws<ArgumentException>(() => new PpoTrainer(roles.Models, prompts, Ptx(), PpoHarness.Eos, good with { PtxCoef = 0 })).Message, StringComparison.Ordinal);

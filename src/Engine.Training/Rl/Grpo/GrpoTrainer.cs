@@ -69,30 +69,9 @@ public sealed class GrpoTrainer
         }
 
         int context = Math.Min(policy.Config.MaxSequenceLength, reference?.Config.MaxSequenceLength ?? int.MaxValue);
-        if (options.MaxLength > context)
-        {
-            throw new Engine.Core.InputException("options", null, "max_length", $"{options.MaxLength} exceeds the model's context ({context}); set max_length to at most that");
-        }
-
-        if ((uint)eosTokenId >= (uint)vocab)
-        {
-            throw new ArgumentOutOfRangeException(nameof(eosTokenId), $"the EOS token {eosTokenId} is outside the vocabulary [0, {vocab})");
-        }
-
-        if (prompts.Count < options.BatchSize)
-        {
-            throw new ArgumentException($"{prompts.Count} prompts are fewer than one step's batch_size {options.BatchSize}", nameof(prompts));
-        }
-
-        for (int i = 0; i < prompts.Count; i++)
-        {
-            int length = prompts[i]?.Ids.Length ?? 0;
-            if (length < 1 || length > options.MaxPromptLength)
-            {
-                throw new ArgumentException(
-                    $"prompt {i} has {length} tokens; GRPO takes 1 to max_length − max_completion_length = {options.MaxPromptLength} (cut long prompts from the left)", nameof(prompts));
-            }
-        }
+        RolloutChecks.MaxLengthFits(options.MaxLength, context, "model's");
+        RolloutChecks.EosInVocabulary(eosTokenId, vocab);
+        RolloutChecks.Prompts([.. prompts.Select(p => p?.Ids.Length ?? 0)], options.BatchSize, options.MaxPromptLength, "GRPO", "max_length − max_completion_length");
 
         this.policy = policy;
         this.reference = reference;

@@ -81,30 +81,9 @@ public sealed class PpoTrainer
         }
 
         int context = new[] { actor.Config, critic.Config, rm.Config, models.Reference.Config }.Min(c => c.MaxSequenceLength);
-        if (options.MaxLength > context)
-        {
-            throw new Engine.Core.InputException("options", null, "max_length", $"{options.MaxLength} exceeds the shortest context of the four models ({context}); set max_length to at most that");
-        }
-
-        if ((uint)eosTokenId >= (uint)vocab)
-        {
-            throw new ArgumentOutOfRangeException(nameof(eosTokenId), $"the EOS token {eosTokenId} is outside the vocabulary [0, {vocab})");
-        }
-
-        if (prompts.Count < options.BatchSize)
-        {
-            throw new ArgumentException($"{prompts.Count} prompts are fewer than one rollout of batch_size {options.BatchSize}", nameof(prompts));
-        }
-
-        for (int i = 0; i < prompts.Count; i++)
-        {
-            int length = prompts[i]?.Length ?? 0;
-            if (length < 1 || length > options.MaxPromptLength)
-            {
-                throw new ArgumentException(
-                    $"prompt {i} has {length} tokens; PPO takes 1 to max_length − response_length = {options.MaxPromptLength} (cut long prompts from the left)", nameof(prompts));
-            }
-        }
+        RolloutChecks.MaxLengthFits(options.MaxLength, context, "shortest of the four models'");
+        RolloutChecks.EosInVocabulary(eosTokenId, vocab);
+        RolloutChecks.Prompts([.. prompts.Select(p => p?.Length ?? 0)], options.BatchSize, options.MaxPromptLength, "PPO", "max_length − response_length");
 
         if (ptx is not null && options.PtxCoef == 0f)
         {
