@@ -100,6 +100,18 @@ public sealed class LoraAdapters : IDisposable
         }
     }
 
+    /// <summary>The values (or, with <paramref name="gradient"/>, the gradient) of one adapter tensor by its PEFT name.</summary>
+    public float[] Read(string name, bool gradient = false)
+    {
+        var info = Parameters.Info(name);
+        var host = new float[info.ElementCount];
+        Backend.CopyToHost<float>(gradient ? Parameters.Gradient(name) : Parameters.Value(name), host);
+        return host;
+    }
+
+    /// <summary>Overwrites one adapter tensor (by its PEFT name) with <paramref name="values"/>.</summary>
+    public void Write(string name, ReadOnlySpan<float> values) => Backend.CopyFromHost(Parameters.Value(name), values);
+
     /// <summary>Whether any site is on this linear layer.</summary>
     public bool Adapts(int layer, LinearKind linear) => Enabled && byLinear.ContainsKey((layer, linear));
 
