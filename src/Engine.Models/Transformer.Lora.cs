@@ -53,6 +53,33 @@ public sealed partial class Transformer
     /// </summary>
     public AdapterScope AdaptersDisabled() => new(lora);
 
+    /// <summary>
+    /// Folds the adapters into the base weights and removes them: W[c + o, :] += s·(B·A)[o, :] for every site (c its first
+    /// row in the fused weight), one GEMM and one accumulate per site through the kernel contract. The model then runs
+    /// as the adapted one did, with no adapter cost, and can be saved as a plain Hugging Face checkpoint.
+    /// </summary>
+    public void MergeLora()
+    {
+        var adapters = lora ?? throw new InvalidOperationException("this model has no LoRA adapters to merge");
+        float s = (float)adapters.Config.Scale;
+        foreach (var site in adapters.Sites)
+        {
+            var delta = Backend.AllocateTensor(DType.F32, site.OutFeatures, site.InFeatures);
+            try
+            {
+                Backend.Gemm(delta, adapters.Parameters.Value(site.BName), adapters.Parameters.Value(site.AName), transposeA: false, transposeB: false, alpha: s);
+                Backend.Accumulate(Parameters.Value(site.EngineWeight).Rows(site.Column, site.OutFeatures), delta);
+            }
+            finally
+            {
+                delta.Buffer?.Dispose();
+            }
+        }
+
+        adapters.Dispose();
+        lora = null;
+    }
+
     // The gradient of a base parameter, or the empty tensor when the base is frozen (backward then skips it).
     private Tensor BaseGradient(string name) => Parameters.Trainable ? Parameters.Gradient(name) : default;
 

@@ -56,6 +56,9 @@ public sealed class LoraAdapters : IDisposable
     /// </summary>
     public bool Enabled { get; set; } = true;
 
+    /// <summary>The base model's name or path, written as <c>base_model_name_or_path</c> when the adapter is saved.</summary>
+    public string? BaseModel { get; set; }
+
     /// <summary>Bytes of the per-(B, T) buffers the adapters keep for backward, 0 before the first pass.</summary>
     public long ActivationBytes => activations?.ByteLength ?? 0;
 

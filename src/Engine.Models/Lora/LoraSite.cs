@@ -32,6 +32,15 @@ public sealed record LoraSite(string Module, int Layer, LinearKind Linear, int C
     /// <summary>The last component of the module path, the name targets match (<c>q_proj</c>, <c>c_attn</c>).</summary>
     public string ShortName => Module[(Module.LastIndexOf('.') + 1)..];
 
+    /// <summary>Engine's name of the fused weight this site adapts, e.g. <c>layers.0.attn.qkv.weight</c>.</summary>
+    public string EngineWeight => Names.Layer(Layer, Linear switch
+    {
+        LinearKind.Qkv => Names.QkvWeight,
+        LinearKind.Out => Names.OutWeight,
+        LinearKind.Up => Names.UpWeight,
+        _ => Names.DownWeight,
+    });
+
     /// <summary>PEFT's name of A inside the model, without the <c>base_model.model.</c> prefix.</summary>
     public string AName => Module + ".lora_A.weight";
 

@@ -354,8 +354,8 @@ public sealed class PpoTrainer
             {
                 // Both gradients are checked before either model moves, so a skipped update skips both: the actor and the
                 // critic always take their AdamW steps together.
-                double actorSquares = actor.Backend.SquaredNorm(actor.Parameters.Gradients);
-                double criticSquares = critic.Backend.SquaredNorm(critic.Parameters.Gradients);
+                double actorSquares = actor.Backend.SquaredNorm(actor.TrainableParameters.Gradients);
+                double criticSquares = critic.Backend.SquaredNorm(critic.TrainableParameters.Gradients);
                 if (double.IsFinite(actorSquares) && double.IsFinite(criticSquares))
                 {
                     actorNorm = actor.OptimizerStep((float)lr, state.OptimizerSteps + 1, options.Optimizer);
