@@ -28,6 +28,7 @@ internal static class EngineCommand
         root.Add(PpoCommand.Create());
         ScoreCommands.AddTo(root);
         root.Add(GenerateCommand.Create());
+        root.Add(LoraCommand.Create());
         root.Add(PipelineCommand.Create());
         return root;
     }

@@ -14,6 +14,10 @@ public sealed partial class Transformer
     private LoraAdapters? lora;
     private bool loraTraining;
 
+    // Inference passes with the adapters disabled (the reference model) keep their activations here, apart from the
+    // policy's: a reference pass may run between the policy's ForwardTraining and its backward (DPO does).
+    private ActivationPlan? referencePlan;
+
     /// <summary>The LoRA adapters, or null for a model trained (or run) in full.</summary>
     public LoraAdapters? Lora => lora;
 
@@ -50,6 +54,7 @@ public sealed partial class Transformer
     /// <summary>
     /// Runs the base model alone until the returned scope is disposed: <c>using (policy.AdaptersDisabled()) { … }</c>
     /// gives the reference model of DPO, PPO and GRPO without a second copy of the weights. A no-op without adapters.
+    /// Inference passes inside the scope use an activation plan of their own, so they leave a pending training pass intact.
     /// </summary>
     public AdapterScope AdaptersDisabled() => new(lora);
 
@@ -78,6 +83,17 @@ public sealed partial class Transformer
 
         adapters.Dispose();
         lora = null;
+    }
+
+    private ActivationPlan ReferencePlan(int batch, int time)
+    {
+        if (referencePlan is null || referencePlan.Batch != batch || referencePlan.Time != time)
+        {
+            referencePlan?.Dispose();
+            referencePlan = new ActivationPlan(Backend, Config, batch, time, training: false);
+        }
+
+        return referencePlan;
     }
 
     // The gradient of a base parameter, or the empty tensor when the base is frozen (backward then skips it).

@@ -197,6 +197,7 @@ public sealed partial class Transformer : IDisposable
     public void Dispose()
     {
         plan?.Dispose();
+        referencePlan?.Dispose();
         lora?.Dispose();
         Parameters.Dispose();
         ropeTable.Buffer?.Dispose();
@@ -217,6 +218,11 @@ public sealed partial class Transformer : IDisposable
         if (training && !IsTrainable)
         {
             throw new InvalidOperationException("this model was created for inference: it has no gradients");
+        }
+
+        if (!training && lora is { Enabled: false })
+        {
+            return ReferencePlan(batch, time);
         }
 
         if (plan is null || plan.Batch != batch || plan.Time != time || (training && !plan.Training))

@@ -120,7 +120,7 @@ public sealed class PpoTrainer
         Shape = new PpoRunShape(
             actor.Config, critic.Config, rm.Config, models.Reference.Config, models.Reference.IsResident, options.BatchSize,
             Math.Min(options.BatchSize, options.LocalRolloutForwardBatchSize), options.MiniBatchRows, options.MicroBatchRows,
-            options.MaxPromptLength, options.ResponseLength, options.MaxLength, ptx is null ? 0 : PtxRows(options));
+            options.MaxPromptLength, options.ResponseLength, options.MaxLength, ptx is null ? 0 : PtxRows(options), actor.Lora?.Config);
     }
 
     /// <summary>Where progress and warnings are logged.</summary>
