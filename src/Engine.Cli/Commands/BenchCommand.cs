@@ -35,10 +35,11 @@ internal static class BenchCommand
         var threads = IntOption("--threads", "CPU threads (default: all cores)", 0);
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of tables" };
         var device = DeviceOption.Create();
+        var lora = new Option<string?>("--lora") { Description = "train LoRA adapters over the frozen model instead (r=16,alpha=32,targets=all-linear)" };
 
         var command = new Command("train-step", "Time full training steps (forward, backward, AdamW) of a random model on random tokens.")
         {
-            arch, layers, dim, heads, kvHeads, vocab, seq, batch, steps, warmup, threads, json, device,
+            arch, layers, dim, heads, kvHeads, vocab, seq, batch, steps, warmup, threads, json, device, lora,
         };
         command.SetAction(parse =>
         {
@@ -55,6 +56,7 @@ internal static class BenchCommand
                 Steps = parse.GetValue(steps),
                 Warmup = parse.GetValue(warmup),
                 Threads = parse.GetValue(threads),
+                Lora = parse.GetValue(lora) is string spec ? Engine.Models.Lora.LoraConfig.Parse(spec) : null,
             };
             bool asJson = parse.GetValue(json);
             using var backend = DeviceOption.CreateBackend(parse.GetValue(device), options.Threads);

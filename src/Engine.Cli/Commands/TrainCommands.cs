@@ -106,7 +106,13 @@ internal static class TrainCommands
             var demonstrations = session.Read(parse.GetValue(demos), "--demos");
             var rmOptions = new RewardModelOptions { CenterRewardsCoefficient = parse.GetValue(center) };
             OptionChecks.Validate(rmOptions.Validate, null);
-            using var model = session.LoadPolicy(load: new HfLoadOptions { Head = HeadKind.Scalar, HeadSeed = session.Options.Seed });
+            if (session.Lora is not null)
+            {
+                // PEFT trains a new head beside the adapters (modules_to_save); Engine's adapters do not hold one yet.
+                throw new CommandException("--lora: engine rm trains a new scalar head, which LoRA adapters do not hold yet; train the reward model in full (without --lora)");
+            }
+
+            using var model = session.LoadModel(load: new HfLoadOptions { Head = HeadKind.Scalar, HeadSeed = session.Options.Seed });
             CheckVocabulary(model, session.Tokenizer.VocabSize);
             var collator = session.Collator();
             using var objective = new RewardModelObjective(model, rmOptions);

@@ -99,6 +99,14 @@ public sealed class LoraCommandTests : IDisposable
     }
 
     [Fact]
+    public void Rm_with_lora_is_refused_with_the_reason()
+    {
+        var (code, _, error) = CliHarness.Run(["rm", "--model", Model, "--data", dir.Sub("pairs.jsonl"), "--out", dir.Sub("rm"), .. Fast]);
+        Assert.Equal(1, code);
+        Assert.Contains("--lora: engine rm trains a new scalar head", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Info_shows_trainable_parameters_and_memory_with_and_without_lora()
     {
         var (code, stdout, error) = CliHarness.Run(["info", Model, "--lora", "r=4,alpha=8", "--batch", "2", "--seq", "16"]);
