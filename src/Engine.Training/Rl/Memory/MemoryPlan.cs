@@ -250,11 +250,13 @@ public sealed class MemoryPlan
     {
         var s = Shape;
         var w = new StringWriter(CultureInfo.InvariantCulture);
-        w.WriteLine(string.Create(
-            CultureInfo.InvariantCulture,
-            Method == "dpo"
-                ? $"memory plan: dpo on {Device}: micro-batch of {s.Minibatch} rows (chosen + rejected) × (prompt {s.PromptLength} + response {s.ResponseLength}); weights {s.WeightType.Name()}, gradients {s.GradientType.Name()}, moments {s.MomentType.Name()}"
-                : $"memory plan: {Method} on {Device}: rollout {s.RolloutBatch} × (prompt {s.PromptLength} + response {s.ResponseLength}), generation batch {s.GenerationRows}, minibatch {s.Minibatch}, scoring batch {s.ScoringRows}; weights {s.WeightType.Name()}, gradients {s.GradientType.Name()}, moments {s.MomentType.Name()}"));
+        w.WriteLine(Method == "dpo"
+            ? string.Create(
+                CultureInfo.InvariantCulture,
+                $"memory plan: dpo on {Device}: micro-batch of {s.Minibatch} rows (chosen + rejected) × (prompt {s.PromptLength} + response {s.ResponseLength}); weights {s.WeightType.Name()}, gradients {s.GradientType.Name()}, moments {s.MomentType.Name()}")
+            : string.Create(
+                CultureInfo.InvariantCulture,
+                $"memory plan: {Method} on {Device}: rollout {s.RolloutBatch} × (prompt {s.PromptLength} + response {s.ResponseLength}), generation batch {s.GenerationRows}, minibatch {s.Minibatch}, scoring batch {s.ScoringRows}; weights {s.WeightType.Name()}, gradients {s.GradientType.Name()}, moments {s.MomentType.Name()}"));
         w.WriteLine($"  {"role",-10} {"params",9} {"weights",11} {"grads",11} {"optimizer",11} {"activations",11} {"kv cache",11} {"total",11}");
         foreach (var r in Roles)
         {
