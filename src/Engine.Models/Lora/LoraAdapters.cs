@@ -125,15 +125,13 @@ public sealed class LoraAdapters : IDisposable
     /// </summary>
     public void Forward(int layer, LinearKind linear, Tensor input, Tensor output, bool training, ulong dropoutSeed)
     {
-        if (!Enabled || !byLinear.TryGetValue((layer, linear), out var sites))
+        if (!TryBegin(layer, linear, input, out var sites, out var act))
         {
             return;
         }
 
-        long rows = input.ElementCount / input.Shape.Last;
-        var act = Activations(rows);
-        var x2 = input.Reshape(rows, input.Shape.Last);
-        var y2 = output.Reshape(rows, output.Shape.Last);
+        var x2 = Rows(input, act);
+        var y2 = Rows(output, act);
         activeDropout = training ? (float)Config.Dropout : 0f;
         activeSeed = dropoutSeed;
         float s = (float)Config.Scale;
@@ -162,16 +160,14 @@ public sealed class LoraAdapters : IDisposable
     /// </summary>
     public void Backward(int layer, LinearKind linear, Tensor inputGrad, Tensor outputGrad, Tensor input)
     {
-        if (!Enabled || !byLinear.TryGetValue((layer, linear), out var sites))
+        if (!TryBegin(layer, linear, input, out var sites, out var act))
         {
             return;
         }
 
-        long rows = input.ElementCount / input.Shape.Last;
-        var act = Activations(rows);
-        var x2 = input.Reshape(rows, input.Shape.Last);
-        var dx2 = inputGrad.Reshape(rows, inputGrad.Shape.Last);
-        var dy2 = outputGrad.Reshape(rows, outputGrad.Shape.Last);
+        var x2 = Rows(input, act);
+        var dx2 = Rows(inputGrad, act);
+        var dy2 = Rows(outputGrad, act);
         float s = (float)Config.Scale;
         var b = Backend;
         foreach (var site in sites)
@@ -197,7 +193,7 @@ public sealed class LoraAdapters : IDisposable
             {
                 var dxd = act.Input(site.InFeatures);
                 b.Gemm(dxd, act.DU, weightA, transposeA: false, transposeB: false);
-                b.DropoutBackward(dx2, dxd, activeDropout, activeSeed, DropoutOffset(site, rows));
+                b.DropoutBackward(dx2, dxd, activeDropout, activeSeed, DropoutOffset(site, act.Rows));
             }
         }
     }
@@ -208,6 +204,23 @@ public sealed class LoraAdapters : IDisposable
         activations?.Dispose();
         Parameters.Dispose();
     }
+
+    // The sites on (layer, linear) and the buffers for the input's N rows; false when the adapters are off or none is there.
+    private bool TryBegin(int layer, LinearKind linear, Tensor input, out LoraSite[] sites, out LoraActivations act)
+    {
+        if (!Enabled || !byLinear.TryGetValue((layer, linear), out sites!))
+        {
+            sites = [];
+            act = null!;
+            return false;
+        }
+
+        act = Activations(input.ElementCount / input.Shape.Last);
+        return true;
+    }
+
+    // A [B,T,·] activation as the [N,·] matrix the GEMMs take.
+    private static Tensor Rows(Tensor t, LoraActivations act) => t.Reshape(act.Rows, t.Shape.Last);
 
     // drop(x) for a site: x itself without dropout, else the masked copy in the scratch (the mask is a pure function of
     // the seed and the site, so backward recomputes it).
