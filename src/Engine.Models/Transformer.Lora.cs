@@ -119,6 +119,24 @@ public sealed partial class Transformer
         }
     }
 
+    // A reference pass (inference, adapters disabled) may run between the policy's training forward and its backward:
+    // it runs without dropout, then gives the pending pass back the dropout state its backward (and recomputation) reuses.
+    private PassStateScope KeepPendingTrainingState(bool training) =>
+        !training && lora is { Enabled: false } ? new PassStateScope(this, activeDropout, activeDropoutSeed, loraTraining) : default;
+
+    private readonly struct PassStateScope(Transformer? model, float dropout, ulong seed, bool loraTraining) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (model is not null)
+            {
+                model.activeDropout = dropout;
+                model.activeDropoutSeed = seed;
+                model.loraTraining = loraTraining;
+            }
+        }
+    }
+
     /// <summary>Disables a model's adapters for the lifetime of the scope and restores their previous state on dispose.</summary>
     public readonly struct AdapterScope : IDisposable
     {

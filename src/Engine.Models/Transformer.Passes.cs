@@ -251,6 +251,7 @@ public sealed partial class Transformer
     private void ForwardTrunk(ActivationPlan p, bool training, KvCache? cache = null)
     {
         var b = Backend;
+        using var pendingPass = KeepPendingTrainingState(training);
         activeDropout = training ? residualDropout : 0f;
         activeDropoutSeed = DropoutSeed;
         loraTraining = training;

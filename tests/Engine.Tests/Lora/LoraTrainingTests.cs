@@ -48,7 +48,7 @@ public sealed class LoraTrainingTests : IDisposable
     {
         // Nonzero B: the policy differs from its base. DPO(LoRA policy, its base) must equal DPO(merged policy, a frozen
         // base copy), and dB = s·dW[block]·Aᵀ from the merged model's weight gradient, so the reference pass run between
-        // the policy's forward and backward left the policy's activations intact.
+        // the policy's forward and backward left the policy's activations and dropout state intact.
         var batch = SyntheticPreferences.Batches(SyntheticPreferences.Examples(6, 4), 4).Single();
         using var policy = Model(trainable: false);
         var lora = policy.AddLora(new LoraConfig(Rank: 2, Alpha: 4, Dropout: 0, Targets: ["c_attn"]), seed: 9);
@@ -70,6 +70,14 @@ public sealed class LoraTrainingTests : IDisposable
         merged.Backend.Copy(merged.Parameters.Values, mergedFrom.Parameters.Values);
         using var frozenBase = Model(trainable: false);
         using var reference = new DpoObjective(merged, frozenBase, new DpoOptions { Beta = 0.1f });
+
+        // Residual dropout on: the reference pass between forward and backward must not change the policy's masks.
+        foreach (var m in new[] { merged, policy })
+        {
+            m.ResidualDropout = 0.1f;
+            m.DropoutSeed = 77;
+        }
+
         merged.ZeroGradients();
         var expected = reference.Step(batch, 1f);
 
