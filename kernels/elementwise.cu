@@ -36,3 +36,18 @@ extern "C" __global__ void scale_f32(float* x, i64 n, float factor)
         x[i] *= factor;
     }
 }
+
+// Column block copy between row-major matrices: dst[r, dstCol + j] (+)= src[r, srcCol + j] for r < rows, j < width
+extern "C" __global__ void copy_columns_f32(
+    float* dst, const float* src, i64 rows, int width, int dstStride, int dstCol, int srcStride, int srcCol, int accumulate)
+{
+    i64 n = rows * width;
+    for (i64 i = global_index(); i < n; i += global_stride())
+    {
+        i64 r = i / width;
+        int j = (int)(i - r * width);
+        float v = src[r * srcStride + srcCol + j];
+        float* d = dst + r * dstStride + dstCol + j;
+        *d = accumulate ? *d + v : v;
+    }
+}

@@ -29,6 +29,7 @@ internal static class EngineCommand
         root.Add(GrpoCommand.Create());
         ScoreCommands.AddTo(root);
         root.Add(GenerateCommand.Create());
+        root.Add(LoraCommand.Create());
         root.Add(PipelineCommand.Create());
         return root;
     }

@@ -99,4 +99,15 @@ public sealed unsafe partial class CudaBackend
             Launch(Kernels.Scale, ElementGrid(n), new Dim3(ElementThreads), 0, tensor, n, factor);
         }
     }
+
+    /// <inheritdoc/>
+    protected override void CopyColumnsCore(Tensor destination, int destinationColumn, Tensor source, int sourceColumn, int width, bool accumulate)
+    {
+        long rows = destination.Shape[0], n = rows * width;
+        if (n > 0)
+        {
+            Launch(Kernels.CopyColumns, ElementGrid(n), new Dim3(ElementThreads), 0, destination, source, rows, width,
+                checked((int)destination.Shape[1]), destinationColumn, checked((int)source.Shape[1]), sourceColumn, accumulate ? 1 : 0);
+        }
+    }
 }

@@ -1,3 +1,5 @@
+using Engine.Models.Lora;
+
 namespace Engine.Models;
 
 /// <summary>
@@ -24,5 +26,20 @@ public sealed record TrainingMemory(long Parameters, long Weights, long Gradient
     {
         long p = Transformer.ParameterCount(config);
         return new TrainingMemory(p, 4 * p, 4 * p, 8 * p, Transformer.ActivationBytesFor(config, batch, time, training: true, gradientCheckpointing));
+    }
+
+    /// <summary>
+    /// The estimate for LoRA training of <paramref name="config"/>: <see cref="Parameters"/> counts the trained adapter
+    /// parameters A; weights are the frozen base plus the adapters (4·(P + A)), gradients 4·A, moments 8·A, activations
+    /// the trunk's plus the adapters' per-row buffers.
+    /// </summary>
+    public static TrainingMemory ForLora(TransformerConfig config, LoraConfig lora, int batch, int time)
+    {
+        ArgumentNullException.ThrowIfNull(lora);
+        var full = For(config, batch, time);
+        var sites = LoraSite.Targeted(config, lora, "--lora");
+        long a = LoraAdapters.ParameterCount(lora, sites);
+        return new TrainingMemory(
+            a, full.Weights + (4 * a), 4 * a, 8 * a, full.Activations + LoraAdapters.ActivationBytesFor(lora, sites, (long)batch * time));
     }
 }

@@ -1,5 +1,6 @@
 using Engine.Core.Backends;
 using Engine.Core.Tensors;
+using Engine.Models.Lora;
 
 namespace Engine.Models;
 
@@ -140,12 +141,12 @@ public sealed partial class Transformer
         var last = p.Residual[Config.Layers];
         if (IsLlama)
         {
-            b.RmsNormBackward(p.DResidual, Parameters.Gradient(Names.FinalNormWeight), p.DNorm, last, Parameters.Value(Names.FinalNormWeight), p.FinalRstd);
+            b.RmsNormBackward(p.DResidual, BaseGradient(Names.FinalNormWeight), p.DNorm, last, Parameters.Value(Names.FinalNormWeight), p.FinalRstd);
         }
         else
         {
             b.LayerNormBackward(
-                p.DResidual, Parameters.Gradient(Names.FinalNormWeight), Parameters.Gradient(Names.FinalNormBias), p.DNorm, last,
+                p.DResidual, BaseGradient(Names.FinalNormWeight), BaseGradient(Names.FinalNormBias), p.DNorm, last,
                 Parameters.Value(Names.FinalNormWeight), p.FinalMean, p.FinalRstd);
         }
 
@@ -154,6 +155,11 @@ public sealed partial class Transformer
         {
             RecomputeLayer(p, l);
             BackwardLayer(p, l);
+        }
+
+        if (!Parameters.Trainable)
+        {
+            return;
         }
 
         long te = Profiler.Begin();
@@ -165,7 +171,7 @@ public sealed partial class Transformer
     }
 
     /// <summary>Sets every parameter gradient to zero.</summary>
-    public void ZeroGradients() => Backend.Zero(Parameters.Gradients);
+    public void ZeroGradients() => Backend.Zero(TrainableParameters.Gradients);
 
     /// <summary>
     /// Clips the global gradient norm to <see cref="AdamWSettings.MaxGradNorm"/> (as torch's clip_grad_norm_) and applies one
@@ -176,7 +182,8 @@ public sealed partial class Transformer
     {
         ArgumentNullException.ThrowIfNull(settings);
         long t0 = Profiler.Begin();
-        double norm = Math.Sqrt(Backend.SquaredNorm(Parameters.Gradients));
+        var trained = TrainableParameters;
+        double norm = Math.Sqrt(Backend.SquaredNorm(trained.Gradients));
         if (!double.IsFinite(norm))
         {
             Profiler.End(t0, OpKind.Optimizer, backward: true);
@@ -185,12 +192,12 @@ public sealed partial class Transformer
 
         float clip = settings.MaxGradNorm > 0 && norm > settings.MaxGradNorm ? (float)(settings.MaxGradNorm / (norm + 1e-6)) : 1f;
         var hyper = new AdamWParameters(learningRate, settings.Beta1, settings.Beta2, settings.Epsilon, settings.WeightDecay, step, clip);
-        long matrices = Parameters.MatrixElementCount, total = Parameters.ElementCount;
+        long matrices = trained.MatrixElementCount, total = trained.ElementCount;
         if (matrices > 0)
         {
             Backend.AdamW(
-                Parameters.Values.Slice(0, matrices), Parameters.Gradients.Slice(0, matrices),
-                Parameters.FirstMoment.Slice(0, matrices), Parameters.SecondMoment.Slice(0, matrices), hyper);
+                trained.Values.Slice(0, matrices), trained.Gradients.Slice(0, matrices),
+                trained.FirstMoment.Slice(0, matrices), trained.SecondMoment.Slice(0, matrices), hyper);
         }
 
         if (total > matrices)
@@ -198,8 +205,8 @@ public sealed partial class Transformer
             long rest = total - matrices;
             var restHyper = hyper with { WeightDecay = settings.DecayAllParameters ? settings.WeightDecay : 0f };
             Backend.AdamW(
-                Parameters.Values.Slice(matrices, rest), Parameters.Gradients.Slice(matrices, rest),
-                Parameters.FirstMoment.Slice(matrices, rest), Parameters.SecondMoment.Slice(matrices, rest), restHyper);
+                trained.Values.Slice(matrices, rest), trained.Gradients.Slice(matrices, rest),
+                trained.FirstMoment.Slice(matrices, rest), trained.SecondMoment.Slice(matrices, rest), restHyper);
         }
 
         Profiler.End(t0, OpKind.Optimizer, backward: true);
@@ -254,8 +261,10 @@ public sealed partial class Transformer
     private void ForwardTrunk(ActivationPlan p, bool training, KvCache? cache = null)
     {
         var b = Backend;
+        using var pendingPass = KeepPendingTrainingState(training);
         activeDropout = training ? residualDropout : 0f;
         activeDropoutSeed = DropoutSeed;
+        loraTraining = training;
         long t0 = Profiler.Begin();
         var x0 = p.Residual[0];
         int n = p.Batch * p.Time;
@@ -314,6 +323,7 @@ public sealed partial class Transformer
         Profiler.End(t, OpKind.Norm, backward: false);
         t = Profiler.Begin();
         b.MatmulForward(a.Qkv, a.Norm1, w.QkvWeight, w.QkvBias, WeightLayout.OutIn);
+        LoraForward(l, LinearKind.Qkv, a.Norm1, a.Qkv);
         Profiler.End(t, OpKind.Matmul, backward: false);
         int n = p.Batch * p.Time;
         if (IsLlama)
@@ -350,6 +360,7 @@ public sealed partial class Transformer
         Profiler.End(t, OpKind.Attention, backward: false);
         t = Profiler.Begin();
         b.MatmulForward(p.Branch, a.Attention, w.OutWeight, w.OutBias, WeightLayout.OutIn);
+        LoraForward(l, LinearKind.Out, a.Attention, p.Branch);
         Profiler.End(t, OpKind.Matmul, backward: false);
         t = Profiler.Begin();
         DropBranch(p, p.Branch, 1 + (2 * l));
@@ -361,6 +372,7 @@ public sealed partial class Transformer
         Profiler.End(t, OpKind.Norm, backward: false);
         t = Profiler.Begin();
         b.MatmulForward(a.Up, a.Norm2, w.UpWeight, w.UpBias, WeightLayout.OutIn);
+        LoraForward(l, LinearKind.Up, a.Norm2, a.Up);
         Profiler.End(t, OpKind.Matmul, backward: false);
         t = Profiler.Begin();
         if (IsLlama)
@@ -375,6 +387,7 @@ public sealed partial class Transformer
         Profiler.End(t, OpKind.Activation, backward: false);
         t = Profiler.Begin();
         b.MatmulForward(p.Branch, a.Activated, w.DownWeight, w.DownBias, WeightLayout.OutIn);
+        LoraForward(l, LinearKind.Down, a.Activated, p.Branch);
         Profiler.End(t, OpKind.Matmul, backward: false);
         t = Profiler.Begin();
         DropBranch(p, p.Branch, 2 + (2 * l));
@@ -401,7 +414,9 @@ public sealed partial class Transformer
         Profiler.End(t, OpKind.Residual, backward: true);
 
         t = Profiler.Begin();
-        b.MatmulBackward(p.DAct, g.DownWeight, g.DownBias, DropoutGradient(p, dres, 2 + (2 * l)), a.Activated, w.DownWeight, WeightLayout.OutIn);
+        var dDown = DropoutGradient(p, dres, 2 + (2 * l));
+        b.MatmulBackward(p.DAct, g.DownWeight, g.DownBias, dDown, a.Activated, w.DownWeight, WeightLayout.OutIn);
+        LoraBackward(l, LinearKind.Down, p.DAct, dDown, a.Activated);
         Profiler.End(t, OpKind.Matmul, backward: true);
         t = Profiler.Begin();
         if (IsLlama)
@@ -416,6 +431,7 @@ public sealed partial class Transformer
         Profiler.End(t, OpKind.Activation, backward: true);
         t = Profiler.Begin();
         b.MatmulBackward(p.DNorm, g.UpWeight, g.UpBias, p.DUp, a.Norm2, w.UpWeight, WeightLayout.OutIn);
+        LoraBackward(l, LinearKind.Up, p.DNorm, p.DUp, a.Norm2);
         Profiler.End(t, OpKind.Matmul, backward: true);
         t = Profiler.Begin();
         NormalizeBackward(dres, g.Norm2Weight, g.Norm2Bias, p.DNorm, a.Mid, w.Norm2Weight, a.Mean2, a.Rstd2);
@@ -425,7 +441,9 @@ public sealed partial class Transformer
         b.Zero(p.DNorm);
         Profiler.End(t, OpKind.Residual, backward: true);
         t = Profiler.Begin();
-        b.MatmulBackward(p.DAtt, g.OutWeight, g.OutBias, DropoutGradient(p, dres, 1 + (2 * l)), a.Attention, w.OutWeight, WeightLayout.OutIn);
+        var dOut = DropoutGradient(p, dres, 1 + (2 * l));
+        b.MatmulBackward(p.DAtt, g.OutWeight, g.OutBias, dOut, a.Attention, w.OutWeight, WeightLayout.OutIn);
+        LoraBackward(l, LinearKind.Out, p.DAtt, dOut, a.Attention);
         Profiler.End(t, OpKind.Matmul, backward: true);
         t = Profiler.Begin();
         b.AttentionBackward(p.DQkv, p.DAtt, a.Qkv, a.Attention, a.LogSumExp, Attention, activePositions);
@@ -439,6 +457,7 @@ public sealed partial class Transformer
 
         t = Profiler.Begin();
         b.MatmulBackward(p.DNorm, g.QkvWeight, g.QkvBias, p.DQkv, a.Norm1, w.QkvWeight, WeightLayout.OutIn);
+        LoraBackward(l, LinearKind.Qkv, p.DNorm, p.DQkv, a.Norm1);
         Profiler.End(t, OpKind.Matmul, backward: true);
         t = Profiler.Begin();
         NormalizeBackward(dres, g.Norm1Weight, g.Norm1Bias, p.DNorm, p.Residual[l], w.Norm1Weight, a.Mean1, a.Rstd1);

@@ -83,7 +83,7 @@ public sealed partial class Transformer
     {
         long rows = CheckScoreShapes(scoresGrad, hidden);
         Backend.MatmulBackward(
-            hiddenGrad, Parameters.Gradient(Names.ScoreWeight), Parameters.Gradient(Names.ScoreBias), scoresGrad.Reshape(rows, 1), hidden,
+            hiddenGrad, BaseGradient(Names.ScoreWeight), BaseGradient(Names.ScoreBias), scoresGrad.Reshape(rows, 1), hidden,
             ScoreWeight, WeightLayout.OutIn);
     }
 

@@ -74,8 +74,8 @@ public sealed partial class Transformer : IDisposable
     /// <summary>The LM head [V,C] (the embedding table when tied). A model with a scalar head has none and throws.</summary>
     public Tensor HeadWeight => Parameters.Value(LanguageModelHeadName);
 
-    /// <summary>The gradient of the LM head [V,C] (the embedding table's when tied).</summary>
-    public Tensor HeadGradient => Parameters.Gradient(LanguageModelHeadName);
+    /// <summary>The gradient of the LM head [V,C] (the embedding table's when tied); empty when the base is frozen under LoRA.</summary>
+    public Tensor HeadGradient => BaseGradient(LanguageModelHeadName);
 
     /// <summary>Total number of parameters of a configuration, counted without allocating anything.</summary>
     public static long ParameterCount(TransformerConfig config) => ParameterSpecs(config).Sum(p => p.Shape.ElementCount);
@@ -199,6 +199,8 @@ public sealed partial class Transformer : IDisposable
     {
         plan?.Dispose();
         DisposePackedPositions();
+        referencePlan?.Dispose();
+        lora?.Dispose();
         Parameters.Dispose();
         ropeTable.Buffer?.Dispose();
     }
@@ -215,9 +217,14 @@ public sealed partial class Transformer : IDisposable
             throw new ArgumentOutOfRangeException(nameof(time), $"sequence length {time} exceeds the model's maximum of {Config.MaxSequenceLength}");
         }
 
-        if (training && !Parameters.Trainable)
+        if (training && !IsTrainable)
         {
             throw new InvalidOperationException("this model was created for inference: it has no gradients");
+        }
+
+        if (!training && lora is { Enabled: false })
+        {
+            return ReferencePlan(batch, time);
         }
 
         if (plan is null || plan.Batch != batch || plan.Time != time || (training && (!plan.Training || plan.Recompute != GradientCheckpointing)))

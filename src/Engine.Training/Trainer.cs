@@ -45,9 +45,9 @@ public sealed class Trainer<TBatch>
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        if (!model.Parameters.Trainable)
+        if (!model.IsTrainable)
         {
-            throw new ArgumentException("the model was created for inference; create it with trainable: true", nameof(model));
+            throw new ArgumentException("the model was created for inference; create it with trainable: true or attach LoRA adapters", nameof(model));
         }
 
         this.model = model;

@@ -98,7 +98,25 @@ public static partial class ConformanceSuite
             results.Add(p.Compare($"zero n={n}", copy, 0));
         }
 
+        ColumnBlocks(p, rng, results);
+
         return results;
+    }
+
+    // A block of columns gathered out of a wide matrix, then added back at another column.
+    private static void ColumnBlocks(BackendPair p, Random rng, List<ConformanceResult> results)
+    {
+        foreach (var (rows, wide, width) in new[] { (1, 5, 2), (37, 96, 24), (300, 1152, 128) })
+        {
+            var source = p.Upload(Random(rng, rows * wide), rows, wide);
+            var block = p.Poisoned(rows, width);
+            p.Run((be, x) => be.CopyColumns(x(block), 0, x(source), wide - width - 1 >= 0 ? 1 : 0, width, accumulate: false));
+            results.Add(p.Compare($"copy_columns gather {rows}x{wide} w={width}", block, 0));
+
+            var target = p.Upload(Random(rng, rows * wide), rows, wide);
+            p.Run((be, x) => be.CopyColumns(x(target), wide - width, x(block), 0, width, accumulate: true));
+            results.Add(p.Compare($"copy_columns accumulate {rows}x{wide} w={width}", target, Exact));
+        }
     }
 
     private static List<ConformanceResult> Gemm(BackendPair p, int seed)

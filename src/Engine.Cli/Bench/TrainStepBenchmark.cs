@@ -41,6 +41,9 @@ public sealed record TrainStepOptions
     /// <summary>Worker threads (0 = all cores).</summary>
     public int Threads { get; init; }
 
+    /// <summary>LoRA adapters trained over the frozen model instead of every weight; null trains in full.</summary>
+    public Engine.Models.Lora.LoraConfig? Lora { get; init; }
+
     /// <summary>Seed of weights and tokens.</summary>
     public ulong Seed { get; init; } = 1337;
 
@@ -73,7 +76,7 @@ public sealed record TrainStepOptions
 /// <param name="TokensPerSecond">B·T divided by the median step time.</param>
 /// <param name="StepMilliseconds">Every timed step.</param>
 /// <param name="Losses">Loss of every step, warm-up included (it should fall: the batch repeats).</param>
-/// <param name="ParameterCount">Number of parameters.</param>
+/// <param name="ParameterCount">Number of trained parameters (the adapters' with LoRA).</param>
 /// <param name="OpTable">Per-op times of one profiled step (op, direction, ms, calls).</param>
 /// <param name="Backend">Backend description.</param>
 /// <param name="ActivationBytes">Bytes of the activation plan the steps ran with.</param>
@@ -112,8 +115,13 @@ public static class TrainStepBenchmark
                 "--batch", null, null, $"must be at least 1, with --batch × --seq at most {TrainStepOptions.MaxTokens:N0}, got {options.Batch} × {options.Sequence}");
         }
 
-        using var model = new Transformer(config, backend);
+        using var model = new Transformer(config, backend, trainable: options.Lora is null);
         model.InitializeWeights(options.Seed);
+        if (options.Lora is { } lora)
+        {
+            model.AddLora(lora, options.Seed);
+        }
+
         model.GradientCheckpointing = options.GradientCheckpointing;
         int b = options.Batch, t = options.Sequence, n = b * t;
         var rng = new RandomStream(options.Seed + 1);
@@ -156,6 +164,6 @@ public static class TrainStepBenchmark
         var sorted = times.Order().ToArray();
         double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
         return new TrainStepResult(
-            median, n / (median / 1000.0), times, losses, model.Parameters.ElementCount, model.Profiler.Rows(), backend.Description, model.ActivationBytes);
+            median, n / (median / 1000.0), times, losses, model.TrainableParameters.ElementCount, model.Profiler.Rows(), backend.Description, model.ActivationBytes);
     }
 }

@@ -33,9 +33,10 @@ internal static class GenerateCommand
         var template = new Option<string?>("--chat-template") { Description = "chatml, llama3 or alpaca (default: recognised from the tokenizer files, if any)" };
         var device = DeviceOption.Create();
         var threads = new Option<int>("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var adapter = LoraCommand.AdapterOption();
         var command = new Command("generate", "Generate a continuation of a prompt and stream it to stdout.")
         {
-            model, prompt, chat, maxNew, temperature, topK, topP, seed, stop, tokenizer, template, device, threads,
+            model, prompt, chat, maxNew, temperature, topK, topP, seed, stop, tokenizer, template, device, threads, adapter,
         };
         command.SetAction(parse =>
         {
@@ -110,6 +111,7 @@ internal static class GenerateCommand
 
             using var backend = DeviceOption.CreateBackend(parse.GetValue(device), parse.GetValue(threads));
             using var net = HfCheckpoint.Load(dir, backend, trainable: false);
+            LoraCommand.Apply(net, parse.GetValue(adapter));
             if (ids.Count > net.Config.MaxSequenceLength)
             {
                 throw new CommandException($"--prompt: {ids.Count} tokens do not fit the model's context of {net.Config.MaxSequenceLength}");

@@ -6,6 +6,7 @@ using Engine.Core.Backends;
 using Engine.Models;
 using Engine.Models.Formats;
 using Engine.Models.HuggingFace;
+using Engine.Models.Lora;
 using Engine.Training.Rl.Memory;
 
 namespace Engine.Cli.Commands;
@@ -20,7 +21,9 @@ internal static class InfoCommand
         var seq = new Option<int>("--seq") { Description = "T, tokens per sequence (default: the model's maximum, at most 1024)" };
         var json = new Option<bool>("--json") { Description = "print one JSON object" };
         var plan = new PlanFlags();
-        var command = new Command("info", "Show a model's config, parameter count and the memory AdamW training in fp32 needs; or, with --plan, the memory plan of an RL run.") { path, batch, seq, json };
+        var lora = new Option<string?>("--lora") { Description = "also show the trainable parameters and memory of LoRA training with these settings (r=16,alpha=32,targets=all-linear; with --plan: the policy trains LoRA)" };
+        var adapter = LoraCommand.AdapterOption();
+        var command = new Command("info", "Show a model's config, parameter count and the memory AdamW training in fp32 needs; or, with --plan, the memory plan of an RL run.") { path, batch, seq, json, lora, adapter };
         plan.AddTo(command);
         command.SetAction(parse =>
         {
@@ -32,12 +35,17 @@ internal static class InfoCommand
                     throw new CommandException("--plan reads the roles' checkpoints from --actor, --critic and --reward; give no MODEL_DIR");
                 }
 
-                var (memoryPlan, memory) = plan.Plan(parse, method);
+                var (memoryPlan, memory) = plan.Plan(parse, method, LoraOf(parse.GetValue(lora), parse.GetValue(adapter)));
                 Console.Out.Write(parse.GetValue(json) ? PlanJson(memoryPlan, memory) + Environment.NewLine : memoryPlan.ToTable(memory));
                 return 0;
             }
 
-            var info = Describe(model ?? throw new CommandException("give a MODEL_DIR (or --plan ppo|online-dpo)"), parse.GetValue(batch), parse.GetValue(seq));
+            var info = Describe(model ?? throw new CommandException("give a MODEL_DIR (or --plan ppo|online-dpo|dpo)"), parse.GetValue(batch), parse.GetValue(seq));
+            if (LoraOf(parse.GetValue(lora), parse.GetValue(adapter)) is { } loraConfig)
+            {
+                info = info with { Lora = loraConfig, LoraMemory = TrainingMemory.ForLora(info.Config.Model, loraConfig, info.Batch, info.Time), Adapter = parse.GetValue(adapter) };
+            }
+
             Console.Out.Write(parse.GetValue(json) ? ToJson(info) + Environment.NewLine : ToText(info));
             return 0;
         });
@@ -49,7 +57,28 @@ internal static class InfoCommand
 
     /// <summary>Everything the command prints; <c>Checkpointed</c> is <c>Memory</c> with activation recomputation (gradient_checkpointing).</summary>
     internal sealed record ModelInfo(
-        string ConfigPath, HfModelConfig Config, string? WeightsDescription, int Batch, int Time, TrainingMemory Memory, TrainingMemory Checkpointed);
+        string ConfigPath, HfModelConfig Config, string? WeightsDescription, int Batch, int Time, TrainingMemory Memory, TrainingMemory Checkpointed)
+    {
+        /// <summary>The LoRA settings of --lora or of the --adapter, if either was given.</summary>
+        public LoraConfig? Lora { get; init; }
+
+        /// <summary>The memory of LoRA training with <see cref="Lora"/>.</summary>
+        public TrainingMemory? LoraMemory { get; init; }
+
+        /// <summary>The --adapter directory, if given.</summary>
+        public string? Adapter { get; init; }
+    }
+
+    // --lora SPEC or the settings of --adapter DIR (not both); null when neither was given.
+    private static LoraConfig? LoraOf(string? spec, string? adapter)
+    {
+        if (spec is not null && adapter is not null)
+        {
+            throw new CommandException("give --lora or --adapter, not both (an adapter carries its own settings)");
+        }
+
+        return adapter is not null ? PeftAdapter.ReadConfig(ModelInputs.ExistingDirectory(adapter, "--adapter")).Config : spec is null ? null : LoraConfig.Parse(spec);
+    }
 
     internal static ModelInfo Describe(string path, int batch, int seq)
     {
@@ -98,6 +127,17 @@ internal static class InfoCommand
         w.WriteLine($"with gradient_checkpointing (each layer's input kept, the layer recomputed in backward):");
         w.WriteLine($"  activations  {Bytes(info.Checkpointed.Activations)}");
         w.WriteLine($"  total        {Bytes(info.Checkpointed.Total)}");
+        if (info.Lora is { } lora && info.LoraMemory is { } lm)
+        {
+            w.WriteLine($"LoRA{(info.Adapter is null ? "" : $" ({info.Adapter})")}: r={lora.Rank}, alpha={lora.Alpha:R}, dropout={lora.Dropout:R}, targets {string.Join("+", lora.TargetModules)}{(lora.UseRsLora ? ", rsLoRA" : "")}");
+            w.WriteLine($"  trainable parameters {lm.Parameters:N0} ({100.0 * lm.Parameters / mem.Parameters:F2}% of {mem.Parameters:N0})");
+            w.WriteLine($"  weights      {Bytes(lm.Weights)}   (frozen base + adapters)");
+            w.WriteLine($"  gradients    {Bytes(lm.Gradients)}");
+            w.WriteLine($"  moments      {Bytes(lm.Moments)}");
+            w.WriteLine($"  activations  {Bytes(lm.Activations)}");
+            w.WriteLine($"  total        {Bytes(lm.Total)}   (full: {MemoryPlan.FormatBytes(mem.Total)})");
+        }
+
         return w.ToString();
     }
 
@@ -129,6 +169,14 @@ internal static class InfoCommand
             ["gradient_checkpointing_memory_bytes"] = new Dictionary<string, long>
             {
                 ["activations"] = info.Checkpointed.Activations, ["total"] = info.Checkpointed.Total,
+            },
+            ["lora"] = info.Lora is not { } lora || info.LoraMemory is not { } lm ? null : new Dictionary<string, object?>
+            {
+                ["r"] = lora.Rank, ["lora_alpha"] = lora.Alpha, ["target_modules"] = lora.TargetModules, ["trainable_parameters"] = lm.Parameters,
+                ["memory_bytes"] = new Dictionary<string, long>
+                {
+                    ["weights"] = lm.Weights, ["gradients"] = lm.Gradients, ["moments"] = lm.Moments, ["activations"] = lm.Activations, ["total"] = lm.Total,
+                },
             },
         });
     }
@@ -204,7 +252,7 @@ internal sealed class PlanFlags
 {
     private static readonly RlMemoryShape Defaults = new();
 
-    public Option<string?> Method { get; } = new Option<string?>("--plan") { Description = "show the memory plan of an RL run: ppo or online-dpo" }.AcceptOnlyFromAmong("ppo", "online-dpo");
+    public Option<string?> Method { get; } = new Option<string?>("--plan") { Description = "show the memory plan of an RL run: ppo or online-dpo" }.AcceptOnlyFromAmong("ppo", "online-dpo", "dpo");
 
     public Option<string?> Actor { get; } = new("--actor", "--policy") { Description = "--plan: the policy's checkpoint (actor; reference too unless --ref)" };
 
@@ -241,17 +289,17 @@ internal sealed class PlanFlags
     }
 
     /// <summary>The plan of <paramref name="method"/> from the roles' configs, and the memory the --device has.</summary>
-    public (MemoryPlan Plan, DeviceMemoryInfo Memory) Plan(ParseResult parse, string method)
+    public (MemoryPlan Plan, DeviceMemoryInfo Memory) Plan(ParseResult parse, string method, LoraConfig? lora = null)
     {
         string actorDir = parse.GetValue(Actor) ?? throw new CommandException($"--plan {method} needs --actor (the policy's checkpoint)");
-        string rewardDir = parse.GetValue(Reward) ?? throw new CommandException($"--plan {method} needs --reward (the reward model's checkpoint)");
+        string? rewardDir = parse.GetValue(Reward) ?? (method == "dpo" ? null : throw new CommandException($"--plan {method} needs --reward (the reward model's checkpoint)"));
         if (method != "ppo" && parse.GetValue(Critic) is not null)
         {
             throw new CommandException($"--critic applies to --plan ppo only; {method} trains no critic");
         }
 
         var actor = Config(actorDir, "--actor");
-        var reward = Config(rewardDir, "--reward");
+        var reward = rewardDir is null ? null : Config(rewardDir, "--reward");
         var reference = parse.GetValue(Reference) is string r ? Config(r, "--ref") : null;
         var shape = new RlMemoryShape
         {
@@ -263,14 +311,18 @@ internal sealed class PlanFlags
             ResponseLength = parse.GetValue(ResponseLength) is > 0 and var response ? response : Math.Min(Defaults.ResponseLength, actor.MaxSequenceLength / 2),
             CachedReferenceLogProbs = parse.GetValue(CachedReference),
             GradientCheckpointing = parse.GetValue(GradientCheckpointing),
+            Lora = lora,
         };
         using var backend = DeviceOption.CreateBackend(parse.GetValue(Device), threads: 1);
         var critic = method == "ppo" && parse.GetValue(Critic) is string c ? Config(c, "--critic") : reward;
         try
         {
-            var plan = method == "ppo"
-                ? MemoryPlan.Ppo(actor, critic, reward, shape, backend, reference)
-                : MemoryPlan.OnlineDpo(actor, reward, shape, backend, reference);
+            var plan = method switch
+            {
+                "ppo" => MemoryPlan.Ppo(actor, critic!, reward!, shape, backend, reference),
+                "online-dpo" => MemoryPlan.OnlineDpo(actor, reward!, shape, backend, reference),
+                _ => MemoryPlan.Dpo(actor, shape, backend),
+            };
             return (plan, backend.QueryMemory());
         }
         catch (ArgumentException e)

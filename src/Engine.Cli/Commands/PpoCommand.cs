@@ -29,7 +29,7 @@ internal static class PpoCommand
         var prompts = new Option<string>("--prompts") { Description = "prompts, JSONL or Parquet (prompt field, or messages ending before the answer)", Required = true };
         var ptxData = new Option<string?>("--ptx-data") { Description = "pretraining text, JSONL or Parquet (text field), for PPO-ptx (ptx_coef)" };
         var command = new Command("ppo", TrainingFlags.Describe("RLHF with PPO (InstructGPT, PPO-ptx): actor from SFT, critic from the reward model, KL penalty to the frozen SFT policy.", new PpoOptions()));
-        foreach (var option in (Option[])[actor, reward, critic, reference, referencePerRollout, prompts, ptxData, flags.Config, flags.Set, flags.Tokenizer, flags.Out, flags.Resume, flags.Device, flags.Threads, flags.SkipBadLines, flags.ChatTemplate])
+        foreach (var option in (Option[])[actor, reward, critic, reference, referencePerRollout, prompts, ptxData, flags.Config, flags.Set, flags.Tokenizer, flags.Out, flags.Resume, flags.Device, flags.Threads, flags.SkipBadLines, flags.ChatTemplate, flags.Lora])
         {
             command.Add(option);
         }
@@ -53,12 +53,14 @@ internal static class PpoCommand
             var ptxExamples = session.Read(parse.GetValue(ptxData), "--ptx-data");
             var ptx = ptxExamples is null ? null : new PretrainBatches(session.Encoder, ptxExamples, options.MaxLength, PpoTrainer.PtxRows(options));
 
-            using var actorModel = session.LoadModel(actorDir);
+            using var actorModel = session.LoadPolicy(actorDir);
+            bool baseIsReference = actorModel.Lora is not null && parse.GetValue(reference) is null;
             using var criticModel = session.LoadModel(criticDir, load: new HfLoadOptions { Head = HeadKind.Scalar, HeadSeed = options.Seed });
             using var rewardModel = session.LoadModel(rewardDir, trainable: false);
 
-            Transformer? residentReference = parse.GetValue(referencePerRollout) ? null : session.LoadModel(referenceDir, trainable: false);
-            using var policyReference = residentReference is null
+            // With LoRA the actor is its own reference (its base, adapters off): nothing more to load or keep.
+            Transformer? residentReference = parse.GetValue(referencePerRollout) || baseIsReference ? null : session.LoadModel(referenceDir, trainable: false);
+            using var policyReference = baseIsReference ? PolicyReference.Resident(actorModel) : residentReference is null
                 ? PolicyReference.LoadedPerRollout(() => session.LoadModel(referenceDir, trainable: false), HfCheckpoint.ReadConfig(referenceDir).Model)
                 : PolicyReference.Resident(residentReference);
             try

@@ -35,7 +35,8 @@ internal static class ScoreCommands
         var perToken = new Option<bool>("--per-token") { Description = "also print each response token's id, text and log-prob" };
         var device = DeviceOption.Create();
         var threads = new Option<int>("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var command = new Command(name, description) { model, data, tokenizer, template, batchSize, maxLength, skip, device, threads };
+        var adapter = LoraCommand.AdapterOption();
+        var command = new Command(name, description) { model, data, tokenizer, template, batchSize, maxLength, skip, device, threads, adapter };
         if (!reward)
         {
             command.Add(perToken);
@@ -76,6 +77,7 @@ internal static class ScoreCommands
 
             using var backend = DeviceOption.CreateBackend(parse.GetValue(device), parse.GetValue(threads));
             using var net = HfCheckpoint.Load(dir, backend, trainable: false);
+            LoraCommand.Apply(net, parse.GetValue(adapter));
             var values = new float[items.Count];
             var perTokenValues = !reward && parse.GetValue(perToken) ? new TokenLogProb[items.Count][] : null;
             if (reward && !net.HasScalarHead)

@@ -84,7 +84,7 @@ internal static class TrainCommands
             using var session = TrainingSession<SftOptions>.Open(flags, parse);
             var train = session.TrainData();
             var validation = session.EvalData();
-            using var model = session.LoadModel();
+            using var model = session.LoadPolicy();
             CheckVocabulary(model, session.Tokenizer.VocabSize);
             var trainer = LanguageModelTrainers.Sft(model, session.Encoder, train, validation, session.Options, session.Template, session.PadTokenId, session.SaveOptions(model));
             return Finish(session, model, session.Run(trainer, "sft"));
@@ -109,6 +109,12 @@ internal static class TrainCommands
             var demonstrations = session.Read(parse.GetValue(demos), "--demos");
             var rmOptions = new RewardModelOptions { CenterRewardsCoefficient = parse.GetValue(center) };
             OptionChecks.Validate(rmOptions.Validate, null);
+            if (session.Lora is not null)
+            {
+                // PEFT trains a new head beside the adapters (modules_to_save); Engine's adapters do not hold one yet.
+                throw new CommandException("--lora: engine rm trains a new scalar head, which LoRA adapters do not hold yet; train the reward model in full (without --lora)");
+            }
+
             using var model = session.LoadModel(load: new HfLoadOptions { Head = HeadKind.Scalar, HeadSeed = session.Options.Seed });
             CheckVocabulary(model, session.Tokenizer.VocabSize);
             var collator = session.Collator();
@@ -221,7 +227,8 @@ internal static class TrainCommands
             var validation = session.EvalData();
             string referenceDir = ModelInputs.ExistingDirectory(parse.GetValue(reference) ?? session.ModelDirectory!, "--ref");
 
-            using var policy = session.LoadModel();
+            using var policy = session.LoadPolicy();
+            bool baseIsReference = policy.Lora is not null && parse.GetValue(reference) is null;
             CheckVocabulary(policy, session.Tokenizer.VocabSize);
             var collator = session.Collator();
             var trainBatches = Preferences(collator, train, session.Options);
@@ -235,20 +242,26 @@ internal static class TrainCommands
                     Path.Combine(session.OutputDirectory, "reference_logprobs.safetensors"),
                     all,
                     ReferenceLogProbCache.CheckpointKey(referenceDir),
-                    () => session.LoadModel(referenceDir, trainable: false));
+                    () => baseIsReference ? policy : session.LoadModel(referenceDir, trainable: false),
+                    keepReference: baseIsReference);
                 Console.Out.WriteLine($"reference log-probs: {cache.Count} sequences cached");
                 objective = new DpoObjective(policy, cache, dpoOptions);
             }
             else
             {
-                objective = new DpoObjective(policy, session.LoadModel(referenceDir, trainable: false), dpoOptions);
+                // With LoRA the policy is its own reference: its base with the adapters off, no second copy.
+                objective = new DpoObjective(policy, baseIsReference ? policy : session.LoadModel(referenceDir, trainable: false), dpoOptions);
             }
 
             using (objective)
             {
                 var trainer = new Trainer<PreferenceBatch>(policy, objective, trainBatches, validationBatches, session.Options) { CheckpointFormat = session.SaveOptions(policy) };
                 int code = Finish(session, policy, session.Run(trainer, "dpo"));
-                (objective.Reference as ReferenceModel)?.Model.Dispose();
+                if (objective.Reference is ReferenceModel { Model: var referenceModel } && !ReferenceEquals(referenceModel, policy))
+                {
+                    referenceModel.Dispose();
+                }
+
                 return code;
             }
         });
@@ -262,15 +275,17 @@ internal static class TrainCommands
         using var session = TrainingSession<OnlineDpoOptions>.Open(flags, parse);
         var options = session.Options with { Dpo = dpoFlags(session.Options.Dpo) };
         OptionChecks.Validate(options.Validate, parse.GetValue(flags.Config));
-        referenceDir ??= session.ModelDirectory!;
-        ModelInputs.ExistingDirectory(referenceDir, "--ref");
+        ModelInputs.ExistingDirectory(referenceDir ?? session.ModelDirectory!, "--ref");
         ModelInputs.ExistingDirectory(rewardDir, "--reward");
 
         var collator = session.Collator();
         var prompts = RolloutPrompts.Tokenize(session.TrainData(), session.Encoder, options.MaxPromptLength, session.Template);
-        using var policy = session.LoadModel();
+        bool baseIsReference = session.Lora is not null && referenceDir is null;
+        referenceDir ??= session.ModelDirectory!;
+        using var policy = session.LoadPolicy();
         CheckVocabulary(policy, session.Tokenizer.VocabSize);
-        using var reference = session.LoadModel(referenceDir, trainable: false);
+        using var separateReference = baseIsReference ? null : session.LoadModel(referenceDir, trainable: false);
+        var reference = separateReference ?? policy;
         using var rm = session.LoadModel(rewardDir, trainable: false);
         if (!rm.HasScalarHead)
         {

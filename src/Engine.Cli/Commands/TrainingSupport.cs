@@ -6,6 +6,7 @@ using Engine.Core.IO;
 using Engine.Models;
 using Engine.Models.Chat;
 using Engine.Models.HuggingFace;
+using Engine.Models.Lora;
 using Engine.Models.Tokenizers;
 using Engine.Training;
 using Engine.Training.Checkpoints;
@@ -29,6 +30,11 @@ internal sealed class TrainingFlags
     public Option<string> Device { get; } = DeviceOption.Create();
     public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
     public Option<bool> SkipBadLines { get; } = new("--skip-bad-lines") { Description = "skip malformed dataset lines (each reported on stderr) instead of stopping" };
+    public Option<string?> Lora { get; } = new("--lora")
+    {
+        Description = "train LoRA adapters over the frozen model instead of every weight: r=16,alpha=32,dropout=0.05,targets=all-linear (targets joined with +, e.g. q_proj+v_proj; rslora=true for α/√r); the reference is the base with adapters off",
+    };
+
     public Option<string?> ChatTemplate { get; } = new("--chat-template") { Description = "chatml, llama3, alpaca or a .jinja file (default: the Jinja chat template of the tokenizer files, if any)" };
     public Option<string?> SaveDType { get; } = SaveDTypeOption.Create();
 
@@ -59,6 +65,7 @@ internal sealed class TrainingFlags
         command.Add(SkipBadLines);
         command.Add(ChatTemplate);
         command.Add(SaveDType);
+        command.Add(Lora);
     }
 }
 
@@ -145,6 +152,34 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     {
         var options = config is null ? new TOptions() : OptionsReader.ReadFile<TOptions>(config);
         return overrides.Count == 0 ? options : OptionsReader.Apply(options, overrides);
+    }
+
+    /// <summary>The --lora settings, or null for full training.</summary>
+    public LoraConfig? Lora => parse.GetValue(flags.Lora) is string spec ? LoraConfig.Parse(spec) : null;
+
+    /// <summary>
+    /// Loads the model to train (--model, or <paramref name="directory"/>): with --lora, frozen with adapters attached
+    /// (initialised from the run's seed, base_model_name_or_path the checkpoint's path); else trainable in full.
+    /// </summary>
+    public Transformer LoadPolicy(string? directory = null, HfLoadOptions? load = null)
+    {
+        if (Lora is not { } lora)
+        {
+            return LoadModel(directory, trainable: true, load);
+        }
+
+        string path = directory ?? ModelDirectory ?? throw new CommandException("--model is required");
+        var model = LoadModel(path, trainable: false, load);
+        try
+        {
+            model.AddLora(lora, Options.Seed).BaseModel = Path.GetFullPath(path);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Loads the --model checkpoint for training (or inference when <paramref name="trainable"/> is false); max_length must fit its context.</summary>
@@ -262,7 +297,17 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     public string SaveFinal(Transformer model)
     {
         string final = Path.Combine(OutputDirectory, CheckpointStore.FinalDirectory);
-        HfCheckpoint.Save(model, final, SaveOptions(model));
+        if (model.Lora is { } adapters)
+        {
+            // A LoRA run's result is the adapter (PEFT layout) with the tokenizer; `engine lora merge` makes a full checkpoint.
+            PeftAdapter.Save(adapters, final);
+            HfCheckpoint.CopyTokenizerFiles(SaveOptions(model).TokenizerDirectory!, final);
+        }
+        else
+        {
+            HfCheckpoint.Save(model, final, SaveOptions(model));
+        }
+
         Console.Out.WriteLine($"saved {final}");
         return final;
     }

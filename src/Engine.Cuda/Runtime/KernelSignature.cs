@@ -28,6 +28,7 @@ internal static class Kernels
     public static readonly KernelSignature Add = new("elementwise.cu", "add_f32", "pppl");
     public static readonly KernelSignature Accumulate = new("elementwise.cu", "accumulate_f32", "ppl");
     public static readonly KernelSignature Scale = new("elementwise.cu", "scale_f32", "plf");
+    public static readonly KernelSignature CopyColumns = new("elementwise.cu", "copy_columns_f32", "ppliiiiii");
 
     public static readonly KernelSignature EmbeddingForward = new("embedding.cu", "embedding_forward", "pppiip");
     public static readonly KernelSignature EmbeddingBackward = new("embedding.cu", "embedding_backward", "pppiii");
@@ -128,7 +129,7 @@ internal static class Kernels
     /// <summary>Every signature above.</summary>
     public static IEnumerable<KernelSignature> All =>
     [
-        Fill, Add, Accumulate, Scale,
+        Fill, Add, Accumulate, Scale, CopyColumns,
         EmbeddingForward, EmbeddingBackward, PositionForward, PositionBackward,
         LayerNormForward, LayerNormBackwardInput, LayerNormBackwardPartials,
         RmsNormForward, RmsNormBackwardInput, RmsNormBackwardPartials,

@@ -8,6 +8,7 @@ using Engine.Core.IO;
 using Engine.Models;
 using Engine.Models.Formats;
 using Engine.Models.HuggingFace;
+using Engine.Models.Lora;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -124,7 +125,7 @@ public sealed partial class CheckpointStore
         {
             System.IO.Directory.CreateDirectory(temp);
             BeforeStage?.Invoke(CheckpointStage.Weights);
-            HfCheckpoint.Save(model, temp, (format ?? new HfSaveOptions()) with { DType = SafetensorsDType.F32 });
+            SaveWeights(model, temp, format);
 
             BeforeStage?.Invoke(CheckpointStage.Optimizer);
             WriteMoments(model, System.IO.Path.Combine(temp, OptimizerFile));
@@ -175,7 +176,7 @@ public sealed partial class CheckpointStore
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(directory);
         System.IO.Directory.CreateDirectory(directory);
-        HfCheckpoint.Save(model, directory, (format ?? new HfSaveOptions()) with { DType = SafetensorsDType.F32 });
+        SaveWeights(model, directory, format);
         WriteMoments(model, System.IO.Path.Combine(directory, OptimizerFile));
     }
 
@@ -213,9 +214,9 @@ public sealed partial class CheckpointStore
         }
 
         var state = TrainerState.Read(stateFile);
-        if (!state.Files.ContainsKey(OptimizerFile) || !state.Files.ContainsKey(HfCheckpoint.ConfigFile))
+        if (!state.Files.ContainsKey(OptimizerFile) || !(state.Files.ContainsKey(HfCheckpoint.ConfigFile) || state.Files.ContainsKey(PeftAdapter.ConfigFile)))
         {
-            throw new InvalidDataException($"{stateFile}: lists no {OptimizerFile} or {HfCheckpoint.ConfigFile}");
+            throw new InvalidDataException($"{stateFile}: lists no {OptimizerFile}, or neither {HfCheckpoint.ConfigFile} nor {PeftAdapter.ConfigFile}");
         }
 
         foreach (var (name, expected) in state.Files)
@@ -241,7 +242,7 @@ public sealed partial class CheckpointStore
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var parameters = model.Parameters;
+        var parameters = model.TrainableParameters;
         string file = System.IO.Path.Combine(path, OptimizerFile);
         InputFiles.RegularFile(file, "the optimizer moments");
         using var moments = SafetensorsFile.Open(file);
@@ -260,7 +261,15 @@ public sealed partial class CheckpointStore
             }
         }
 
-        HfCheckpoint.LoadWeights(model, path);
+        if (model.Lora is { } adapters)
+        {
+            PeftAdapter.LoadValues(adapters, path);
+        }
+        else
+        {
+            HfCheckpoint.LoadWeights(model, path);
+        }
+
         model.Backend.CopyFromHost<float>(parameters.FirstMoment, moments.ReadF32(FirstMomentName));
         model.Backend.CopyFromHost<float>(parameters.SecondMoment, moments.ReadF32(SecondMomentName));
     }
@@ -268,13 +277,31 @@ public sealed partial class CheckpointStore
     // Names and shapes of the flat parameter buffer, in order: moments are only meaningful for the same layout.
     private static string Layout(Transformer model)
     {
-        var text = string.Join(";", model.Parameters.Parameters.Select(p => $"{p.Name}:{p.Shape}"));
+        var text = string.Join(";", model.TrainableParameters.Parameters.Select(p => $"{p.Name}:{p.Shape}"));
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+    }
+
+    // A LoRA run's checkpoint holds the adapter in PEFT's layout (the frozen base is the run's --model); a full run's
+    // holds the whole model.
+    private static void SaveWeights(Transformer model, string directory, HfSaveOptions? format)
+    {
+        if (model.Lora is { } adapters)
+        {
+            PeftAdapter.Save(adapters, directory);
+            if (format?.TokenizerDirectory is { } tokenizer)
+            {
+                HfCheckpoint.CopyTokenizerFiles(tokenizer, directory);
+            }
+
+            return;
+        }
+
+        HfCheckpoint.Save(model, directory, (format ?? new HfSaveOptions()) with { DType = SafetensorsDType.F32 });
     }
 
     private static void WriteMoments(Transformer model, string path)
     {
-        var parameters = model.Parameters;
+        var parameters = model.TrainableParameters;
         var host = new float[parameters.ElementCount];
         var writer = new SafetensorsWriter();
         writer.Metadata[LayoutKey] = Layout(model);

@@ -76,10 +76,10 @@ public sealed class DpoObjective : ITrainingObjective<PreferenceBatch>, IDisposa
             throw new ArgumentException("DPO trains a language model: the policy has a scalar head", nameof(policy));
         }
 
-        if (reference is ReferenceModel same && ReferenceEquals(same.Model, policy))
+        if (reference is ReferenceModel same && ReferenceEquals(same.Model, policy) && policy.Lora is null)
         {
             throw new ArgumentException(
-                "the reference must be a separate frozen model (or cached log-probs), not the policy itself", nameof(reference));
+                "the reference must be a separate frozen model (or cached log-probs), or the policy itself only when it trains LoRA adapters (its base is the reference)", nameof(reference));
         }
 
         if (reference is ReferenceModel r && r.Model.Config.VocabSize != policy.Config.VocabSize)

@@ -17,7 +17,11 @@ public interface IReferenceLogProbs
     void SequenceLogProbs(PreferenceBatch batch, Span<float> destination);
 }
 
-/// <summary>A frozen reference model kept in memory and run forward on every batch (no gradients are taken).</summary>
+/// <summary>
+/// A frozen reference model kept in memory and run forward on every batch (no gradients are taken). A reference is
+/// always a base model: a model with LoRA adapters is run with them disabled, so a LoRA policy serves as its own
+/// reference with no second copy of the weights (<see cref="Transformer.AdaptersDisabled"/>).
+/// </summary>
 public sealed class ReferenceModel : IReferenceLogProbs, IDisposable
 {
     private readonly SequenceLogProbs pass;
@@ -54,6 +58,7 @@ public sealed class ReferenceModel : IReferenceLogProbs, IDisposable
             throw new ArgumentException($"tokens holds {tokens.Length} values; the batch has R·T = {batch.Rows * batch.Time} positions", nameof(tokens));
         }
 
+        using var baseOnly = Model.AdaptersDisabled();
         var hidden = Model.Forward(batch.Sequences.Tokens, batch.Rows, batch.Time);
         pass.Forward(Model, hidden, batch, destination, tokens);
     }
@@ -191,10 +196,11 @@ public sealed class ReferenceLogProbCache : IReferenceLogProbs
 
     /// <summary>
     /// The cache at <paramref name="path"/> when its dataset and reference keys match; otherwise computes it with the
-    /// model <paramref name="openReference"/> returns (disposed afterwards, so it is in memory only while computing)
-    /// and saves it to <paramref name="path"/>.
+    /// model <paramref name="openReference"/> returns (disposed afterwards unless <paramref name="keepReference"/>, so it is
+    /// in memory only while computing; a LoRA policy lends its base and is kept) and saves it to <paramref name="path"/>.
     /// </summary>
-    public static ReferenceLogProbCache LoadOrCompute(string path, IReadOnlyList<PreferenceBatch> batches, string referenceKey, Func<Transformer> openReference)
+    public static ReferenceLogProbCache LoadOrCompute(
+        string path, IReadOnlyList<PreferenceBatch> batches, string referenceKey, Func<Transformer> openReference, bool keepReference = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(batches);
@@ -206,10 +212,11 @@ public sealed class ReferenceLogProbCache : IReferenceLogProbs
             return cached;
         }
 
-        ReferenceLogProbCache computed;
-        using (var reference = openReference())
+        var reference = openReference();
+        var computed = Compute(reference, batches, referenceKey);
+        if (!keepReference)
         {
-            computed = Compute(reference, batches, referenceKey);
+            reference.Dispose();
         }
 
         computed.Save(path);

@@ -2,6 +2,7 @@ using System.Globalization;
 using Engine.Core.Backends;
 using Engine.Core.Tensors;
 using Engine.Models;
+using Engine.Models.Lora;
 using Engine.Training.Rl.Ppo;
 
 namespace Engine.Training.Rl.Memory;
@@ -98,7 +99,7 @@ public sealed class MemoryPlan
         {
             s.Validate();
             return new MemoryPlan("ppo", s, backend.Device.ToString(), Plan, [
-                Role("actor", Fit(lm, "actor", s), s, trainingRows: Math.Max(s.Minibatch, s.PretrainingRows), scoringRows: s.ScoringRows, logProbs: true, extraTokenInputs: 2, sampling: true),
+                Role("actor", Fit(lm, "actor", s), s, trainingRows: Math.Max(s.Minibatch, s.PretrainingRows), scoringRows: s.ScoringRows, logProbs: true, extraTokenInputs: 2, sampling: true, s.Lora),
                 Role("critic", Fit(value, "critic", s), s, trainingRows: s.Minibatch, scoringRows: s.ScoringRows, logProbs: false, extraTokenInputs: 0, sampling: false),
                 Reference(Fit(frozen, "reference", s), s, s.ScoringRows),
                 Role("reward", Fit(rm, "reward model", s), s, trainingRows: 0, scoringRows: s.ScoringRows, logProbs: false, extraTokenInputs: 0, sampling: false),
@@ -127,6 +128,7 @@ public sealed class MemoryPlan
             PromptLength = run.MaxPromptLength,
             ResponseLength = run.MaxLength - run.MaxPromptLength,
             CachedReferenceLogProbs = !run.ReferenceResident,
+            Lora = run.ActorLora,
         };
         return Ppo(run.Actor, run.Critic, run.RewardModel, shape, backend, run.Reference);
     }
@@ -151,7 +153,7 @@ public sealed class MemoryPlan
         {
             s.Validate();
             return new MemoryPlan("online-dpo", s, backend.Device.ToString(), Plan, [
-                Role("policy", Fit(lm, "policy", s), s, trainingRows: s.Minibatch, scoringRows: 0, logProbs: true, extraTokenInputs: 0, sampling: true),
+                Role("policy", Fit(lm, "policy", s), s, trainingRows: s.Minibatch, scoringRows: 0, logProbs: true, extraTokenInputs: 0, sampling: true, s.Lora),
                 Reference(Fit(frozen, "reference", s), s, s.Minibatch),
                 Role("reward", Fit(rm, "reward model", s), s, trainingRows: 0, scoringRows: s.ScoringRows, logProbs: false, extraTokenInputs: 0, sampling: false),
                 Rollout(s, DpoRolloutI32, DpoRolloutF32),
@@ -179,7 +181,7 @@ public sealed class MemoryPlan
             s.Validate();
             var roles = new List<RoleMemory>
             {
-                Role("policy", Fit(lm, "policy", s), s, trainingRows: s.Minibatch, scoringRows: s.ScoringRows, logProbs: true, extraTokenInputs: 3, sampling: true),
+                Role("policy", Fit(lm, "policy", s), s, trainingRows: s.Minibatch, scoringRows: s.ScoringRows, logProbs: true, extraTokenInputs: 3, sampling: true, s.Lora),
             };
             if (frozen is not null)
             {
@@ -189,6 +191,31 @@ public sealed class MemoryPlan
             roles.Add(Rollout(s, GrpoRolloutI32, GrpoRolloutF32));
             roles.Add(Workspace(backend, lm, (long)Math.Max(s.Minibatch, s.ScoringRows) * s.Time));
             return new MemoryPlan("grpo", s, backend.Device.ToString(), Plan, roles);
+        }
+    }
+
+    /// <summary>
+    /// The plan of offline DPO: the policy trained from <paramref name="policy"/> on micro-batches of
+    /// <see cref="RlMemoryShape.Minibatch"/> rows (chosen plus rejected) of <see cref="RlMemoryShape.Time"/> tokens, and the
+    /// frozen reference run on the same rows (not resident with precomputed log-probs,
+    /// <see cref="RlMemoryShape.CachedReferenceLogProbs"/>). No sampling: no rollout buffers, no KV cache.
+    /// </summary>
+    public static MemoryPlan Dpo(TransformerConfig policy, RlMemoryShape shape, Backend backend)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(backend);
+        var lm = policy with { Head = HeadKind.LanguageModel };
+        return Plan(shape);
+
+        MemoryPlan Plan(RlMemoryShape s)
+        {
+            s.Validate();
+            return new MemoryPlan("dpo", s, backend.Device.ToString(), Plan, [
+                Role("policy", Fit(lm, "policy", s), s, trainingRows: s.Minibatch, scoringRows: 0, logProbs: true, extraTokenInputs: 0, sampling: false, s.Lora),
+                Reference(lm, s, s.Minibatch, "log-probs precomputed once: not resident"),
+                Workspace(backend, lm, (long)s.Minibatch * s.Time),
+            ]);
         }
     }
 
@@ -258,9 +285,13 @@ public sealed class MemoryPlan
     {
         var s = Shape;
         var w = new StringWriter(CultureInfo.InvariantCulture);
-        w.WriteLine(string.Create(
-            CultureInfo.InvariantCulture,
-            $"memory plan: {Method} on {Device}: rollout {s.RolloutBatch} × (prompt {s.PromptLength} + response {s.ResponseLength}), generation batch {s.GenerationRows}, minibatch {s.Minibatch}, scoring batch {s.ScoringRows}; weights {s.WeightType.Name()}, gradients {s.GradientType.Name()}, moments {s.MomentType.Name()}"));
+        w.WriteLine(Method == "dpo"
+            ? string.Create(
+                CultureInfo.InvariantCulture,
+                $"memory plan: dpo on {Device}: micro-batch of {s.Minibatch} rows (chosen + rejected) × (prompt {s.PromptLength} + response {s.ResponseLength}); weights {s.WeightType.Name()}, gradients {s.GradientType.Name()}, moments {s.MomentType.Name()}")
+            : string.Create(
+                CultureInfo.InvariantCulture,
+                $"memory plan: {Method} on {Device}: rollout {s.RolloutBatch} × (prompt {s.PromptLength} + response {s.ResponseLength}), generation batch {s.GenerationRows}, minibatch {s.Minibatch}, scoring batch {s.ScoringRows}; weights {s.WeightType.Name()}, gradients {s.GradientType.Name()}, moments {s.MomentType.Name()}"));
         w.WriteLine($"  {"role",-10} {"params",9} {"weights",11} {"grads",11} {"optimizer",11} {"activations",11} {"kv cache",11} {"total",11}");
         foreach (var r in Roles)
         {
@@ -315,8 +346,14 @@ public sealed class MemoryPlan
     }
 
     private static RoleMemory Role(
-        string name, TransformerConfig config, RlMemoryShape shape, int trainingRows, int scoringRows, bool logProbs, int extraTokenInputs, bool sampling)
+        string name, TransformerConfig config, RlMemoryShape shape, int trainingRows, int scoringRows, bool logProbs, int extraTokenInputs, bool sampling,
+        LoraConfig? lora = null)
     {
+        if (lora is not null && trainingRows > 0)
+        {
+            return LoraRole(name, config, shape, trainingRows, scoringRows, logProbs, extraTokenInputs, sampling, lora);
+        }
+
         bool trained = trainingRows > 0;
         long p = Transformer.ParameterCount(config);
         int t = shape.Time;
@@ -331,9 +368,34 @@ public sealed class MemoryPlan
             Math.Max(training, inference), scratch, kv);
     }
 
-    private static RoleMemory Reference(TransformerConfig config, RlMemoryShape shape, int rows) => shape.CachedReferenceLogProbs
-        ? new RoleMemory("reference", Transformer.ParameterCount(config), 0, 0, 0, 0, 0, 0, "log-probs cached per rollout: not resident")
-        : Role("reference", config, shape, trainingRows: 0, scoringRows: rows, logProbs: true, extraTokenInputs: 0, sampling: false);
+    // A LoRA-trained role: its frozen base (no gradients, no moments) plus the adapters with their gradients and moments,
+    // and the adapters' per-row buffers beside the training activations.
+    private static RoleMemory LoraRole(
+        string name, TransformerConfig config, RlMemoryShape shape, int trainingRows, int scoringRows, bool logProbs, int extraTokenInputs, bool sampling, LoraConfig lora)
+    {
+        var full = Role(name, config, shape, trainingRows, scoringRows, logProbs, extraTokenInputs, sampling);
+        var sites = LoraSite.Targeted(config, lora, "--lora");
+        long a = LoraAdapters.ParameterCount(lora, sites), f32 = DType.F32.SizeOf();
+        long activations = Math.Max(
+            Transformer.ActivationBytesFor(config, trainingRows, shape.Time, training: true) + LoraAdapters.ActivationBytesFor(lora, sites, (long)trainingRows * shape.Time),
+            full.Activations);
+        return full with
+        {
+            Parameters = a, Weights = full.Weights + (a * f32), Gradients = a * f32, OptimizerState = 2 * a * f32, Activations = activations,
+            Note = $"LoRA r={lora.Rank}: {full.Parameters:N0} frozen base parameters, {a:N0} trained",
+        };
+    }
+
+    private static RoleMemory Reference(TransformerConfig config, RlMemoryShape shape, int rows, string cachedNote = "log-probs cached per rollout: not resident")
+    {
+        if (shape.CachedReferenceLogProbs)
+        {
+            return new RoleMemory("reference", Transformer.ParameterCount(config), 0, 0, 0, 0, 0, 0, cachedNote);
+        }
+
+        var resident = Role("reference", config, shape, trainingRows: 0, scoringRows: rows, logProbs: true, extraTokenInputs: 0, sampling: false);
+        return shape.Lora is null ? resident : resident with { Weights = 0, Note = "the policy's base with adapters off: no weights of its own" };
+    }
 
     private static RoleMemory Rollout(RlMemoryShape shape, int i32PerToken, int f32PerToken) => new(
         "rollout", 0, 0, 0, 0, (long)shape.RolloutBatch * shape.Time * ((i32PerToken * DType.I32.SizeOf()) + (f32PerToken * DType.F32.SizeOf())), 0, 0,

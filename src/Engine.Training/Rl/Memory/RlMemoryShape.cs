@@ -1,4 +1,5 @@
 using Engine.Core.Tensors;
+using Engine.Models.Lora;
 
 namespace Engine.Training.Rl.Memory;
 
@@ -34,6 +35,12 @@ public sealed record RlMemoryShape
     /// released), so the reference model is not resident while the other roles train.
     /// </summary>
     public bool CachedReferenceLogProbs { get; init; }
+
+    /// <summary>
+    /// LoRA on the trained policy (actor): it holds its frozen base plus the adapters, gradients and AdamW moments of the
+    /// adapters only; the reference is that base with the adapters off, so it holds no weights of its own. Null: full training.
+    /// </summary>
+    public LoraConfig? Lora { get; init; }
 
     /// <summary>Element type of the weights (every role).</summary>
     public DType WeightType { get; init; } = DType.F32;

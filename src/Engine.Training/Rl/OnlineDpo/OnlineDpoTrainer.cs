@@ -72,6 +72,7 @@ public sealed class OnlineDpoTrainer : IDisposable
             ScoringBatch = options.ScoringBatch,
             PromptLength = longest,
             ResponseLength = Math.Min(options.MaxNewTokens, context - longest),
+            Lora = ReferenceEquals(reference, policy) ? policy.Lora?.Config : null,
         };
         MemoryPlan = MemoryPlan.OnlineDpo(policy.Config, rewardModel.Config, shape, policy.Backend, reference.Config);
     }

@@ -15,7 +15,10 @@ public abstract class PolicyReference : IDisposable
     /// <summary>The reference model's configuration.</summary>
     public abstract TransformerConfig Config { get; }
 
-    /// <summary>A reference kept in memory (created with trainable: false, ideally); the caller keeps ownership of the model.</summary>
+    /// <summary>
+    /// A reference kept in memory (created with trainable: false, ideally); the caller keeps ownership of the model. A model
+    /// with LoRA adapters is run with them disabled, so a LoRA actor passed here is its own reference (one copy of the base).
+    /// </summary>
     public static PolicyReference Resident(Transformer model) => new ResidentReference(model);
 
     /// <summary>
@@ -55,8 +58,11 @@ public abstract class PolicyReference : IDisposable
 
         public override TransformerConfig Config => model.Config;
 
-        public override float[] LogProbs(RolloutBatch batch, float temperature, int rowsPerPass) =>
-            pass.Compute(model, batch, temperature, rowsPerPass).LogProbs;
+        public override float[] LogProbs(RolloutBatch batch, float temperature, int rowsPerPass)
+        {
+            using var baseOnly = model.AdaptersDisabled();
+            return pass.Compute(model, batch, temperature, rowsPerPass).LogProbs;
+        }
 
         protected override void Dispose(bool disposing)
         {

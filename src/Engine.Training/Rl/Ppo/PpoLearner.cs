@@ -35,7 +35,7 @@ public sealed class PpoLearner : IDisposable
             throw new ArgumentException("the actor and critic must be separate models on the same backend", nameof(critic));
         }
 
-        if (!actor.Parameters.Trainable || !critic.Parameters.Trainable)
+        if (!actor.IsTrainable || !critic.IsTrainable)
         {
             throw new ArgumentException("the actor and critic are trained: create them with trainable: true", nameof(actor));
         }

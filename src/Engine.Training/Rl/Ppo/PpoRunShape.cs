@@ -20,6 +20,7 @@ namespace Engine.Training.Rl.Ppo;
 /// <param name="ResponseLength">Most tokens sampled per response.</param>
 /// <param name="MaxLength">Longest prompt + response.</param>
 /// <param name="PtxRows">Rows of pretraining text per update (0 without PPO-ptx), each <paramref name="MaxLength"/> tokens.</param>
+/// <param name="ActorLora">The actor's LoRA settings when it trains adapters (its base is then the reference), else null.</param>
 public sealed record PpoRunShape(
     TransformerConfig Actor,
     TransformerConfig Critic,
@@ -33,4 +34,5 @@ public sealed record PpoRunShape(
     int MaxPromptLength,
     int ResponseLength,
     int MaxLength,
-    int PtxRows);
+    int PtxRows,
+    Engine.Models.Lora.LoraConfig? ActorLora = null);

@@ -99,7 +99,7 @@ public sealed class PpoTrainer
         Shape = new PpoRunShape(
             actor.Config, critic.Config, rm.Config, models.Reference.Config, models.Reference.IsResident, options.BatchSize,
             Math.Min(options.BatchSize, options.LocalRolloutForwardBatchSize), options.MiniBatchRows, options.MicroBatchRows,
-            options.MaxPromptLength, options.ResponseLength, options.MaxLength, ptx is null ? 0 : PtxRows(options));
+            options.MaxPromptLength, options.ResponseLength, options.MaxLength, ptx is null ? 0 : PtxRows(options), actor.Lora?.Config);
     }
 
     /// <summary>Where progress and warnings are logged.</summary>
@@ -320,8 +320,8 @@ public sealed class PpoTrainer
             {
                 // Both gradients are checked before either model moves, so a skipped update skips both: the actor and the
                 // critic always take their AdamW steps together.
-                double actorSquares = actor.Backend.SquaredNorm(actor.Parameters.Gradients);
-                double criticSquares = critic.Backend.SquaredNorm(critic.Parameters.Gradients);
+                double actorSquares = actor.Backend.SquaredNorm(actor.TrainableParameters.Gradients);
+                double criticSquares = critic.Backend.SquaredNorm(critic.TrainableParameters.Gradients);
                 if (double.IsFinite(actorSquares) && double.IsFinite(criticSquares))
                 {
                     actorNorm = actor.OptimizerStep((float)lr, state.OptimizerSteps + 1, options.Optimizer);

@@ -1,0 +1,122 @@
+using Engine.Models.Formats;
+using Engine.Models.HuggingFace;
+using Engine.Models.Lora;
+using Engine.Tests.Cli;
+using Engine.Tests.Training;
+using Xunit;
+
+namespace Engine.Tests.Lora;
+
+/// <summary><c>--lora</c> on the trainers, <c>--adapter</c> on inference, <c>engine lora merge</c> and <c>info --lora</c>, end to end on a tiny GPT-2.</summary>
+[Trait("Category", "Training")]
+[Collection("Console")]
+public sealed class LoraCommandTests : IDisposable
+{
+    private static readonly string[] Fast =
+    [
+        "--set", "max_steps=4", "--set", "batch_size=2", "--set", "log_interval=1", "--set", "checkpoint_interval=2",
+        "--set", "max_length=32", "--set", "learning_rate=1e-2", "--threads", "2", "--lora", "r=4,alpha=8,dropout=0.1",
+    ];
+
+    private readonly TempDirectory dir = new();
+
+    public LoraCommandTests()
+    {
+        CliHarness.SaveTinyModel(Model);
+        File.WriteAllLines(dir.Sub("sft.jsonl"), Enumerable.Range(0, 8).Select(i => $$"""{"prompt": "q{{i}} ", "completion": "answer {{i}}"}"""));
+        File.WriteAllLines(dir.Sub("pairs.jsonl"), Enumerable.Range(0, 8).Select(i => $$"""{"prompt": "q{{i}} ", "chosen": "good {{i}}", "rejected": "bad"}"""));
+    }
+
+    private string Model => dir.Sub("model");
+
+    public void Dispose() => dir.Dispose();
+
+    [Fact]
+    public void Sft_with_lora_writes_peft_adapters_and_resumes_to_the_same_bits()
+    {
+        string output = dir.Sub("sft");
+        var (code, stdout, error) = CliHarness.Run(["sft", "--model", Model, "--data", dir.Sub("sft.jsonl"), "--out", output, .. Fast]);
+        Assert.True(code == 0, error);
+        Assert.Contains("step 4/4", stdout, StringComparison.Ordinal);
+        string final = Path.Combine(output, "final"), checkpoint = Path.Combine(output, "checkpoint-2");
+        Assert.True(PeftAdapter.IsAdapter(final));
+        Assert.False(File.Exists(Path.Combine(final, HfCheckpoint.ConfigFile)));
+        Assert.True(File.Exists(Path.Combine(final, "tokenizer.json")));
+        Assert.True(PeftAdapter.IsAdapter(checkpoint));
+        Assert.False(File.Exists(Path.Combine(checkpoint, HfCheckpoint.WeightsFile)));
+        Assert.Equal(Path.GetFullPath(Model), PeftAdapter.ReadConfig(final).BaseModel);
+        using (var adapterFile = SafetensorsFile.Open(Path.Combine(checkpoint, PeftAdapter.WeightsFile)))
+        using (var moments = SafetensorsFile.Open(Path.Combine(checkpoint, "optimizer.safetensors")))
+        {
+            // The optimizer state holds the adapters' moments only: as many values as A and B have, none for the base.
+            long adapterValues = adapterFile.Tensors.Sum(t => t.Shape[0] * t.Shape[1]);
+            Assert.All(moments.Tensors, t => Assert.Equal(adapterValues, t.Shape[0]));
+        }
+
+        var firstRun = File.ReadAllBytes(Path.Combine(final, PeftAdapter.WeightsFile));
+
+        Directory.Delete(Path.Combine(output, "checkpoint-4"), recursive: true);
+        Directory.Delete(final, recursive: true);
+        (code, stdout, error) = CliHarness.Run(["sft", "--model", Model, "--data", dir.Sub("sft.jsonl"), "--out", output, "--resume", .. Fast]);
+        Assert.True(code == 0, error);
+        Assert.Contains("checkpoint-2", stdout, StringComparison.Ordinal);
+        Assert.Equal(firstRun, File.ReadAllBytes(Path.Combine(final, PeftAdapter.WeightsFile)));
+    }
+
+    [Fact]
+    public void Dpo_with_lora_needs_no_reference_copy_and_its_adapter_serves_inference_and_merges()
+    {
+        string output = dir.Sub("dpo");
+        var (code, stdout, error) = CliHarness.Run(["dpo", "--model", Model, "--data", dir.Sub("pairs.jsonl"), "--out", output, "--precompute-ref", .. Fast]);
+        Assert.True(code == 0, error);
+        Assert.Contains("reference log-probs: 16 sequences cached", stdout, StringComparison.Ordinal);
+        (code, _, error) = CliHarness.Run(["dpo", "--model", Model, "--data", dir.Sub("pairs.jsonl"), "--out", dir.Sub("dpo-resident"), .. Fast]);
+        Assert.True(code == 0, error);
+        string adapter = Path.Combine(output, "final");
+
+        string merged = dir.Sub("merged");
+        (code, stdout, error) = CliHarness.Run(["lora", "merge", "--base", Model, "--adapter", adapter, "--out", merged]);
+        Assert.True(code == 0, error);
+        Assert.Contains("merged 4 adapted layers", stdout, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(merged, HfCheckpoint.ConfigFile)));
+
+        string[] generate = ["--prompt", "q1 ", "--temperature", "0", "--max-new-tokens", "12", "--threads", "1"];
+        var (c1, withAdapter, e1) = CliHarness.Run(["generate", Model, "--adapter", adapter, .. generate]);
+        var (c2, fromMerged, e2) = CliHarness.Run(["generate", merged, .. generate]);
+        var (c3, plain, e3) = CliHarness.Run(["generate", Model, .. generate]);
+        Assert.True(c1 == 0 && c2 == 0 && c3 == 0, e1 + e2 + e3);
+        Assert.Equal(fromMerged, withAdapter);
+
+        var (c4, logprobsAdapter, e4) = CliHarness.Run(["logprobs", Model, "--adapter", adapter, "--data", dir.Sub("sft.jsonl"), "--threads", "1"]);
+        var (c5, logprobsMerged, e5) = CliHarness.Run(["logprobs", merged, "--data", dir.Sub("sft.jsonl"), "--threads", "1"]);
+        Assert.True(c4 == 0 && c5 == 0, e4 + e5);
+        Assert.Equal(logprobsMerged.Split('\n').Length, logprobsAdapter.Split('\n').Length);
+        _ = plain;
+
+        (code, _, error) = CliHarness.Run(["generate", Model, "--adapter", dir.Sub("nowhere"), .. generate]);
+        Assert.Equal(1, code);
+        Assert.Contains("--adapter", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Rm_with_lora_is_refused_with_the_reason()
+    {
+        var (code, _, error) = CliHarness.Run(["rm", "--model", Model, "--data", dir.Sub("pairs.jsonl"), "--out", dir.Sub("rm"), .. Fast]);
+        Assert.Equal(1, code);
+        Assert.Contains("--lora: engine rm trains a new scalar head", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Info_shows_trainable_parameters_and_memory_with_and_without_lora()
+    {
+        var (code, stdout, error) = CliHarness.Run(["info", Model, "--lora", "r=4,alpha=8", "--batch", "2", "--seq", "16"]);
+        Assert.True(code == 0, error);
+        Assert.Contains("LoRA: r=4, alpha=8", stdout, StringComparison.Ordinal);
+        Assert.Contains("trainable parameters", stdout, StringComparison.Ordinal);
+
+        (code, stdout, error) = CliHarness.Run(["info", "--plan", "dpo", "--actor", Model, "--lora", "r=4", "--minibatch", "4", "--prompt-length", "8", "--response-length", "8"]);
+        Assert.True(code == 0, error);
+        Assert.Contains("adapters off", stdout, StringComparison.Ordinal);
+        Assert.Contains("LoRA r=4", stdout, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,64 @@
+using Engine.Models.HuggingFace;
+using Engine.Models.Lora;
+using Engine.Tests.Rl;
+using Engine.Tests.Support;
+using Engine.Tests.Training;
+using Xunit;
+
+namespace Engine.Tests.Lora;
+
+/// <summary><c>engine ppo --lora</c> and <c>engine dpo --online --lora</c>: the actor's base is the reference, one copy of it.</summary>
+[Trait("Category", "Training")]
+[Collection("Console")]
+public sealed class LoraRlCommandTests : IDisposable
+{
+    private readonly TempDirectory dir = new();
+
+    public LoraRlCommandTests()
+    {
+        TinyRlModels.Write(dir.Sub("sft"), dir.Sub("rm"), dir.Sub("prompts.jsonl"), i => $"q{i}?");
+    }
+
+    public void Dispose() => dir.Dispose();
+
+    [Fact]
+    public void Ppo_with_lora_trains_the_actor_adapters_and_resumes_to_the_same_bits()
+    {
+        string output = dir.Sub("ppo");
+        string[] args =
+        [
+            "ppo", "--actor", dir.Sub("sft"), "--reward", dir.Sub("rm"), "--prompts", dir.Sub("prompts.jsonl"), "--out", output,
+            "--set", "max_steps=2", "--set", "batch_size=2", "--set", "response_length=4", "--set", "max_length=24", "--set", "checkpoint_interval=1",
+            "--set", "learning_rate=1e-2", "--threads", "2", "--lora", "r=2,alpha=4,dropout=0",
+        ];
+        var (code, stdout, error) = CliRun.Engine(args);
+        Assert.True(code == 0, error);
+        Assert.Contains("the policy's base with adapters off", stdout, StringComparison.Ordinal);
+        string final = Path.Combine(output, "final");
+        Assert.True(PeftAdapter.IsAdapter(final));
+        Assert.True(File.Exists(Path.Combine(final, "critic", HfCheckpoint.ConfigFile)));
+        var first = File.ReadAllBytes(Path.Combine(final, PeftAdapter.WeightsFile));
+
+        Directory.Delete(Path.Combine(output, "checkpoint-2"), recursive: true);
+        Directory.Delete(final, recursive: true);
+        (code, stdout, error) = CliRun.Engine([.. args, "--resume"]);
+        Assert.True(code == 0, error);
+        Assert.Contains("checkpoint-1", stdout, StringComparison.Ordinal);
+        Assert.Equal(first, File.ReadAllBytes(Path.Combine(final, PeftAdapter.WeightsFile)));
+    }
+
+    [Fact]
+    public void Online_dpo_with_lora_plans_one_base_copy_and_saves_an_adapter()
+    {
+        string output = dir.Sub("online");
+        var (code, stdout, error) = CliRun.Engine(
+        [
+            "dpo", "--online", "--policy", dir.Sub("sft"), "--reward", dir.Sub("rm"), "--prompts", dir.Sub("prompts.jsonl"), "--out", output,
+            "--set", "max_steps=2", "--set", "batch_size=2", "--set", "max_new_tokens=4", "--set", "samples_per_prompt=3",
+            "--set", "max_length=32", "--set", "learning_rate=1e-3", "--threads", "2", "--lora", "r=2,alpha=4",
+        ]);
+        Assert.True(code == 0, error);
+        Assert.Contains("adapters off", stdout, StringComparison.Ordinal);
+        Assert.True(PeftAdapter.IsAdapter(Path.Combine(output, "final")));
+    }
+}
