@@ -98,14 +98,14 @@ internal static class PreferenceCommands
         using var session = TrainingSession<TrainerOptions>.Open(flags, parse);
         var train = session.TrainData();
         var validation = session.EvalData();
-        using var policy = session.LoadModel();
+        using var policy = session.LoadPolicy();
         TrainCommands.CheckVocabulary(policy, session.Tokenizer.VocabSize);
         var collator = session.Collator();
         var trainBatches = TrainCommands.Preferences(collator, train, session.Options);
         var validationBatches = validation is null ? null : TrainCommands.Preferences(collator, validation, session.Options);
         using var reference = options.ReferenceFree
             ? null
-            : OpenReference(session, referenceArg, precompute, [.. trainBatches.All().Concat(validationBatches?.All() ?? [])]);
+            : OpenReference(session, policy, referenceArg, precompute, [.. trainBatches.All().Concat(validationBatches?.All() ?? [])]);
         using var objective = new PreferenceObjective(policy, reference?.LogProbs, options);
         var trainer = new Trainer<PreferenceBatch>(policy, objective, trainBatches, validationBatches, session.Options) { CheckpointFormat = session.SaveOptions(policy) };
         return TrainCommands.Finish(session, policy, session.Run(trainer, "dpo"));
@@ -142,13 +142,13 @@ internal static class PreferenceCommands
             using var session = TrainingSession<TrainerOptions>.Open(flags, parse);
             var train = session.TrainData();
             var validation = session.EvalData();
-            using var policy = session.LoadModel();
+            using var policy = session.LoadPolicy();
             TrainCommands.CheckVocabulary(policy, session.Tokenizer.VocabSize);
             var collator = session.Collator();
             var trainBatches = new KtoBatches(collator, train, session.Options.BatchSize);
             var validationBatches = validation is null ? null : new KtoBatches(collator, validation, session.Options.BatchSize);
             using var referenceSource = OpenReference(
-                session, parse.GetValue(reference), parse.GetValue(precompute), [.. trainBatches.All().Concat(validationBatches?.All() ?? []).Select(b => b.Rows)]);
+                session, policy, parse.GetValue(reference), parse.GetValue(precompute), [.. trainBatches.All().Concat(validationBatches?.All() ?? []).Select(b => b.Rows)]);
             using var objective = new KtoObjective(policy, referenceSource.LogProbs, options);
             var trainer = new Trainer<KtoBatch>(policy, objective, trainBatches, validationBatches, session.Options) { CheckpointFormat = session.SaveOptions(policy) };
             return TrainCommands.Finish(session, policy, session.Run(trainer, "kto"));
@@ -156,20 +156,23 @@ internal static class PreferenceCommands
         return command;
     }
 
-    // The reference: a frozen model kept in memory, or (--precompute-ref) its log-probs of every row cached in --out.
-    private static ReferenceSource OpenReference(TrainingSession<TrainerOptions> session, string? referenceArg, bool precompute, IReadOnlyList<PreferenceBatch> all)
+    // The reference: a frozen model kept in memory, or (--precompute-ref) its log-probs of every row cached in --out. A
+    // policy that trains LoRA adapters is its own reference when --ref is not given: its base with the adapters off.
+    private static ReferenceSource OpenReference(
+        TrainingSession<TrainerOptions> session, Transformer policy, string? referenceArg, bool precompute, IReadOnlyList<PreferenceBatch> all)
     {
         string referenceDir = ModelInputs.ExistingDirectory(referenceArg ?? session.ModelDirectory!, "--ref");
+        bool baseIsReference = policy.Lora is not null && referenceArg is null;
         if (!precompute)
         {
-            var model = session.LoadModel(referenceDir, trainable: false);
-            return new ReferenceSource(new ReferenceModel(model), model);
+            var model = baseIsReference ? policy : session.LoadModel(referenceDir, trainable: false);
+            return new ReferenceSource(new ReferenceModel(model), baseIsReference ? null : model);
         }
 
         Directory.CreateDirectory(session.OutputDirectory);
         var cache = ReferenceLogProbCache.LoadOrCompute(
             Path.Combine(session.OutputDirectory, "reference_logprobs.safetensors"), all, ReferenceLogProbCache.CheckpointKey(referenceDir),
-            () => session.LoadModel(referenceDir, trainable: false));
+            () => baseIsReference ? policy : session.LoadModel(referenceDir, trainable: false), keepReference: baseIsReference);
         Console.Out.WriteLine($"reference log-probs: {cache.Count} sequences cached");
         return new ReferenceSource(cache, null);
     }

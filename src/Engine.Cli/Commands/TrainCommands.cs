@@ -49,7 +49,11 @@ internal static class TrainCommands
             Transformer model;
             if (fromConfig is null)
             {
-                model = session.LoadModel();
+                model = session.LoadPolicy();
+            }
+            else if (session.Lora is not null)
+            {
+                throw new CommandException("--lora adapts a trained model: give --model (LoRA over the random weights of --config-model would train almost nothing)");
             }
             else
             {

@@ -98,6 +98,39 @@ public sealed class LoraCommandTests : IDisposable
         Assert.Contains("--adapter", error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("dpo", "--loss", "simpo")]
+    [InlineData("dpo", "--loss", "sigmoid,bco_pair,sft")]
+    [InlineData("kto", "--beta", "0.1")]
+    [InlineData("pretrain", "--set", "seed=3")]
+    public void Every_trainer_that_takes_lora_trains_adapters_only(string command, string flag, string value)
+    {
+        // A flag a trainer accepted but ignored would train every weight and write a full checkpoint: each must write
+        // a PEFT adapter (no config.json, no full weights) and leave the base checkpoint untouched.
+        string data = command switch { "kto" => dir.Sub("kto.jsonl"), "pretrain" => dir.Sub("text.jsonl"), _ => dir.Sub("pairs.jsonl") };
+        File.WriteAllLines(dir.Sub("kto.jsonl"), Enumerable.Range(0, 8).Select(i => $$"""{"prompt": "q{{i}} ", "completion": "{{(i % 2 == 0 ? "good" : "bad")}} {{i}}", "label": {{(i % 2 == 0 ? "true" : "false")}}}"""));
+        File.WriteAllLines(dir.Sub("text.jsonl"), Enumerable.Range(0, 8).Select(i => $$"""{"text": "some text {{i}}"}"""));
+        var baseBytes = File.ReadAllBytes(Path.Combine(Model, HfCheckpoint.WeightsFile));
+        string output = dir.Sub($"{command}-{value}");
+        var (code, _, error) = CliHarness.Run([command, "--model", Model, "--data", data, "--out", output, flag, value, .. Fast]);
+        Assert.True(code == 0, error);
+        string final = Path.Combine(output, "final");
+        Assert.True(PeftAdapter.IsAdapter(final), $"{command} {value}: final/ is not an adapter");
+        Assert.False(File.Exists(Path.Combine(final, HfCheckpoint.WeightsFile)));
+        Assert.Equal(baseBytes, File.ReadAllBytes(Path.Combine(Model, HfCheckpoint.WeightsFile)));
+    }
+
+    [Fact]
+    public void Pretraining_random_weights_with_lora_is_refused()
+    {
+        var (code, _, error) = CliHarness.Run(
+            ["pretrain", "--config-model", Path.Combine(Model, HfCheckpoint.ConfigFile), "--tokenizer", Path.Combine(Model, "tokenizer.json"),
+             "--data", dir.Sub("sft.jsonl"), "--out", dir.Sub("pt"), .. Fast]);
+        Assert.Equal(1, code);
+        Assert.Contains("--lora", error, StringComparison.Ordinal);
+        Assert.Contains("--model", error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Rm_with_lora_is_refused_with_the_reason()
     {

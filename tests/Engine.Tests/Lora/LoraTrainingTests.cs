@@ -1,9 +1,12 @@
+using Engine.Core.Backends;
 using Engine.Core.Cpu;
 using Engine.Models;
 using Engine.Models.Lora;
 using Engine.Tests.Objectives;
 using Engine.Tests.Support;
+using Engine.Training.Data;
 using Engine.Training.Objectives;
+using Engine.Training.Objectives.Preference;
 using Xunit;
 
 namespace Engine.Tests.Lora;
@@ -41,6 +44,45 @@ public sealed class LoraTrainingTests : IDisposable
         Assert.Equal(expected.Loss, actual.Loss);
         Assert.Equal(expected.Metrics["logps/chosen"], actual.Metrics["logps/chosen"]);
         Assert.Equal(expected.Metrics["logps/rejected"], actual.Metrics["logps/rejected"]);
+    }
+
+    [Fact]
+    public void The_preference_family_and_kto_with_lora_give_the_losses_of_a_separate_frozen_reference_at_step_0()
+    {
+        // A weighted list of reference-based losses (every term reads π_ref) and KTO: with B = 0 the LoRA policy is its
+        // base, so the policy-as-its-own-reference run must equal the run against a separate frozen copy.
+        var pairs = SyntheticPreferences.Examples(7, 4).OfType<PreferenceExample>().ToList();
+        var batch = SyntheticPreferences.Batches(pairs, 4).Single();
+        var list = new PreferenceOptions { Beta = 0.1f, Losses = [new(PreferenceLossType.Sigmoid, 0.8f), new(PreferenceLossType.ApoZero, 0.5f), new(PreferenceLossType.Sft, 1f)] };
+        var unpaired = pairs.SelectMany(p => new[]
+        {
+            new UnpairedPreferenceExample(p.Prompt, p.Chosen, true) { Source = "synthetic", Line = p.Line },
+            new UnpairedPreferenceExample(p.Prompt, p.Rejected, false) { Source = "synthetic", Line = p.Line },
+        }).ToList();
+        var ktoBatch = new KtoBatches(SyntheticPreferences.Collator, unpaired, unpaired.Count).All().Single();
+        var kto = new PreferenceOptions { Beta = 0.1f, Losses = [new(PreferenceLossType.Kto)] };
+
+        using var fullPolicy = Model(trainable: true);
+        using var frozenCopy = Model(trainable: false);
+        using var policy = Model(trainable: false);
+        policy.AddLora(new LoraConfig(Rank: 4, Alpha: 8, Dropout: 0), seed: 5);
+        using var listSeparate = new PreferenceObjective(fullPolicy, frozenCopy, list);
+        using var listShared = new PreferenceObjective(policy, policy, list);
+        AssertSameStep(listSeparate, listShared, batch);
+
+        using var ktoSeparate = new KtoObjective(fullPolicy, frozenCopy, kto);
+        using var ktoShared = new KtoObjective(policy, policy, kto);
+        AssertSameStep(ktoSeparate, ktoShared, ktoBatch);
+
+        void AssertSameStep<TBatch>(ITrainingObjective<TBatch> separate, ITrainingObjective<TBatch> shared, TBatch input)
+        {
+            fullPolicy.ZeroGradients();
+            policy.ZeroGradients();
+            var expected = separate.Step(input, 1f);
+            var actual = shared.Step(input, 1f);
+            Assert.Equal(expected.Loss, actual.Loss);
+            Assert.Equal(expected.Metrics.OrderBy(m => m.Key), actual.Metrics.OrderBy(m => m.Key));
+        }
     }
 
     [Fact]

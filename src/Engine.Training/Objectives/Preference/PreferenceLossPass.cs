@@ -24,9 +24,10 @@ internal sealed class PreferenceLossPass(Backend backend) : IDisposable
             throw new ArgumentException($"{method} trains a language model: the policy has a scalar head", nameof(policy));
         }
 
-        if (reference is ReferenceModel same && ReferenceEquals(same.Model, policy))
+        if (reference is ReferenceModel same && ReferenceEquals(same.Model, policy) && policy.Lora is null)
         {
-            throw new ArgumentException("the reference must be a separate frozen model (or cached log-probs), not the policy itself", nameof(reference));
+            throw new ArgumentException(
+                "the reference must be a separate frozen model (or cached log-probs), or the policy itself only when it trains LoRA adapters (its base is the reference)", nameof(reference));
         }
     }
 
