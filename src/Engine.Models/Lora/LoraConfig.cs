@@ -26,33 +26,37 @@ public sealed record LoraConfig(int Rank = 16, double Alpha = 32, double Dropout
     /// <summary>Whether a module (its last path component, e.g. <c>q_proj</c>) is a target.</summary>
     public bool IsTarget(string module) => TargetModules.Any(t => t == AllLinear || t == module);
 
-    /// <summary>Checks the values, naming <paramref name="source"/> (a flag or file) in the error.</summary>
-    public void Validate(string source)
+    /// <summary>
+    /// Checks the values, naming <paramref name="source"/> (a flag or file) in the error and each field by its
+    /// command-line key, or by its PEFT key under <c>lora.</c> when <paramref name="peftNames"/> (a configuration file's block).
+    /// </summary>
+    public void Validate(string source, bool peftNames = false)
     {
         if (Rank < 1 || Rank > 4096)
         {
-            throw new InputException(source, null, "r", $"rank {Rank} must be in [1, 4096]");
+            throw new InputException(source, null, peftNames ? "lora.r" : "r", $"rank {Rank} must be in [1, 4096]");
         }
 
         if (!(Alpha > 0) || !double.IsFinite(Alpha))
         {
-            throw new InputException(source, null, "alpha", $"{Alpha} must be a positive number");
+            throw new InputException(source, null, peftNames ? "lora.lora_alpha" : "alpha", $"{Alpha} must be a positive number");
         }
 
         if (!(Dropout >= 0 && Dropout < 1))
         {
-            throw new InputException(source, null, "dropout", $"{Dropout} must be in [0, 1)");
+            throw new InputException(source, null, peftNames ? "lora.lora_dropout" : "dropout", $"{Dropout} must be in [0, 1)");
         }
     }
 
     /// <summary>
     /// Parses the command-line form <c>r=16,alpha=32,dropout=0.05,targets=all-linear,rslora=false</c>; several targets are
-    /// joined with <c>+</c> (<c>targets=q_proj+v_proj</c>). Keys left out keep their defaults.
+    /// joined with <c>+</c> (<c>targets=q_proj+v_proj</c>). Keys left out keep the values of <paramref name="start"/>
+    /// (e.g. a configuration file's <c>lora:</c> block), or the defaults.
     /// </summary>
-    public static LoraConfig Parse(string text, string flag = "--lora")
+    public static LoraConfig Parse(string text, string flag = "--lora", LoraConfig? start = null)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var config = new LoraConfig();
+        var config = start ?? new LoraConfig();
         foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             int eq = part.IndexOf('=', StringComparison.Ordinal);
