@@ -180,11 +180,12 @@ internal sealed class TrainingSession<TOptions> : IDisposable
 
     /// <summary>
     /// Loads the model to train (--model, or <paramref name="directory"/>): with --lora, frozen with adapters attached
-    /// (initialised from the run's seed, base_model_name_or_path the checkpoint's path); else trainable in full.
+    /// (initialised from the run's seed, base_model_name_or_path the checkpoint's path; <paramref name="lora"/> instead of the run's settings when given); else trainable in full.
     /// </summary>
-    public Transformer LoadPolicy(string? directory = null, HfLoadOptions? load = null)
+    public Transformer LoadPolicy(string? directory = null, HfLoadOptions? load = null, LoraConfig? lora = null)
     {
-        if (Lora is not { } lora)
+        lora ??= Lora;
+        if (lora is null)
         {
             return LoadModel(directory, trainable: true, load);
         }

@@ -12,8 +12,19 @@ namespace Engine.Models.Lora;
 /// <param name="Dropout">lora_dropout: dropout on the adapter's input in training passes only.</param>
 /// <param name="Targets">PEFT module names (<c>q_proj</c>, <c>c_attn</c>, …) or the single entry <c>all-linear</c>.</param>
 /// <param name="UseRsLora">use_rslora: s = α/√r instead of α/r.</param>
-public sealed record LoraConfig(int Rank = 16, double Alpha = 32, double Dropout = 0.05, IReadOnlyList<string>? Targets = null, bool UseRsLora = false)
+/// <param name="ModulesToSave">
+/// modules_to_save: modules trained in full and saved with the adapter; Engine supports <c>score</c>, the scalar head of a
+/// reward model (<c>engine rm --lora</c>). Null or empty: none.
+/// </param>
+public sealed record LoraConfig(
+    int Rank = 16, double Alpha = 32, double Dropout = 0.05, IReadOnlyList<string>? Targets = null, bool UseRsLora = false, IReadOnlyList<string>? ModulesToSave = null)
 {
+    /// <summary>The module name of the scalar head in <see cref="ModulesToSave"/> (Hugging Face's <c>score</c>).</summary>
+    public const string ScoreModule = "score";
+
+    /// <summary>Whether the scalar head is trained in full and saved with the adapter.</summary>
+    public bool SavesScoreHead => ModulesToSave?.Contains(ScoreModule) == true;
+
     /// <summary>The target meaning every linear layer of the trunk (not the LM head or a scalar head).</summary>
     public const string AllLinear = "all-linear";
 
@@ -45,6 +56,11 @@ public sealed record LoraConfig(int Rank = 16, double Alpha = 32, double Dropout
         if (!(Dropout >= 0 && Dropout < 1))
         {
             throw new InputException(source, null, peftNames ? "lora.lora_dropout" : "dropout", $"{Dropout} must be in [0, 1)");
+        }
+
+        if (ModulesToSave?.FirstOrDefault(m => m != ScoreModule) is { } module)
+        {
+            throw new InputException(source, null, "modules_to_save", $"'{module}' is not supported; Engine saves only the scalar head ({ScoreModule}) with an adapter");
         }
     }
 
