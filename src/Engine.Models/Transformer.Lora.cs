@@ -1,3 +1,4 @@
+using Engine.Core;
 using Engine.Core.Tensors;
 using Engine.Models.Lora;
 using Engine.Models.Parameters;
@@ -46,8 +47,21 @@ public sealed partial class Transformer
             throw new InvalidOperationException("LoRA trains adapters over a frozen base: load the base with trainable: false");
         }
 
-        lora = new LoraAdapters(Backend, config, LoraSite.Targeted(Config, config, source));
-        lora.Initialize(seed);
+        if (config.SavesScoreHead && !HasScalarHead)
+        {
+            throw new InputException(source, null, "modules_to_save", $"lists the scalar head ({LoraConfig.ScoreModule}), but this model has a language-model head");
+        }
+
+        var adapters = new LoraAdapters(Backend, config, LoraSite.Targeted(Config, config, source), config.SavesScoreHead ? Config.Channels : 0);
+        adapters.Initialize(seed);
+        if (config.SavesScoreHead)
+        {
+            // PEFT's modules_to_save: the trained copy starts as the model's head.
+            Backend.Copy(adapters.Parameters.Value(Names.ScoreWeight), Parameters.Value(Names.ScoreWeight));
+            Backend.Copy(adapters.Parameters.Value(Names.ScoreBias), Parameters.Value(Names.ScoreBias));
+        }
+
+        lora = adapters;
         return lora;
     }
 
@@ -81,9 +95,21 @@ public sealed partial class Transformer
             }
         }
 
+        if (adapters.Config.SavesScoreHead)
+        {
+            Backend.Copy(Parameters.Value(Names.ScoreWeight), adapters.Parameters.Value(Names.ScoreWeight));
+            Backend.Copy(Parameters.Value(Names.ScoreBias), adapters.Parameters.Value(Names.ScoreBias));
+        }
+
         adapters.Dispose();
         lora = null;
     }
+
+    // The set holding the scalar head in use: the adapters' trained copy (modules_to_save) while enabled, else the model's.
+    private ParameterSet HeadParameters => lora is { ServesScoreHead: true } adapters ? adapters.Parameters : Parameters;
+
+    // The scalar head's gradient: the adapters' copy, the model's when it trains in full, else none.
+    private Tensor ScoreGradient(string name) => lora is { ServesScoreHead: true } adapters ? adapters.Parameters.Gradient(name) : BaseGradient(name);
 
     private ActivationPlan ReferencePlan(int batch, int time)
     {

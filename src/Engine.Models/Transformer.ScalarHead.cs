@@ -19,7 +19,7 @@ public sealed partial class Transformer
     public bool HasScalarHead => Config.Head == HeadKind.Scalar;
 
     /// <summary>The scalar head's weight [1,C].</summary>
-    public Tensor ScoreWeight => Parameters.Value(RequireScalarHead(Names.ScoreWeight));
+    public Tensor ScoreWeight => HeadParameters.Value(RequireScalarHead(Names.ScoreWeight));
 
     /// <summary>The scalar head's bias, read from or written to the device (the offset InstructGPT calibrates after training).</summary>
     public float ScoreBias
@@ -27,7 +27,7 @@ public sealed partial class Transformer
         get
         {
             var host = new float[1];
-            Backend.CopyToHost<float>(Parameters.Value(RequireScalarHead(Names.ScoreBias)), host);
+            Backend.CopyToHost<float>(HeadParameters.Value(RequireScalarHead(Names.ScoreBias)), host);
             return host[0];
         }
 
@@ -38,7 +38,7 @@ public sealed partial class Transformer
                 throw new ArgumentOutOfRangeException(nameof(value), $"the score bias must be finite, got {value}");
             }
 
-            Backend.CopyFromHost<float>(Parameters.Value(RequireScalarHead(Names.ScoreBias)), [value]);
+            Backend.CopyFromHost<float>(HeadParameters.Value(RequireScalarHead(Names.ScoreBias)), [value]);
         }
     }
 
@@ -72,7 +72,7 @@ public sealed partial class Transformer
     public void ScoreForward(Tensor scores, Tensor hidden)
     {
         long rows = CheckScoreShapes(scores, hidden);
-        Backend.MatmulForward(scores.Reshape(rows, 1), hidden, ScoreWeight, Parameters.Value(Names.ScoreBias), WeightLayout.OutIn);
+        Backend.MatmulForward(scores.Reshape(rows, 1), hidden, ScoreWeight, HeadParameters.Value(Names.ScoreBias), WeightLayout.OutIn);
     }
 
     /// <summary>
@@ -83,7 +83,7 @@ public sealed partial class Transformer
     {
         long rows = CheckScoreShapes(scoresGrad, hidden);
         Backend.MatmulBackward(
-            hiddenGrad, BaseGradient(Names.ScoreWeight), BaseGradient(Names.ScoreBias), scoresGrad.Reshape(rows, 1), hidden,
+            hiddenGrad, ScoreGradient(Names.ScoreWeight), ScoreGradient(Names.ScoreBias), scoresGrad.Reshape(rows, 1), hidden,
             ScoreWeight, WeightLayout.OutIn);
     }
 

@@ -21,7 +21,7 @@ internal static class GrpoCommand
     {
         var flags = new TrainingFlags();
         flags.Model.Required = true;
-        flags.Model.Description = "the policy's starting checkpoint (e.g. the SFT model); also the frozen reference when beta > 0";
+        flags.Model.Description = "the policy's starting checkpoint (e.g. the SFT model); also the frozen reference when beta > 0 (with --lora: its base, adapters off)";
         var prompts = new Option<string>("--prompts") { Description = "prompts, JSONL (prompt field, or messages ending before the answer; other columns reach the rewards)", Required = true };
         var reward = new Option<string[]>("--reward")
         {
@@ -35,7 +35,7 @@ internal static class GrpoCommand
         var command = new Command("grpo", TrainingFlags.Describe(
             "Critic-free online RL with verifiable rewards: GRPO and its variants (Dr. GRPO, DAPO, GSPO, RLOO, REINFORCE++); no critic, no reward model unless a reward names one, a reference only when beta > 0.",
             new GrpoOptions()));
-        foreach (var option in (Option[])[flags.Model, prompts, reward, weights, reference, referencePerRollout, flags.Config, flags.Set, flags.Tokenizer, flags.Out, flags.Resume, flags.Device, flags.Threads, flags.SkipBadLines, flags.ChatTemplate])
+        foreach (var option in (Option[])[flags.Model, prompts, reward, weights, reference, referencePerRollout, flags.Config, flags.Set, flags.Tokenizer, flags.Out, flags.Resume, flags.Device, flags.Threads, flags.SkipBadLines, flags.ChatTemplate, flags.Lora])
         {
             command.Add(option);
         }
@@ -54,10 +54,13 @@ internal static class GrpoCommand
                 throw new CommandException($"--prompts: {promptIds.Count} prompts are fewer than one step's batch_size ({options.BatchSize})");
             }
 
-            using var policy = session.LoadModel(modelDir);
-            string? referenceDir = options.NeedsReference ? ModelInputs.ExistingDirectory(parse.GetValue(reference) ?? modelDir, "--ref") : null;
+            using var policy = session.LoadPolicy(modelDir);
+
+            // With LoRA the policy is its own reference (its base, adapters off): nothing more to load or keep.
+            bool baseIsReference = options.NeedsReference && policy.Lora is not null && parse.GetValue(reference) is null;
+            string? referenceDir = options.NeedsReference && !baseIsReference ? ModelInputs.ExistingDirectory(parse.GetValue(reference) ?? modelDir, "--ref") : null;
             Transformer? residentReference = referenceDir is null || parse.GetValue(referencePerRollout) ? null : session.LoadModel(referenceDir, trainable: false);
-            using var policyReference = referenceDir is null ? null : residentReference is null
+            using var policyReference = baseIsReference ? PolicyReference.Resident(policy) : referenceDir is null ? null : residentReference is null
                 ? PolicyReference.LoadedPerRollout(() => session.LoadModel(referenceDir, trainable: false), HfCheckpoint.ReadConfig(referenceDir).Model)
                 : PolicyReference.Resident(residentReference);
             try

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Engine.Core.Backends;
 using Engine.Models;
 using Engine.Models.HuggingFace;
 using Engine.Models.Lora;
@@ -14,6 +15,16 @@ internal static class LoraCommand
     /// <summary>The --adapter option: a PEFT LoRA adapter directory applied over MODEL_DIR.</summary>
     public static Option<string?> AdapterOption() =>
         new("--adapter") { Description = "a PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) applied over MODEL_DIR" };
+
+    /// <summary>
+    /// Loads the base checkpoint in <paramref name="directory"/> for <paramref name="adapter"/> (or none): with the scalar
+    /// head when the adapter saves one (modules_to_save: score, from <c>engine rm --lora</c>), whose values it then replaces.
+    /// </summary>
+    public static Transformer LoadBase(string directory, Backend backend, string? adapter)
+    {
+        bool scalar = adapter is not null && PeftAdapter.ReadConfig(ModelInputs.ExistingDirectory(adapter, "--adapter")).Config.SavesScoreHead;
+        return HfCheckpoint.Load(directory, backend, trainable: false, scalar ? new HfLoadOptions { Head = HeadKind.Scalar } : null);
+    }
 
     /// <summary>Attaches the adapter named by --adapter (if any) to <paramref name="model"/>, loaded frozen.</summary>
     public static void Apply(Transformer model, string? adapter)
@@ -41,7 +52,7 @@ internal static class LoraCommand
             string outDir = parse.GetValue(output)!;
             ModelInputs.WritableDirectory(outDir, "--out");
             using var backend = DeviceOption.CreateBackend(parse.GetValue(device), Environment.ProcessorCount);
-            using var model = HfCheckpoint.Load(baseDir, backend, trainable: false);
+            using var model = LoadBase(baseDir, backend, adapterDir);
             var lora = PeftAdapter.Load(model, adapterDir);
             int sites = lora.Sites.Count;
             model.MergeLora();
@@ -50,7 +61,7 @@ internal static class LoraCommand
             bool adapterHasTokenizer = File.Exists(Path.Combine(adapterDir, "tokenizer.json"));
             HfCheckpoint.Save(model, outDir, new HfSaveOptions
             {
-                Config = HfCheckpoint.ReadConfig(baseDir),
+                Config = HfCheckpoint.ReadConfig(baseDir) with { Model = model.Config },
                 TokenizerDirectory = adapterHasTokenizer ? adapterDir : baseDir,
             });
             Console.Out.WriteLine($"merged {sites} adapted layers of {adapterDir} into {baseDir}: saved {outDir}");

@@ -76,7 +76,7 @@ internal static class ScoreCommands
             }
 
             using var backend = DeviceOption.CreateBackend(parse.GetValue(device), parse.GetValue(threads));
-            using var net = HfCheckpoint.Load(dir, backend, trainable: false);
+            using var net = LoraCommand.LoadBase(dir, backend, parse.GetValue(adapter));
             LoraCommand.Apply(net, parse.GetValue(adapter));
             var values = new float[items.Count];
             var perTokenValues = !reward && parse.GetValue(perToken) ? new TokenLogProb[items.Count][] : null;

@@ -3,6 +3,7 @@ using System.Globalization;
 using Engine.Core.Backends;
 using Engine.Models;
 using Engine.Models.HuggingFace;
+using Engine.Models.Lora;
 using Engine.Training;
 using Engine.Training.Data;
 using Engine.Training.Objectives;
@@ -44,6 +45,7 @@ internal static class TrainCommands
             }
 
             using var session = TrainingSession<PretrainOptions>.Open(flags, parse, fromConfig is null ? null : Path.GetDirectoryName(Path.GetFullPath(fromConfig)));
+            session.RefuseLora("engine pretrain");
             var train = session.TrainData();
             var validation = session.EvalData();
             Transformer model;
@@ -113,13 +115,9 @@ internal static class TrainCommands
             var demonstrations = session.Read(parse.GetValue(demos), "--demos");
             var rmOptions = new RewardModelOptions { CenterRewardsCoefficient = parse.GetValue(center) };
             OptionChecks.Validate(rmOptions.Validate, null);
-            if (session.Lora is not null)
-            {
-                // PEFT trains a new head beside the adapters (modules_to_save); Engine's adapters do not hold one yet.
-                throw new CommandException("--lora: engine rm trains a new scalar head, which LoRA adapters do not hold yet; train the reward model in full (without --lora)");
-            }
-
-            using var model = session.LoadModel(load: new HfLoadOptions { Head = HeadKind.Scalar, HeadSeed = session.Options.Seed });
+            // With LoRA the new scalar head trains in full beside the adapters and is saved with them (PEFT's modules_to_save).
+            var scalarHead = new HfLoadOptions { Head = HeadKind.Scalar, HeadSeed = session.Options.Seed };
+            using var model = session.LoadPolicy(load: scalarHead, lora: session.Lora is { } l ? l with { ModulesToSave = [LoraConfig.ScoreModule] } : null);
             CheckVocabulary(model, session.Tokenizer.VocabSize);
             var collator = session.Collator();
             using var objective = new RewardModelObjective(model, rmOptions);

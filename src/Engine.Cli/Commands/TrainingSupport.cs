@@ -82,11 +82,12 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     private RunDirectoryLock? runLock;
     private StopSignals? signals;
 
-    private TrainingSession(TrainingFlags flags, ParseResult parse, TOptions options, Backend backend, Tokenizer tokenizer, string tokenizerPath)
+    private TrainingSession(TrainingFlags flags, ParseResult parse, TOptions options, LoraConfig? lora, Backend backend, Tokenizer tokenizer, string tokenizerPath)
     {
         this.flags = flags;
         this.parse = parse;
         Options = options;
+        Lora = lora;
         Backend = backend;
         Tokenizer = tokenizer;
         TokenizerPath = tokenizerPath;
@@ -120,6 +121,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
         var options = ReadOptions(parse.GetValue(flags.Config), parse.GetValue(flags.Set) ?? []);
         options = options with { OutputDirectory = parse.GetValue(flags.Out)!, Resume = parse.GetValue(flags.Resume) || options.Resume };
         OptionChecks.Validate(options.Validate, parse.GetValue(flags.Config));
+        var lora = ReadLora(options, parse.GetValue(flags.Config), parse.GetValue(flags.Lora));
         ModelInputs.WritableDirectory(options.OutputDirectory, "--out");
 
         string? modelDir = parse.GetValue(flags.Model) is string given ? ModelInputs.ExistingDirectory(given, "--model") : null;
@@ -129,7 +131,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
         var tokenizer = ModelInputs.LoadTokenizer(tokenizerPath);
 
         var backend = DeviceOption.CreateBackend(parse.GetValue(flags.Device), parse.GetValue(flags.Threads));
-        var session = new TrainingSession<TOptions>(flags, parse, options, backend, tokenizer, tokenizerPath);
+        var session = new TrainingSession<TOptions>(flags, parse, options, lora, backend, tokenizer, tokenizerPath);
         try
         {
             if (modelDir is not null)
@@ -154,16 +156,36 @@ internal sealed class TrainingSession<TOptions> : IDisposable
         return overrides.Count == 0 ? options : OptionsReader.Apply(options, overrides);
     }
 
-    /// <summary>The --lora settings, or null for full training.</summary>
-    public LoraConfig? Lora => parse.GetValue(flags.Lora) is string spec ? LoraConfig.Parse(spec) : null;
+    /// <summary>The LoRA settings (the options' <c>lora:</c> block, then the --lora keys over it), or null for full training.</summary>
+    public LoraConfig? Lora { get; }
+
+    /// <summary>Refuses LoRA (--lora or a lora: block) in <paramref name="command"/>, a trainer that trains every weight.</summary>
+    public void RefuseLora(string command)
+    {
+        if (Lora is not null)
+        {
+            throw new CommandException($"--lora: {command} trains every weight and takes no LoRA settings (--lora or a lora: block in --config)");
+        }
+    }
+
+    /// <summary>
+    /// The LoRA settings of a run: the <c>lora:</c> block of <paramref name="options"/> (from --config or --set, named
+    /// as <paramref name="config"/> in errors), with the keys of the --lora <paramref name="spec"/> over it; null when neither is given.
+    /// </summary>
+    public static LoraConfig? ReadLora(TOptions options, string? config, string? spec)
+    {
+        var block = options.Lora?.ToConfig(config ?? OptionsReader.OverrideSource);
+        return spec is null ? block : LoraConfig.Parse(spec, start: block);
+    }
 
     /// <summary>
     /// Loads the model to train (--model, or <paramref name="directory"/>): with --lora, frozen with adapters attached
-    /// (initialised from the run's seed, base_model_name_or_path the checkpoint's path); else trainable in full.
+    /// (initialised from the run's seed, base_model_name_or_path the checkpoint's path; <paramref name="lora"/> instead of the run's settings when given); else trainable in full.
     /// </summary>
-    public Transformer LoadPolicy(string? directory = null, HfLoadOptions? load = null)
+    public Transformer LoadPolicy(string? directory = null, HfLoadOptions? load = null, LoraConfig? lora = null)
     {
-        if (Lora is not { } lora)
+        lora ??= Lora;
+        if (lora is null)
         {
             return LoadModel(directory, trainable: true, load);
         }

@@ -21,16 +21,24 @@ public sealed class LoraAdapters : IDisposable
     private float activeDropout;
     private ulong activeSeed;
 
-    /// <summary>Allocates adapters for <paramref name="sites"/> on <paramref name="backend"/>, all zero (see <see cref="Initialize"/>).</summary>
-    public LoraAdapters(Backend backend, LoraConfig config, IReadOnlyList<LoraSite> sites)
+    /// <summary>
+    /// Allocates adapters for <paramref name="sites"/> on <paramref name="backend"/>, all zero (see <see cref="Initialize"/>),
+    /// plus a copy of the scalar head of <paramref name="scoreChannels"/> inputs when the config saves it (modules_to_save).
+    /// </summary>
+    public LoraAdapters(Backend backend, LoraConfig config, IReadOnlyList<LoraSite> sites, int scoreChannels = 0)
     {
         ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(sites);
+        if (config.SavesScoreHead && scoreChannels < 1)
+        {
+            throw new ArgumentException("modules_to_save lists the scalar head (score): the model must have one", nameof(scoreChannels));
+        }
+
         Backend = backend;
         Config = config;
         Sites = sites;
-        Parameters = new ParameterSet(backend, ParameterSpecs(config, sites), trainable: true);
+        Parameters = new ParameterSet(backend, ParameterSpecs(config, sites, scoreChannels), trainable: true);
         byLinear = sites.GroupBy(s => (s.Layer, s.Linear)).ToDictionary(g => g.Key, g => g.ToArray());
         for (int i = 0; i < sites.Count; i++)
         {
@@ -70,8 +78,11 @@ public sealed class LoraAdapters : IDisposable
     public static long ActivationBytesFor(LoraConfig config, IReadOnlyList<LoraSite> sites, long rows) =>
         LoraActivations.ElementCount(config, sites, rows) * sizeof(float);
 
-    /// <summary>The (name, shape, kind) of every adapter tensor: A [r, in] then B [out, r] per site.</summary>
-    public static IEnumerable<(string Name, Shape Shape, ParameterKind Kind)> ParameterSpecs(LoraConfig config, IEnumerable<LoraSite> sites)
+    /// <summary>
+    /// The (name, shape, kind) of every adapter tensor: A [r, in] then B [out, r] per site, then the scalar head
+    /// (<c>score.weight</c> [1, C], <c>score.bias</c> [1]) when the config saves it and <paramref name="scoreChannels"/> is C.
+    /// </summary>
+    public static IEnumerable<(string Name, Shape Shape, ParameterKind Kind)> ParameterSpecs(LoraConfig config, IEnumerable<LoraSite> sites, int scoreChannels = 0)
     {
         ArgumentNullException.ThrowIfNull(config);
         ArgumentNullException.ThrowIfNull(sites);
@@ -80,7 +91,16 @@ public sealed class LoraAdapters : IDisposable
             yield return (s.AName, new Shape(config.Rank, s.InFeatures), ParameterKind.Matrix);
             yield return (s.BName, new Shape(s.OutFeatures, config.Rank), ParameterKind.Matrix);
         }
+
+        if (config.SavesScoreHead && scoreChannels > 0)
+        {
+            yield return (Names.ScoreWeight, new Shape(1, scoreChannels), ParameterKind.Matrix);
+            yield return (Names.ScoreBias, new Shape(1), ParameterKind.Bias);
+        }
     }
+
+    /// <summary>Whether the adapters hold the scalar head (trained in full, saved with them) and are enabled.</summary>
+    public bool ServesScoreHead => Enabled && Parameters.Contains(Names.ScoreWeight);
 
     /// <summary>
     /// PEFT's default initialisation: A Kaiming-uniform with a = √5, i.e. U(−1/√in, 1/√in) (torch's

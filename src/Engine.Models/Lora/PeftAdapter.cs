@@ -39,7 +39,7 @@ public static class PeftAdapter
         writer.Metadata["format"] = "pt";
         foreach (var p in adapters.Parameters.Parameters)
         {
-            writer.AddF32(Prefix + p.Name, adapters.Read(p.Name), p.Shape[0], p.Shape[1]);
+            writer.AddF32(Prefix + p.Name, adapters.Read(p.Name), [.. Enumerable.Range(0, p.Shape.Rank).Select(a => p.Shape[a])]);
         }
 
         writer.Save(Path.Combine(directory, WeightsFile));
@@ -47,7 +47,7 @@ public static class PeftAdapter
         var json = new JsonObject
         {
             ["peft_type"] = "LORA",
-            ["task_type"] = "CAUSAL_LM",
+            ["task_type"] = c.SavesScoreHead ? "SEQ_CLS" : "CAUSAL_LM",
             ["base_model_name_or_path"] = adapters.BaseModel,
             ["r"] = c.Rank,
             ["lora_alpha"] = c.Alpha,
@@ -58,7 +58,7 @@ public static class PeftAdapter
             ["fan_in_fan_out"] = adapters.Sites.Any(s => s.FanInFanOut),
             ["inference_mode"] = true,
             ["init_lora_weights"] = true,
-            ["modules_to_save"] = null,
+            ["modules_to_save"] = c.ModulesToSave is { Count: > 0 } saved ? new JsonArray([.. saved.Select(m => (JsonNode)JsonValue.Create(m)!)]) : null,
         };
         string temp = Path.Combine(directory, ConfigFile + ".tmp");
         File.WriteAllText(temp, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
@@ -98,12 +98,14 @@ public static class PeftAdapter
         }
 
         var targets = Get(root, file, "target_modules", n => n is JsonArray a ? [.. a.Select(x => x!.GetValue<string>())] : new[] { n.GetValue<string>() });
+        string[]? saved = root["modules_to_save"] is null ? null : Get(root, file, "modules_to_save", n => n is JsonArray a ? a.Select(x => x!.GetValue<string>()).ToArray() : [n.GetValue<string>()]);
         var config = new LoraConfig(
             Get(root, file, "r", n => n.GetValue<int>()),
             Get(root, file, "lora_alpha", n => n.GetValue<double>()),
             root["lora_dropout"] is null ? 0 : Get(root, file, "lora_dropout", n => n.GetValue<double>()),
             targets,
-            root["use_rslora"] is not null && Get(root, file, "use_rslora", n => n.GetValue<bool>()));
+            root["use_rslora"] is not null && Get(root, file, "use_rslora", n => n.GetValue<bool>()),
+            saved);
         config.Validate(file);
         string? baseModel = root["base_model_name_or_path"] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
         return (config, baseModel);
@@ -146,7 +148,7 @@ public static class PeftAdapter
                 throw new InputException(file, null, name, $"is missing (expected shape {info.Shape})");
             }
 
-            if (stored.Shape.Count != 2 || stored.Shape[0] != info.Shape[0] || stored.Shape[1] != info.Shape[1])
+            if (stored.Shape.Count != info.Shape.Rank || Enumerable.Range(0, info.Shape.Rank).Any(a => stored.Shape[a] != info.Shape[a]))
             {
                 throw new InputException(file, null, name,
                     string.Create(CultureInfo.InvariantCulture, $"has shape [{string.Join(", ", stored.Shape)}], this model needs {info.Shape}"));

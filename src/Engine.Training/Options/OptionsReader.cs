@@ -191,6 +191,9 @@ public static partial class OptionsReader
     private static bool IsNested(Type type) =>
         type.IsClass && type != typeof(string) && type.GetConstructor(Type.EmptyTypes) is not null && Settable(type).Any();
 
+    private static bool IsNullable(PropertyInfo property) =>
+        new NullabilityInfoContext().Create(property).WriteState == NullabilityState.Nullable;
+
     // Records are copied through their compiler-generated clone so defaults set in constructors survive.
     private static T Clone<T>(T value)
         where T : class
@@ -221,6 +224,13 @@ public static partial class OptionsReader
                 throw new OptionsException(source, line, prefix + rawKey, "given twice");
             }
 
+            if (dot < 0 && value is Node.Scalar { Quoted: false, Value: null or "null" or "~" } && IsNested(property.PropertyType) && IsNullable(property))
+            {
+                // An optional block (lora) written out as null by ToJson: absent.
+                property.SetValue(target, null);
+                continue;
+            }
+
             if (dot >= 0 || IsNested(property.PropertyType))
             {
                 if (!IsNested(property.PropertyType))
@@ -237,6 +247,12 @@ public static partial class OptionsReader
                 continue;
             }
 
+            if (property.PropertyType == typeof(IReadOnlyList<string>))
+            {
+                property.SetValue(target, Strings(value, source, line, fullKey));
+                continue;
+            }
+
             if (value is not Node.Scalar scalar)
             {
                 throw new OptionsException(source, value.Line > 0 ? value.Line : line, fullKey, $"expected a {Describe(property.PropertyType)}, got a {(value is Node.Mapping ? "mapping" : "list")}");
@@ -244,6 +260,20 @@ public static partial class OptionsReader
 
             property.SetValue(target, Convert(scalar, property.PropertyType, source, line, fullKey));
         }
+    }
+
+    // A list of names: a sequence of strings, or one string with the names joined by '+' (the form --set takes).
+    private static string[] Strings(Node value, string source, int line, string key)
+    {
+        var items = value switch
+        {
+            Node.Sequence sequence => sequence.Items,
+            Node.Scalar { Value: not null } one => [.. one.Value.Split('+', StringSplitOptions.TrimEntries).Select(v => new Node.Scalar(v, true, one.Line))],
+            _ => throw new OptionsException(source, value.Line > 0 ? value.Line : line, key, "expected a list of strings"),
+        };
+        return [.. items.Select(item => item is Node.Scalar { Value: { Length: > 0 } text }
+            ? text
+            : throw new OptionsException(source, item.Line > 0 ? item.Line : line, key, "expected a list of non-empty strings"))];
     }
 
     private static string UnknownKey(string key, IEnumerable<string> known)

@@ -67,6 +67,12 @@ public record TrainerOptions
     /// <summary>AdamW β₁, β₂, ε, weight decay and gradient clipping (<see cref="AdamWSettings.MaxGradNorm"/>).</summary>
     public AdamWSettings Optimizer { get; init; } = new();
 
+    /// <summary>
+    /// LoRA adapters to train over the frozen model instead of every weight (the <c>lora:</c> block; <c>--lora</c>
+    /// overrides its keys); null for full training.
+    /// </summary>
+    public LoraOptions? Lora { get; init; }
+
     /// <summary>Residual dropout probability in training passes (embedding and every branch output; no attention-probability dropout).</summary>
     [Description("residual dropout probability while training")]
     public float Dropout { get; init; }

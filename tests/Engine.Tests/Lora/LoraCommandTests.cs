@@ -132,12 +132,51 @@ public sealed class LoraCommandTests : IDisposable
     }
 
     [Fact]
-    public void Rm_with_lora_is_refused_with_the_reason()
+    public void Rm_with_lora_saves_the_scalar_head_with_the_adapter_and_scores_as_the_merged_model()
     {
-        var (code, _, error) = CliHarness.Run(["rm", "--model", Model, "--data", dir.Sub("pairs.jsonl"), "--out", dir.Sub("rm"), .. Fast]);
-        Assert.Equal(1, code);
-        Assert.Contains("--lora: engine rm trains a new scalar head", error, StringComparison.Ordinal);
+        string output = dir.Sub("rm");
+        string[] args = ["rm", "--model", Model, "--data", dir.Sub("pairs.jsonl"), "--out", output, "--demos", dir.Sub("sft.jsonl"), .. Fast];
+        var (code, stdout, error) = CliHarness.Run(args);
+        Assert.True(code == 0, error);
+        Assert.Contains("calibrated on", stdout, StringComparison.Ordinal);
+        string final = Path.Combine(output, "final");
+        var (config, _) = PeftAdapter.ReadConfig(final);
+        Assert.Equal([LoraConfig.ScoreModule], config.ModulesToSave);
+        using (var adapterFile = SafetensorsFile.Open(Path.Combine(final, PeftAdapter.WeightsFile)))
+        {
+            // PEFT's names for a saved module: the module's own tensor names under base_model.model.
+            Assert.Contains("base_model.model.score.weight", adapterFile.Names);
+            Assert.Contains("base_model.model.score.bias", adapterFile.Names);
+        }
+
+        var first = File.ReadAllBytes(Path.Combine(final, PeftAdapter.WeightsFile));
+        Directory.Delete(Path.Combine(output, "checkpoint-4"), recursive: true);
+        Directory.Delete(final, recursive: true);
+        (code, stdout, error) = CliHarness.Run([.. args, "--resume"]);
+        Assert.True(code == 0, error);
+        Assert.Contains("checkpoint-2", stdout, StringComparison.Ordinal);
+        Assert.Equal(first, File.ReadAllBytes(Path.Combine(final, PeftAdapter.WeightsFile)));
+
+        // The adapter over the language-model base scores as the merged reward model, and not as the untrained head.
+        string merged = dir.Sub("rm-merged");
+        (code, _, error) = CliHarness.Run(["lora", "merge", "--base", Model, "--adapter", final, "--out", merged]);
+        Assert.True(code == 0, error);
+        var (c1, withAdapter, e1) = CliHarness.Run(["score", Model, "--adapter", final, "--data", dir.Sub("pairs.jsonl"), "--threads", "1"]);
+        var (c2, fromMerged, e2) = CliHarness.Run(["score", merged, "--data", dir.Sub("pairs.jsonl"), "--threads", "1"]);
+        Assert.True(c1 == 0 && c2 == 0, e1 + e2);
+        var a = Scores(withAdapter);
+        var m = Scores(fromMerged);
+        Assert.Equal(24, a.Count);   // chosen, rejected and their margin for each of the 8 pairs
+        Assert.Equal(a.Count, m.Count);
+        Assert.All(a.Zip(m), p => Assert.Equal(p.Second, p.First, 1e-4));
     }
+
+    // Every number of the score command's JSONL output, in order.
+    private static List<double> Scores(string output) =>
+        [.. output.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .SelectMany(line => System.Text.Json.JsonDocument.Parse(line).RootElement.EnumerateObject())
+            .Where(p => p.Value.ValueKind == System.Text.Json.JsonValueKind.Number)
+            .Select(p => p.Value.GetDouble())];
 
     [Fact]
     public void Info_shows_trainable_parameters_and_memory_with_and_without_lora()

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Engine.Models.HuggingFace;
 using Engine.Models.Lora;
 using Engine.Tests.Rl;
@@ -7,7 +8,7 @@ using Xunit;
 
 namespace Engine.Tests.Lora;
 
-/// <summary><c>engine ppo --lora</c> and <c>engine dpo --online --lora</c>: the actor's base is the reference, one copy of it.</summary>
+/// <summary><c>engine ppo --lora</c>, <c>engine dpo --online --lora</c> and <c>engine grpo --lora</c>: the actor's base is the reference, one copy of it.</summary>
 [Trait("Category", "Training")]
 [Collection("Console")]
 public sealed class LoraRlCommandTests : IDisposable
@@ -60,5 +61,39 @@ public sealed class LoraRlCommandTests : IDisposable
         Assert.True(code == 0, error);
         Assert.Contains("adapters off", stdout, StringComparison.Ordinal);
         Assert.True(PeftAdapter.IsAdapter(Path.Combine(output, "final")));
+    }
+
+    [Fact]
+    public void Grpo_with_lora_and_beta_uses_the_base_as_reference_and_resumes_to_the_same_bits()
+    {
+        string output = dir.Sub("grpo");
+        string[] args =
+        [
+            "grpo", "--model", dir.Sub("sft"), "--prompts", dir.Sub("prompts.jsonl"), "--reward", "format:[a-m].*", "--out", output,
+            "--set", "beta=0.05", "--set", "max_steps=2", "--set", "batch_size=2", "--set", "num_generations=3", "--set", "max_completion_length=4",
+            "--set", "max_length=24", "--set", "checkpoint_interval=1", "--set", "learning_rate=1e-2", "--threads", "2", "--lora", "r=2,alpha=4,dropout=0",
+        ];
+        var (code, stdout, error) = CliRun.Engine(args);
+        Assert.True(code == 0, error);
+        Assert.Contains("memory plan: grpo", stdout, StringComparison.Ordinal);
+        Assert.Contains("the policy's base with adapters off", stdout, StringComparison.Ordinal);
+        Assert.Contains("LoRA r=2", stdout, StringComparison.Ordinal);
+
+        // B starts at zero: the policy equals its base, so the first step's KL to the reference is exactly 0.
+        var first = JsonDocument.Parse(File.ReadLines(Path.Combine(output, "metrics.jsonl")).First()).RootElement;
+        Assert.Equal(0.0, first.GetProperty("kl").GetDouble());
+        string final = Path.Combine(output, "final");
+        Assert.True(PeftAdapter.IsAdapter(final));
+        Assert.True(File.Exists(Path.Combine(final, "tokenizer.json")));
+        Assert.False(File.Exists(Path.Combine(final, HfCheckpoint.WeightsFile)));
+        Assert.True(PeftAdapter.IsAdapter(Path.Combine(output, "checkpoint-1")));
+        var adapter = File.ReadAllBytes(Path.Combine(final, PeftAdapter.WeightsFile));
+
+        Directory.Delete(Path.Combine(output, "checkpoint-2"), recursive: true);
+        Directory.Delete(final, recursive: true);
+        (code, stdout, error) = CliRun.Engine([.. args, "--resume"]);
+        Assert.True(code == 0, error);
+        Assert.Contains("checkpoint-1", stdout, StringComparison.Ordinal);
+        Assert.Equal(adapter, File.ReadAllBytes(Path.Combine(final, PeftAdapter.WeightsFile)));
     }
 }

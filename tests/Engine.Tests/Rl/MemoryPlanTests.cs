@@ -2,6 +2,7 @@ using Engine.Core.Backends;
 using Engine.Core.Cpu;
 using Engine.Core.Tensors;
 using Engine.Models;
+using Engine.Models.Lora;
 using Engine.Cuda;
 using Engine.Tests.Support;
 using Engine.Training.Rl.Memory;
@@ -104,6 +105,22 @@ public sealed class MemoryPlanTests : IDisposable
         Assert.Equal(32 * 64 * 4, Row(plan, "workspace").Total);
         Assert.Equal(plan.Roles.Sum(r => r.Total), plan.Total);
         Assert.Equal("actor", plan.Largest.Role);
+    }
+
+    [Fact]
+    public void Grpo_with_lora_counts_one_base_unless_the_reference_is_a_model_of_its_own()
+    {
+        var lora = Shape with { Lora = new LoraConfig(Rank: 2, Alpha: 4) };
+        var full = MemoryPlan.Grpo(Tiny, Shape, backend, Tiny);
+        var shared = MemoryPlan.Grpo(Tiny, lora, backend, Tiny);
+        var separate = MemoryPlan.Grpo(Tiny, lora, backend, Tiny, separateReference: true);
+        Assert.Equal(0, Row(shared, "reference").Weights);
+        Assert.Contains("adapters off", Row(shared, "reference").Note, StringComparison.Ordinal);
+        Assert.Equal(Row(full, "reference"), Row(separate, "reference"));
+        Assert.Equal(Row(shared, "policy"), Row(separate, "policy"));
+        Assert.Equal(LmParameters * 4, Row(separate, "reference").Weights);
+        var sites = LoraSite.Targeted(Tiny, lora.Lora!, "--lora");
+        Assert.Equal(LoraAdapters.ParameterCount(lora.Lora!, sites) * 4, Row(shared, "policy").Gradients);
     }
 
     [Fact]

@@ -23,9 +23,9 @@ public sealed class GrpoLearner : IDisposable
     {
         RolloutPasses.RequireLanguageModel(policy, "the policy");
         ArgumentNullException.ThrowIfNull(options);
-        if (!policy.Parameters.Trainable)
+        if (!policy.IsTrainable)
         {
-            throw new ArgumentException("the policy is trained: create it with trainable: true", nameof(policy));
+            throw new ArgumentException("the policy is trained: create it with trainable: true (or add LoRA adapters)", nameof(policy));
         }
 
         options.Validate();

@@ -90,8 +90,9 @@ public sealed class GrpoTrainer
             ResponseLength = options.MaxCompletionLength,
             CachedReferenceLogProbs = reference is { IsResident: false },
             GradientCheckpointing = options.GradientCheckpointing,
+            Lora = policy.Lora?.Config,
         };
-        MemoryPlan = MemoryPlan.Grpo(policy.Config, shape, policy.Backend, reference?.Config);
+        MemoryPlan = MemoryPlan.Grpo(policy.Config, shape, policy.Backend, reference?.Config, separateReference: reference is not null && !reference.IsBaseOf(policy));
     }
 
     /// <summary>Where progress and warnings are logged.</summary>
@@ -285,7 +286,7 @@ public sealed class GrpoTrainer
             double norm = double.NaN;
             if (fault is null)
             {
-                double squares = policy.Backend.SquaredNorm(policy.Parameters.Gradients);
+                double squares = policy.Backend.SquaredNorm(policy.TrainableParameters.Gradients);
                 if (double.IsFinite(squares))
                 {
                     norm = policy.OptimizerStep((float)lr, state.OptimizerSteps + 1, options.Optimizer);

@@ -166,8 +166,10 @@ public sealed class MemoryPlan
     /// The plan of the GRPO family: the policy trained from <paramref name="policy"/> (LM head; it samples, so it holds
     /// the KV cache), no critic and no reward model (rewards are functions), and the frozen reference
     /// (<paramref name="reference"/>) only when there is one (β &gt; 0), run on <see cref="RlMemoryShape.ScoringBatch"/> rows.
+    /// With <see cref="RlMemoryShape.Lora"/> the reference is the policy's base with adapters off (no weights of its own)
+    /// unless <paramref name="separateReference"/> says it is a model of its own (<c>--ref</c>).
     /// </summary>
-    public static MemoryPlan Grpo(TransformerConfig policy, RlMemoryShape shape, Backend backend, TransformerConfig? reference)
+    public static MemoryPlan Grpo(TransformerConfig policy, RlMemoryShape shape, Backend backend, TransformerConfig? reference, bool separateReference = false)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(shape);
@@ -185,7 +187,7 @@ public sealed class MemoryPlan
             };
             if (frozen is not null)
             {
-                roles.Add(Reference(Fit(frozen, "reference", s), s, s.ScoringRows));
+                roles.Add(Reference(Fit(frozen, "reference", s), separateReference ? s with { Lora = null } : s, s.ScoringRows));
             }
 
             roles.Add(Rollout(s, GrpoRolloutI32, GrpoRolloutF32));

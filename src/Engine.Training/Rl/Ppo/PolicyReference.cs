@@ -27,6 +27,12 @@ public abstract class PolicyReference : IDisposable
     /// </summary>
     public static PolicyReference LoadedPerRollout(Func<Transformer> open, TransformerConfig config) => new LoadedReference(open, config);
 
+    /// <summary>
+    /// Whether this reference is <paramref name="policy"/>'s own frozen base run with its LoRA adapters off (a resident
+    /// reference made from the LoRA policy itself), so it holds no weights of its own.
+    /// </summary>
+    public virtual bool IsBaseOf(Transformer policy) => false;
+
     /// <summary>The log-probs log π_ref/τ of each response token, at its predicting position [B·T] (0 elsewhere).</summary>
     public abstract float[] LogProbs(RolloutBatch batch, float temperature, int rowsPerPass);
 
@@ -57,6 +63,8 @@ public abstract class PolicyReference : IDisposable
         public override bool IsResident => true;
 
         public override TransformerConfig Config => model.Config;
+
+        public override bool IsBaseOf(Transformer policy) => ReferenceEquals(model, policy) && policy.Lora is not null;
 
         public override float[] LogProbs(RolloutBatch batch, float temperature, int rowsPerPass)
         {
