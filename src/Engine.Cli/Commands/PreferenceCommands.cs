@@ -96,7 +96,6 @@ internal static class PreferenceCommands
         }
 
         using var session = TrainingSession<TrainerOptions>.Open(flags, parse);
-        session.RefuseLora($"engine dpo --loss {names}");
         var train = session.TrainData();
         var validation = session.EvalData();
         using var policy = session.LoadPolicy();
@@ -141,7 +140,6 @@ internal static class PreferenceCommands
             };
             OptionChecks.Validate(() => options.Validate(unpaired: true), null);
             using var session = TrainingSession<TrainerOptions>.Open(flags, parse);
-            session.RefuseLora("engine kto");
             var train = session.TrainData();
             var validation = session.EvalData();
             using var policy = session.LoadPolicy();

@@ -45,7 +45,6 @@ internal static class TrainCommands
             }
 
             using var session = TrainingSession<PretrainOptions>.Open(flags, parse, fromConfig is null ? null : Path.GetDirectoryName(Path.GetFullPath(fromConfig)));
-            session.RefuseLora("engine pretrain");
             var train = session.TrainData();
             var validation = session.EvalData();
             Transformer model;

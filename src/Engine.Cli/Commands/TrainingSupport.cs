@@ -159,15 +159,6 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     /// <summary>The LoRA settings (the options' <c>lora:</c> block, then the --lora keys over it), or null for full training.</summary>
     public LoraConfig? Lora { get; }
 
-    /// <summary>Refuses LoRA (--lora or a lora: block) in <paramref name="command"/>, a trainer that trains every weight.</summary>
-    public void RefuseLora(string command)
-    {
-        if (Lora is not null)
-        {
-            throw new CommandException($"--lora: {command} trains every weight and takes no LoRA settings (--lora or a lora: block in --config)");
-        }
-    }
-
     /// <summary>
     /// The LoRA settings of a run: the <c>lora:</c> block of <paramref name="options"/> (from --config or --set, named
     /// as <paramref name="config"/> in errors), with the keys of the --lora <paramref name="spec"/> over it; null when neither is given.

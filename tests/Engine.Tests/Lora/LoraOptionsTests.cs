@@ -82,9 +82,11 @@ public sealed class LoraOptionsTests : IDisposable
         Assert.Equal(1, code);
         Assert.Contains("key 'lora.rank'", error, StringComparison.Ordinal);
 
-        // Trainers without LoRA support refuse the block rather than train every weight silently.
-        (code, _, error) = CliHarness.Run(["pretrain", "--model", model, "--data", dir.Sub("sft.jsonl"), "--config", dir.Sub("sft.yaml"), "--out", dir.Sub("pretrain")]);
+        // Pretraining from random weights (--config-model) refuses the block rather than adapt weights that know nothing.
+        (code, _, error) = CliHarness.Run(
+            ["pretrain", "--config-model", Path.Combine(model, "config.json"), "--tokenizer", Path.Combine(model, "tokenizer.json"),
+             "--data", dir.Sub("sft.jsonl"), "--config", dir.Sub("sft.yaml"), "--out", dir.Sub("pretrain")]);
         Assert.Equal(1, code);
-        Assert.Contains("--lora: engine pretrain trains every weight", error, StringComparison.Ordinal);
+        Assert.Contains("--lora adapts a trained model", error, StringComparison.Ordinal);
     }
 }
