@@ -14,10 +14,10 @@ namespace Engine.Training.Pipeline;
 public sealed record PipelineGrpoOptions
 {
     /// <summary>GRPO steps (one round of sampling and one update each).</summary>
-    public int Steps { get; init; } = 30;
+    public int Steps { get; init; } = 20;
 
     /// <summary>Peak learning rate (constant after a short warmup).</summary>
-    public double LearningRate { get; init; } = 3e-5;
+    public double LearningRate { get; init; } = 5e-5;
 
     /// <summary>Training prompts per step.</summary>
     public int PromptsPerStep { get; init; } = 16;
