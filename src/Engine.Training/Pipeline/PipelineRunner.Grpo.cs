@@ -73,14 +73,8 @@ public sealed partial class PipelineRunner
             cancellationToken);
         ThrowIfCancelled("grpo", result, cancellationToken);
         Say(string.Create(CultureInfo.InvariantCulture, $"grpo: {result.Steps} steps{(result.SkippedSteps > 0 ? $", {result.SkippedSteps} skipped (a non-finite value)" : "")}, loss {result.TrainLoss:F4}, {result.Elapsed.TotalSeconds:F1} s"));
-        SaveFinal(policy, options.OutputDirectory, save);
-
-        var stage = Evaluated(
-            Trained("grpo", result, ReadCurves(options.OutputDirectory, GrpoCurves)),
-            policy, sft, tokenizer, encoder, task, evalFacts, klIsZero: false);
-        double kl = stage.Evaluation.KlToSft ?? double.NaN;
-        Say(string.Create(CultureInfo.InvariantCulture, $"grpo: KL to SFT {kl:F3} {(kl <= o.KlTarget ? "within" : "ABOVE")} the target {o.KlTarget:F3}"));
-        return stage;
+        return FinishRlStage(
+            Trained("grpo", result, ReadCurves(options.OutputDirectory, GrpoCurves)), policy, options.OutputDirectory, save, sft, tokenizer, encoder, task, evalFacts);
     }
 
     private const string VerifiableReward = "verifiable reward (= gold reward)";

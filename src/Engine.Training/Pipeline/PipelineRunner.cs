@@ -378,6 +378,21 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
         return final;
     }
 
+    /// <summary>
+    /// The end of an RL stage: its policy saved to <c>final</c>, its evaluation on <paramref name="facts"/> with its KL to
+    /// SFT, and a line saying whether that KL is within <see cref="PipelineOptions.KlTarget"/>.
+    /// </summary>
+    private StageReport FinishRlStage(
+        StageReport trained, Transformer policy, string stageDirectory, HfSaveOptions save, Transformer sft, Tokenizer tokenizer, ITextEncoder encoder,
+        SyntheticTask task, IReadOnlyList<SyntheticFact> facts)
+    {
+        SaveFinal(policy, stageDirectory, save);
+        var stage = Evaluated(trained, policy, sft, tokenizer, encoder, task, facts, klIsZero: false);
+        double kl = stage.Evaluation.KlToSft ?? double.NaN, target = Options.KlTarget;
+        Say(string.Create(CultureInfo.InvariantCulture, $"{stage.Stage}: KL to SFT {kl:F3} {(kl <= target ? "within" : "ABOVE")} the target {target:F3}"));
+        return stage;
+    }
+
     private static double PairwiseAccuracy(RewardModelObjective objective, PreferenceBatches pairs)
     {
         int right = 0, total = 0;
