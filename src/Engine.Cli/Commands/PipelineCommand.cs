@@ -5,7 +5,7 @@ using Engine.Training.Pipeline;
 
 namespace Engine.Cli.Commands;
 
-/// <summary><c>engine pipeline</c>: tokenizer → pretrain → SFT → RM → PPO, DPO, online DPO on the synthetic task, evaluated and reported.</summary>
+/// <summary><c>engine pipeline</c>: tokenizer → pretrain → SFT → RM → PPO, DPO, online DPO, GRPO on the synthetic task, evaluated and reported.</summary>
 internal static class PipelineCommand
 {
     public static Command Create()
@@ -17,7 +17,7 @@ internal static class PipelineCommand
         var resume = new Option<bool>("--resume") { Description = "continue a run stopped by Ctrl+C from its checkpoints in --out (same --seed and --quick)" };
         var device = DeviceOption.Create();
         var threads = new Option<int>("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var command = new Command("pipeline", "Run the InstructGPT story on the bundled synthetic task: tokenizer, pretrain, SFT, RM, PPO, DPO, online DPO; evaluate and report.");
+        var command = new Command("pipeline", "Run the InstructGPT story on the bundled synthetic task: tokenizer, pretrain, SFT, RM, PPO, DPO, online DPO, GRPO; evaluate and report.");
         command.Add(outDir);
         command.Add(seed);
         command.Add(quick);
@@ -26,7 +26,7 @@ internal static class PipelineCommand
         command.Add(threads);
         var stagesOption = new Option<string?>("--stages")
         {
-            Description = $"optional stages to add after pretrain, sft, rm, ppo, dpo and online_dpo (which always run), comma-separated: {string.Join(", ", PipelineRunner.OptionalStages)}",
+            Description = $"optional stages to add after pretrain, sft, rm, ppo, dpo, online_dpo and grpo (which always run), comma-separated: {string.Join(", ", PipelineRunner.OptionalStages)}",
         };
         command.Add(stagesOption);
         command.SetAction(parse =>
@@ -72,7 +72,7 @@ internal static class PipelineCommand
         string[] names = list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         if (names.FirstOrDefault(n => !PipelineRunner.OptionalStages.Contains(n)) is { } unknown)
         {
-            throw new CommandException($"--stages: unknown stage '{unknown}'; the optional stages are {string.Join(", ", PipelineRunner.OptionalStages)} (the default six always run)");
+            throw new CommandException($"--stages: unknown stage '{unknown}'; the optional stages are {string.Join(", ", PipelineRunner.OptionalStages)} (the default seven always run)");
         }
 
         return names.Distinct().Count() == names.Length ? names : throw new CommandException($"--stages names a stage twice: {list}");

@@ -82,7 +82,7 @@ public sealed record EvaluationSetup(int Prompts, int SamplesPerPrompt, double T
 public sealed record PipelineReport(IReadOnlyList<StageReport> Stages)
 {
     /// <summary>The page's heading.</summary>
-    public string Title { get; init; } = "Engine pipeline: pretrain → SFT → RM → PPO, DPO, online DPO";
+    public string Title { get; init; } = "Engine pipeline: pretrain → SFT → RM → PPO, DPO, online DPO, GRPO";
 
     /// <summary>Lines shown under the heading (seed, model size, wall time, …).</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];

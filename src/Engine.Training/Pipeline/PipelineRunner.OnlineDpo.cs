@@ -67,12 +67,7 @@ public sealed partial class PipelineRunner
             Say($"online_dpo: {trainer.TimeSummary()}");
         }
 
-        SaveFinal(policy, options.OutputDirectory, save);
-        var stage = Evaluated(
-            Trained("online_dpo", run, ReadCurves(options.OutputDirectory, OnlineDpoCurves)),
-            policy, sft, tokenizer, encoder, task, evalFacts, klIsZero: false);
-        double kl = stage.Evaluation.KlToSft ?? double.NaN;
-        Say(string.Create(CultureInfo.InvariantCulture, $"online_dpo: KL to SFT {kl:F3} {(kl <= o.KlTarget ? "within" : "ABOVE")} the target {o.KlTarget:F3}"));
-        return stage;
+        return FinishRlStage(
+            Trained("online_dpo", run, ReadCurves(options.OutputDirectory, OnlineDpoCurves)), policy, options.OutputDirectory, save, sft, tokenizer, encoder, task, evalFacts);
     }
 }

@@ -89,14 +89,8 @@ public sealed partial class PipelineRunner
             cancellationToken);
         ThrowIfCancelled("ppo", result, cancellationToken);
         Say(string.Create(CultureInfo.InvariantCulture, $"ppo: {result.Steps} steps{(result.SkippedSteps > 0 ? $", {result.SkippedSteps} skipped (a non-finite value)" : "")}, policy loss {result.TrainLoss:F4}, {result.Elapsed.TotalSeconds:F1} s"));
-        SaveFinal(actor, options.OutputDirectory, save);
-
-        var stage = Evaluated(
-            Trained("ppo", result, ReadCurves(options.OutputDirectory, PpoCurves)),
-            actor, sft, tokenizer, encoder, task, task.HeldOutFacts, klIsZero: false);
-        double kl = stage.Evaluation.KlToSft ?? double.NaN;
-        Say(string.Create(CultureInfo.InvariantCulture, $"ppo: KL to SFT {kl:F3} {(kl <= o.KlTarget ? "within" : "ABOVE")} the target {o.KlTarget:F3}"));
-        return stage;
+        return FinishRlStage(
+            Trained("ppo", result, ReadCurves(options.OutputDirectory, PpoCurves)), actor, options.OutputDirectory, save, sft, tokenizer, encoder, task, task.HeldOutFacts);
     }
 
     // The PPO stage's steps: its own setting, or three tenths of DPO's.

@@ -11,7 +11,7 @@ namespace Engine.Training.Pipeline;
 
 public sealed partial class PipelineRunner
 {
-    /// <summary>The optional stages <see cref="PipelineOptions.ExtraStages"/> may name, run after the default six.</summary>
+    /// <summary>The optional stages <see cref="PipelineOptions.ExtraStages"/> may name, run after the default seven.</summary>
     public static IReadOnlyList<string> OptionalStages { get; } = ["simpo", "orpo", "kto"];
 
     private static readonly Series[] KtoCurves =

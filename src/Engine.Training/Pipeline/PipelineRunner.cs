@@ -88,7 +88,10 @@ public sealed record PipelineOptions
     /// <summary>The online-DPO stage's sizes (PipelineRunner.OnlineDpo.cs).</summary>
     public PipelineOnlineDpoOptions OnlineDpo { get; init; } = new();
 
-    /// <summary>Optional stages run after the default six, in this order: any of simpo, orpo, kto (<see cref="PipelineRunner.OptionalStages"/>).</summary>
+    /// <summary>The GRPO stage's settings (PipelineRunner.Grpo.cs).</summary>
+    public PipelineGrpoOptions Grpo { get; init; } = new();
+
+    /// <summary>Optional stages run after the default seven, in this order: any of simpo, orpo, kto (<see cref="PipelineRunner.OptionalStages"/>).</summary>
     public IReadOnlyList<string> ExtraStages { get; init; } = [];
 
     /// <summary>Answers sampled per held-out prompt in each policy evaluation.</summary>
@@ -131,6 +134,7 @@ public sealed record PipelineOptions
         RmSteps = 4,
         DpoSteps = 4,
         OnlineDpo = new PipelineOnlineDpoOptions { Steps = 2, PromptsPerRound = 4, SamplesPerPrompt = 2 },
+        Grpo = new PipelineGrpoOptions { Steps = 2, PromptsPerStep = 4, Generations = 2 },
         SamplesPerPrompt = 1,
         MaxNewTokens = 8,
         Task = new SyntheticTaskOptions { Countries = 6, Animals = 4, Sums = 4, CorpusDocuments = 100 },
@@ -265,6 +269,9 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
 
         // Online DPO from the SFT model, with the reward model above labelling its samples.
         stages.Add(OnlineDpoStage(outDirectory, sft, sftFinal, Path.Combine(rmOptions.OutputDirectory, "final"), collator, tokenizer, encoder, task, evalFacts, save, cancellationToken));
+
+        // GRPO from the SFT model with verifiable rewards: no reward model, no critic.
+        stages.Add(GrpoStage(outDirectory, sft, sftFinal, tokenizer, encoder, task, evalFacts, save, cancellationToken));
         foreach (string extra in o.ExtraStages)
         {
             stages.Add(PreferenceStage(extra, outDirectory, sft, sftFinal, collator, preferenceData, tokenizer, encoder, task, evalFacts, save, cancellationToken));
@@ -276,7 +283,7 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
             Setup = new EvaluationSetup(evalFacts.Count, o.SamplesPerPrompt, o.Temperature, task.EvalPreferences.Count),
             Notes =
             [
-                string.Create(CultureInfo.InvariantCulture, $"seed {o.Seed}; GPT-2 L={o.Layers} C={o.Channels} H={o.Heads} T={o.MaxLength}, vocab {tokenizer.VocabSize}; steps pretrain {o.PretrainSteps}, sft {o.SftSteps}, rm {o.RmSteps} (dropout {o.RmDropout}), ppo {PpoSteps}, dpo {o.DpoSteps}, online_dpo {o.OnlineDpo.Steps}"),
+                string.Create(CultureInfo.InvariantCulture, $"seed {o.Seed}; GPT-2 L={o.Layers} C={o.Channels} H={o.Heads} T={o.MaxLength}, vocab {tokenizer.VocabSize}; steps pretrain {o.PretrainSteps}, sft {o.SftSteps}, rm {o.RmSteps} (dropout {o.RmDropout}), ppo {PpoSteps}, dpo {o.DpoSteps}, online_dpo {o.OnlineDpo.Steps}, grpo {o.Grpo.Steps}"),
                 string.Create(CultureInfo.InvariantCulture, $"{evalFacts.Count} held-out prompts × {o.SamplesPerPrompt} samples at temperature {o.Temperature}; wall time {clock.Elapsed.TotalSeconds:F0} s"),
             ],
         };
@@ -369,6 +376,21 @@ public sealed partial class PipelineRunner(PipelineOptions options, Backend back
         string final = Path.Combine(stageDirectory, "final");
         HfCheckpoint.Save(model, final, save);
         return final;
+    }
+
+    /// <summary>
+    /// The end of an RL stage: its policy saved to <c>final</c>, its evaluation on <paramref name="facts"/> with its KL to
+    /// SFT, and a line saying whether that KL is within <see cref="PipelineOptions.KlTarget"/>.
+    /// </summary>
+    private StageReport FinishRlStage(
+        StageReport trained, Transformer policy, string stageDirectory, HfSaveOptions save, Transformer sft, Tokenizer tokenizer, ITextEncoder encoder,
+        SyntheticTask task, IReadOnlyList<SyntheticFact> facts)
+    {
+        SaveFinal(policy, stageDirectory, save);
+        var stage = Evaluated(trained, policy, sft, tokenizer, encoder, task, facts, klIsZero: false);
+        double kl = stage.Evaluation.KlToSft ?? double.NaN, target = Options.KlTarget;
+        Say(string.Create(CultureInfo.InvariantCulture, $"{stage.Stage}: KL to SFT {kl:F3} {(kl <= target ? "within" : "ABOVE")} the target {target:F3}"));
+        return stage;
     }
 
     private static double PairwiseAccuracy(RewardModelObjective objective, PreferenceBatches pairs)

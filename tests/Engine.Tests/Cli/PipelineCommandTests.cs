@@ -38,7 +38,7 @@ public sealed class PipelineCommandTests : IDisposable
         Assert.True(code == 0, $"exit {code}: {error}\n{output}");
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")));
         var stages = summary.RootElement.GetProperty("stages").EnumerateArray().ToList();
-        Assert.Equal<string>(["pretrain", "sft", "rm", "ppo", "dpo", "online_dpo"], stages.Select(s => s.GetProperty("stage").GetString()!).ToList());
+        Assert.Equal<string>(["pretrain", "sft", "rm", "ppo", "dpo", "online_dpo", "grpo"], stages.Select(s => s.GetProperty("stage").GetString()!).ToList());
         foreach (var stage in stages)
         {
             foreach (string key in new[] { "gold_reward_mean", "accuracy", "mean_response_tokens", "kl_to_sft" })
@@ -61,13 +61,15 @@ public sealed class PipelineCommandTests : IDisposable
         Assert.InRange(rm.GetProperty("pairwise_accuracy").GetDouble(), 0.0, 1.0);
         Assert.Equal(0.0, stages[1].GetProperty("kl_to_sft").GetDouble());
         Assert.True(new FileInfo(Path.Combine(dir, "report.html")).Length > 0);
-        foreach (string stage in new[] { "pretrain", "sft", "rm", "ppo", "dpo", "online_dpo" })
+        foreach (string stage in new[] { "pretrain", "sft", "rm", "ppo", "dpo", "online_dpo", "grpo" })
         {
             Assert.True(File.Exists(Path.Combine(dir, stage, "final", "config.json")), $"{stage}/final/config.json");
             Assert.True(File.Exists(Path.Combine(dir, stage, "metrics.jsonl")), $"{stage}/metrics.jsonl");
         }
 
         Assert.Contains("gold reward", output.ToString(), StringComparison.Ordinal);
+        Assert.Contains("\ngrpo: held-out gold reward ", output.ToString(), StringComparison.Ordinal);
+        Assert.Contains("grpo: KL to SFT ", output.ToString(), StringComparison.Ordinal);
 
         // A smoke test says so: first and (before the table) last on the console, in summary.json and atop report.html.
         string console = output.ToString();
@@ -82,6 +84,8 @@ public sealed class PipelineCommandTests : IDisposable
             .Descendants("text").Where(t => (string?)t.Attribute("class") == "lg").Select(t => t.Value).ToList();
         Assert.NotEmpty(legends);
         Assert.All(legends, name => Assert.DoesNotMatch("[/_]", name));
+        Assert.Contains("mean reward of the samples", legends);
+        Assert.Contains("groups whose samples all tied", legends);
 
         // Each stage's summary line repeats the loss of its last progress line.
         var lines = console.Split('\n');

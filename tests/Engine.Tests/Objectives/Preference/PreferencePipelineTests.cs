@@ -15,7 +15,7 @@ public sealed class PreferencePipelineTests : IDisposable
     public void Dispose() => dir.Dispose();
 
     [Fact]
-    public void Quick_run_with_optional_stages_evaluates_them_after_the_default_six()
+    public void Quick_run_with_optional_stages_evaluates_them_after_the_default_seven()
     {
         string output = dir.Sub("pipeline");
         var (code, stdout, error) = CliHarness.Run(["pipeline", "--quick", "--out", output, "--seed", "3", "--threads", "2", "--stages", "simpo,orpo,kto"]);
@@ -23,8 +23,8 @@ public sealed class PreferencePipelineTests : IDisposable
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "summary.json")));
         var stages = summary.RootElement.GetProperty("stages").EnumerateArray().ToList();
         Assert.Equal<string>(
-            ["pretrain", "sft", "rm", "ppo", "dpo", "online_dpo", "simpo", "orpo", "kto"], [.. stages.Select(s => s.GetProperty("stage").GetString()!)]);
-        foreach (var stage in stages.Skip(6))
+            ["pretrain", "sft", "rm", "ppo", "dpo", "online_dpo", "grpo", "simpo", "orpo", "kto"], [.. stages.Select(s => s.GetProperty("stage").GetString()!)]);
+        foreach (var stage in stages.Skip(7))
         {
             Assert.InRange(stage.GetProperty("accuracy").GetDouble(), 0.0, 1.0);
             Assert.Equal(JsonValueKind.Number, stage.GetProperty("kl_to_sft").ValueKind);
