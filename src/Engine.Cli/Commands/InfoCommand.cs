@@ -252,7 +252,10 @@ internal sealed class PlanFlags
 {
     private static readonly RlMemoryShape Defaults = new();
 
-    public Option<string?> Method { get; } = new Option<string?>("--plan") { Description = "show the memory plan of an RL run: ppo or online-dpo" }.AcceptOnlyFromAmong("ppo", "online-dpo", "dpo");
+    public Option<string?> Method { get; } = new Option<string?>("--plan")
+    {
+        Description = "show the memory plan of a run: ppo, online-dpo, grpo (--rollout-batch = prompts × num_generations; a reference only with --ref, i.e. beta > 0) or dpo",
+    }.AcceptOnlyFromAmong("ppo", "online-dpo", "grpo", "dpo");
 
     public Option<string?> Actor { get; } = new("--actor", "--policy") { Description = "--plan: the policy's checkpoint (actor; reference too unless --ref)" };
 
@@ -292,7 +295,12 @@ internal sealed class PlanFlags
     public (MemoryPlan Plan, DeviceMemoryInfo Memory) Plan(ParseResult parse, string method, LoraConfig? lora = null)
     {
         string actorDir = parse.GetValue(Actor) ?? throw new CommandException($"--plan {method} needs --actor (the policy's checkpoint)");
-        string? rewardDir = parse.GetValue(Reward) ?? (method == "dpo" ? null : throw new CommandException($"--plan {method} needs --reward (the reward model's checkpoint)"));
+        string? rewardDir = parse.GetValue(Reward) ?? (method is "dpo" or "grpo" ? null : throw new CommandException($"--plan {method} needs --reward (the reward model's checkpoint)"));
+        if (method == "grpo" && rewardDir is not null)
+        {
+            throw new CommandException("--reward does not apply to --plan grpo: its rewards are functions (a model:DIR reward is scored by a frozen copy not planned here)");
+        }
+
         if (method != "ppo" && parse.GetValue(Critic) is not null)
         {
             throw new CommandException($"--critic applies to --plan ppo only; {method} trains no critic");
@@ -321,6 +329,7 @@ internal sealed class PlanFlags
             {
                 "ppo" => MemoryPlan.Ppo(actor, critic!, reward!, shape, backend, reference),
                 "online-dpo" => MemoryPlan.OnlineDpo(actor, reward!, shape, backend, reference),
+                "grpo" => MemoryPlan.Grpo(actor, shape, backend, reference, separateReference: reference is not null),
                 _ => MemoryPlan.Dpo(actor, shape, backend),
             };
             return (plan, backend.QueryMemory());

@@ -56,6 +56,30 @@ public sealed class MemoryPlanCliTests : IDisposable
     }
 
     [Fact]
+    public void Info_plan_grpo_is_the_library_plan_with_a_reference_only_when_one_is_given()
+    {
+        string[] args =
+        [
+            "info", "--plan", "grpo", "--actor", dir.Sub("actor"),
+            "--rollout-batch", "8", "--minibatch", "2", "--prompt-length", "16", "--response-length", "8", "--json",
+        ];
+        using var backend = new CpuBackend(1);
+        var shape = new RlMemoryShape { RolloutBatch = 8, Minibatch = 2, PromptLength = 16, ResponseLength = 8 };
+        foreach (bool withReference in new[] { false, true })
+        {
+            var (code, stdout, stderr) = CliRun.Engine(withReference ? [.. args, "--ref", dir.Sub("actor")] : args);
+            Assert.True(code == 0, stderr);
+            using var doc = JsonDocument.Parse(stdout);
+            var expected = MemoryPlan.Grpo(Actor, shape, backend, withReference ? Actor : null, separateReference: withReference);
+            Assert.Equal(expected.Total, doc.RootElement.GetProperty("total").GetInt64());
+            var roles = doc.RootElement.GetProperty("roles").EnumerateArray().Select(r => r.GetProperty("role").GetString()).ToList();
+            Assert.Equal(expected.Roles.Select(r => r.Role), roles);
+            Assert.Equal(withReference, roles.Contains("reference"));
+            Assert.DoesNotContain("critic", roles);
+        }
+    }
+
+    [Fact]
     public void Info_plan_online_dpo_takes_policy_and_the_plain_info_still_works()
     {
         var (code, stdout, stderr) = CliRun.Engine(["info", "--plan", "online-dpo", "--policy", dir.Sub("actor"), "--reward", dir.Sub("rm"), "--prompt-length", "16", "--response-length", "16"]);
@@ -74,6 +98,7 @@ public sealed class MemoryPlanCliTests : IDisposable
     [InlineData("too-long", "exceeds the actor's maximum sequence length of 64")]
     [InlineData("critic-for-dpo", "--critic applies to --plan ppo only")]
     [InlineData("missing-config", "--actor:")]
+    [InlineData("reward-for-grpo", "--reward does not apply to --plan grpo")]
     public void Bad_plan_flags_are_one_line_errors(string kind, string message)
     {
         string[] args = kind switch
@@ -82,6 +107,7 @@ public sealed class MemoryPlanCliTests : IDisposable
             "model-dir" => ["info", dir.Sub("actor"), "--plan", "ppo", "--actor", dir.Sub("actor"), "--reward", dir.Sub("rm")],
             "too-long" => ["info", "--plan", "ppo", "--actor", dir.Sub("actor"), "--reward", dir.Sub("rm"), "--prompt-length", "60"],
             "critic-for-dpo" => ["info", "--plan", "online-dpo", "--actor", dir.Sub("actor"), "--reward", dir.Sub("rm"), "--critic", dir.Sub("rm")],
+            "reward-for-grpo" => ["info", "--plan", "grpo", "--actor", dir.Sub("actor"), "--reward", dir.Sub("rm")],
             _ => ["info", "--plan", "ppo", "--actor", dir.Sub("nowhere"), "--reward", dir.Sub("rm")],
         };
         var (code, _, stderr) = CliRun.Engine(args);
