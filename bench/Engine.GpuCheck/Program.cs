@@ -8,11 +8,18 @@ using Engine.Cuda;
 using Engine.Models;
 
 // engine-gpucheck [--tf32] [--skip-bench] [--seed N] [--results FILE] [--emulated]
-// 1. availability, 2. the conformance suite (CUDA vs the CPU backend) and its table, 3. micro-benchmarks and their table.
+// engine-gpucheck engine ARGS...   runs the `engine` command itself (engine-gpucheck engine pipeline --quick --device cuda)
+// 1. availability, 2. the conformance suite (CUDA vs the CPU backend: every op, then whole models) and its table,
+// 3. micro-benchmarks and their table.
 // Each table is printed, and appended to the results file (markdown, for bench/results/), as soon as it is complete, so a
 // run cut short still leaves the conformance verdict. --emulated runs on the emulated device (g++ needed) instead of a GPU.
 // Exit code: 0 all conformance checks passed, 1 some failed, 2 CUDA is not available.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+if (args is ["engine", .. var engineArgs])
+{
+    return Engine.Cli.EngineCommand.Run(engineArgs);
+}
+
 bool tf32 = args.Contains("--tf32");
 bool skipBench = args.Contains("--skip-bench");
 bool emulated = args.Contains("--emulated");
@@ -56,6 +63,13 @@ using (var chunked = Open(new CudaBackendOptions { AllowTf32 = tf32, LogProbRowC
     }
 }
 
+// Whole models, the device against the CPU: loss, every gradient, weights after AdamW steps, packed rows, recomputation,
+// LoRA and the KV-cached decode path.
+foreach (var (label, run) in ModelParity.Cases(cpu, cuda, seed))
+{
+    Report(label, run);
+}
+
 string verdict = failed == 0 ? "conformance: all passed" : $"conformance: {failed} FAILED";
 PrintTable("conformance", summary, verdict);
 if (!skipBench)
@@ -97,17 +111,23 @@ void PrintTable(string title, List<(string What, string Value, string Status)> r
     }
 }
 
-void RunCase(ConformanceCase test, CudaBackend candidate, string label)
+void RunCase(ConformanceCase test, CudaBackend candidate, string label) => Report(label, () =>
+{
+    using var pair = new BackendPair(cpu, candidate);
+    return test.Run(pair, seed);
+});
+
+void Report(string label, Func<IReadOnlyList<ConformanceResult>> run)
 {
     IReadOnlyList<ConformanceResult> results;
     try
     {
-        using var pair = new BackendPair(cpu, candidate);
-        results = test.Run(pair, seed);
+        results = run();
     }
     catch (Exception e)
     {
         Console.WriteLine($"[{label}] threw {e.GetType().Name}: {e.Message}");
+        Console.WriteLine(e.StackTrace);
         summary.Add((label, "exception", "FAIL"));
         failed++;
         return;

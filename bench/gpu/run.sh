@@ -20,7 +20,8 @@
 #
 # Output: every conformance comparison (relative error vs tolerance) and the conformance table (per op family) first, so
 # a run cut short still leaves the verdict; then the benchmark table (GEMM GFLOP/s, attention forward/backward, the
-# fused log-prob, GPT-2 124M train step ms/step and tokens/s). Both tables also go, as markdown, to the results file
+# fused log-prob, GPT-2 124M train step ms/step and tokens/s), then the same step in PyTorch on the same GPU when a CUDA
+# PyTorch is installed (ENGINE_TORCH_PYTHON names its python3; bench/reference/torch_train_step.py). Both tables also go, as markdown, to the results file
 # (default bench/results/<date>-gpu-check.md beside this script, else ./gpu-check-<date>.md) for bench/results/.
 # The whole run is capped at ENGINE_GPUCHECK_SECONDS (default 540: nine minutes, inside a 10-minute GPU window; the
 # kernels are compiled by NVRTC on first use, about a minute on a cold cache). Exit code 0 when every conformance check
@@ -43,7 +44,8 @@ fi
 extra=""
 for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
            "$HOME"/.local/lib/python3*/site-packages/nvidia/*/lib /usr/lib/python3*/site-packages/nvidia/*/lib \
-           /usr/local/lib/python3*/dist-packages/nvidia/*/lib; do
+           /usr/local/lib/python3*/dist-packages/nvidia/*/lib /opt/*/.venv/lib/python3*/site-packages/nvidia/*/lib \
+           /usr/local/nvidia/lib64; do
   [ -d "$dir" ] && extra="$extra:$dir"
 done
 export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}$extra"
@@ -60,4 +62,29 @@ case " $* " in
   *) if [ -d "$here/../results" ]; then results=(--results "$here/../results/$(date -u +%F)-gpu-check.md");
      else results=(--results "./gpu-check-$(date -u +%F).md"); fi ;;
 esac
-exec timeout --signal=INT --kill-after=20 "${ENGINE_GPUCHECK_SECONDS:-540}" "$runner" "${results[@]}" "$@"
+results_file="${results[1]:-}"
+previous=""
+for arg in "$@"; do [ "$previous" = "--results" ] && results_file="$arg"; previous="$arg"; done
+
+status=0
+timeout --signal=INT --kill-after=20 "${ENGINE_GPUCHECK_SECONDS:-540}" "$runner" "${results[@]}" "$@" || status=$?
+
+# The PyTorch peer of the GPT-2 124M train step above (B=4, T=1024, fp32), on the same GPU, when a CUDA PyTorch is
+# there: the fixture models as they are (explicit softmax attention, the same math as Engine's), then what a PyTorch
+# user would run (scaled_dot_product_attention and the fused AdamW). --tf32 applies to both, as to Engine's step.
+case " $* " in *" --skip-bench "*) exit "$status" ;; esac
+python="${ENGINE_TORCH_PYTHON:-python3}"
+if [ "$status" -ne 124 ] && "$python" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  tf32=""
+  case " $* " in *" --tf32 "*) tf32="--tf32" ;; esac
+  shape=(--arch gpt2 --layers 12 --dim 768 --heads 12 --vocab 50257 --seq 1024 --batch 4 --steps 10 --device cuda $tf32 --json)
+  for variant in "" "--sdpa --fused-adamw"; do
+    # shellcheck disable=SC2086
+    line=$(timeout 120 "$python" "$here/../reference/torch_train_step.py" "${shape[@]}" $variant 2>&1 | tail -1) || true
+    echo "[torch peer${variant:+ $variant}] $line"
+    if [ -n "$results_file" ]; then printf '\n[torch peer%s] `%s`\n' "${variant:+ $variant}" "$line" >> "$results_file"; fi
+  done
+else
+  echo "no CUDA PyTorch here (or the cap was reached): the PyTorch peer step is not run"
+fi
+exit "$status"

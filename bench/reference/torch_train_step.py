@@ -6,6 +6,10 @@ Llama code the test fixtures come from (tests/fixtures/reference_models.py), in 
 
   /usr/bin/python3 bench/reference/torch_train_step.py --arch gpt2 --layers 4 --dim 256 --heads 4 \
       --vocab 8192 --seq 128 --batch 4 --steps 5 --threads 2 [--json]
+
+On a GPU (bench/gpu/run.sh runs it beside Engine's own GPU train step): --device cuda, and the settings a PyTorch user
+would pick there: --sdpa (F.scaled_dot_product_attention, flash/memory-efficient kernels, instead of the explicit
+softmax(q·kᵀ) of the fixture models), --fused-adamw (torch.optim.AdamW(fused=True)), --tf32 (TF32 matrix products).
 """
 
 import argparse
@@ -35,6 +39,10 @@ def parse_args():
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--sdpa", action="store_true", help="attention through F.scaled_dot_product_attention (is_causal)")
+    p.add_argument("--fused-adamw", action="store_true", help="torch.optim.AdamW(fused=True) (cuda)")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 in matrix products (cuda)")
     a = p.parse_args()
     if a.kv_heads is None:
         a.kv_heads = a.heads
@@ -89,7 +97,12 @@ def build_model(a):
 def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = build_model(args).to(torch.float32)
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    torch.backends.cudnn.allow_tf32 = args.tf32
+    if args.sdpa:
+        rm.causal_attention = lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    model = build_model(args).to(torch.float32).to(device)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.ndim >= 2:
@@ -100,8 +113,10 @@ def main():
                 p.zero_()
     model.train()
     opt = rm.adamw(model, args.lr, (0.9, 0.95), 1e-8, 0.1)
+    if args.fused_adamw:
+        opt = torch.optim.AdamW(opt.param_groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8, fused=True)
     g = torch.Generator().manual_seed(args.seed + 1)
-    tokens = torch.randint(0, args.vocab, (args.batch, args.seq + 1), generator=g)
+    tokens = torch.randint(0, args.vocab, (args.batch, args.seq + 1), generator=g).to(device)
     inputs, targets = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
 
     def step():
@@ -133,13 +148,13 @@ def main():
         "config": config,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
-        "blas": blas_library(),
-        "dtype": "float32",
+        "blas": blas_library() if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "dtype": "float32" + (" (tf32 matmul)" if args.tf32 and device.type == "cuda" else ""),
     }
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"torch {torch.__version__} float32 eager, {torch.get_num_threads()} threads, {result['blas']}")
+        print(f"torch {torch.__version__} {result['dtype']} eager on {args.device}, {torch.get_num_threads()} threads, {result['blas']}")
         print(f"{args.arch} L={args.layers} C={args.dim} NH={args.heads} NKV={args.kv_heads} F={args.ffn} "
               f"V={args.vocab} T={args.seq} B={args.batch}: {n_params / 1e6:.2f}M parameters")
         print(f"median {ms:.1f} ms/step over {args.steps} steps ({tokens_per_second:.0f} tokens/s); "
