@@ -11,7 +11,7 @@ namespace Engine.Models;
 /// </summary>
 internal sealed class ActivationPlan : IDisposable
 {
-    private readonly DeviceBuffer buffer;
+    private DeviceBuffer? buffer;
 
     /// <summary>Rows of logits held at once: as many as fit <see cref="Transformer.LogitsChunkBytes"/>, at least one, at most N.</summary>
     public static int LogitRows(TransformerConfig config, int rows) =>
@@ -75,6 +75,35 @@ internal sealed class ActivationPlan : IDisposable
     }
 
     public ActivationPlan(Backend backend, TransformerConfig config, int batch, int time, bool training, bool recompute = false)
+        : this(backend, config, batch, time, training, recompute, storage: null)
+    {
+    }
+
+    /// <summary>
+    /// A plan for (<paramref name="batch"/>, <paramref name="time"/>) in place of <paramref name="previous"/> (disposed, or
+    /// null): laid out in the previous plan's buffer when that holds it, so batches whose length changes from step to
+    /// step (padding to the longest sequence) allocate and clear nothing once the longest has been seen; else in a new
+    /// buffer. Every activation is written before it is read, so what the buffer held before does not matter.
+    /// </summary>
+    public static ActivationPlan Replace(
+        ActivationPlan? previous, Backend backend, TransformerConfig config, int batch, int time, bool training, bool recompute = false)
+    {
+        var storage = previous?.buffer;
+        if (previous is not null)
+        {
+            previous.buffer = null;
+        }
+
+        if (storage is not null && storage.ByteLength < ByteLengthFor(config, batch, time, training, recompute))
+        {
+            storage.Dispose();
+            storage = null;
+        }
+
+        return new ActivationPlan(backend, config, batch, time, training, recompute, storage);
+    }
+
+    private ActivationPlan(Backend backend, TransformerConfig config, int batch, int time, bool training, bool recompute, DeviceBuffer? storage)
     {
         Batch = batch;
         Time = time;
@@ -86,9 +115,10 @@ internal sealed class ActivationPlan : IDisposable
         int attC = config.Heads * config.HeadChannels;
         int upC = config.Architecture == Architecture.Llama ? 2 * f : f;
 
-        buffer = backend.Allocate(layout.ByteLength);
+        var arena = storage ?? backend.Allocate(layout.ByteLength);
+        buffer = arena;
         ByteLength = layout.ByteLength;
-        Tensor T(long offset, DType dtype, params long[] dims) => offset < 0 ? default : ArenaLayout.View(buffer, offset, dtype, dims);
+        Tensor T(long offset, DType dtype, params long[] dims) => offset < 0 ? default : ArenaLayout.View(arena, offset, dtype, dims);
 
         Tokens = T(at.Tokens, DType.I32, batch, time);
         Targets = T(at.Targets, DType.I32, n);
@@ -126,7 +156,11 @@ internal sealed class ActivationPlan : IDisposable
     /// <summary>Whether every layer shares one set of activations, refilled in backward by recomputing the layer.</summary>
     public bool Recompute { get; }
 
+    /// <summary>Bytes this (B, T) lays out; the buffer may be larger (it held a longer batch before).</summary>
     public long ByteLength { get; }
+
+    /// <summary>Bytes of the buffer the plan lives in: the memory it holds.</summary>
+    public long CapacityBytes => buffer?.ByteLength ?? 0;
 
     /// <summary>Input token ids [B,T].</summary>
     public Tensor Tokens { get; }
@@ -169,7 +203,11 @@ internal sealed class ActivationPlan : IDisposable
 
     public bool Training => !DResidual.IsEmpty;
 
-    public void Dispose() => buffer.Dispose();
+    public void Dispose()
+    {
+        buffer?.Dispose();
+        buffer = null;
+    }
 
     private sealed record Offsets(
         long Tokens, long Targets, long Losses, long[] Residual,

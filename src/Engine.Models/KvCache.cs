@@ -63,7 +63,7 @@ public sealed class KvCache : IDisposable
     /// <summary>Bytes the cache holds now: keys, values, position and head buffers, and the inference plans made so far.</summary>
     public long ByteLength =>
         Keys.Concat(Values).Concat([Positions, PositionIds, RopeRows, PositionRows, LastHidden, Logits]).Sum(t => t.Buffer?.ByteLength ?? 0)
-        + (decodePlan?.ByteLength ?? 0) + (chunkPlan?.ByteLength ?? 0);
+        + (decodePlan?.CapacityBytes ?? 0) + (chunkPlan?.CapacityBytes ?? 0);
 
     /// <summary>
     /// Bytes a cache of <paramref name="batch"/> sequences of up to <paramref name="maxTime"/> tokens holds after a prefill
@@ -135,8 +135,7 @@ public sealed class KvCache : IDisposable
 
         if (chunkPlan is null || chunkPlan.Time != time)
         {
-            chunkPlan?.Dispose();
-            chunkPlan = new ActivationPlan(Backend, Config, Batch, time, training: false);
+            chunkPlan = ActivationPlan.Replace(chunkPlan, Backend, Config, Batch, time, training: false);
         }
 
         return chunkPlan;

@@ -115,8 +115,7 @@ public sealed partial class Transformer
     {
         if (referencePlan is null || referencePlan.Batch != batch || referencePlan.Time != time)
         {
-            referencePlan?.Dispose();
-            referencePlan = new ActivationPlan(Backend, Config, batch, time, training: false);
+            referencePlan = ActivationPlan.Replace(referencePlan, Backend, Config, batch, time, training: false);
         }
 
         return referencePlan;

@@ -66,7 +66,10 @@ public sealed partial class Transformer : IDisposable
     /// <summary>Head layout of every attention layer.</summary>
     public AttentionShape Attention { get; }
 
-    /// <summary>Bytes of the activation plan for the last (B, T) used, 0 before the first pass.</summary>
+    /// <summary>
+    /// Bytes of the activation plan for the last (B, T) used, 0 before the first pass. The memory held can be larger: a
+    /// plan for a shorter batch reuses the buffer of the longest one seen.
+    /// </summary>
     public long ActivationBytes => plan?.ByteLength ?? 0;
 
     private bool IsLlama => Config.Architecture == Architecture.Llama;
@@ -229,8 +232,7 @@ public sealed partial class Transformer : IDisposable
 
         if (plan is null || plan.Batch != batch || plan.Time != time || (training && (!plan.Training || plan.Recompute != GradientCheckpointing)))
         {
-            plan?.Dispose();
-            plan = new ActivationPlan(Backend, Config, batch, time, training, training && GradientCheckpointing);
+            plan = ActivationPlan.Replace(plan, Backend, Config, batch, time, training, training && GradientCheckpointing);
         }
 
         return plan;
