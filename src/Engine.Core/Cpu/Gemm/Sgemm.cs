@@ -261,12 +261,16 @@ internal static unsafe class Sgemm
             }
         }
 
+        // The wait is for another thread's packing of one panel group: microseconds. SpinWait's default falls back to
+        // Thread.Sleep(1) after a few dozen spins, and a sleep of a millisecond or more (longer in a VM) then stalls the
+        // whole product: on 2 threads the narrow GEMMs of a small model ran 2-6x slower than on one thread. So it spins
+        // and yields, never sleeps.
         for (int group = 0; group < s.PackGroups; group++)
         {
             var spin = default(SpinWait);
             while (Volatile.Read(ref flags[group]) != 2)
             {
-                spin.SpinOnce();
+                spin.SpinOnce(sleep1Threshold: -1);
             }
         }
     }
