@@ -12,7 +12,7 @@ namespace Engine.Cli.Commands;
 
 /// <summary>
 /// <c>engine grpo</c>: critic-free online RL (GRPO, Dr. GRPO, DAPO, GSPO, RLOO, REINFORCE++) of a policy on a prompts
-/// file with reward functions given as <c>--reward NAME:ARG</c> (<see cref="RewardSpecs"/>); options as the other
+/// file with reward functions given as <c>--reward [NAME=]KIND:ARG</c> (<see cref="RewardSpecs"/>); options as the other
 /// trainers take them (<c>--config</c>, <c>--set key=value</c>, <see cref="GrpoOptions"/>).
 /// </summary>
 internal static class GrpoCommand
@@ -25,7 +25,8 @@ internal static class GrpoCommand
         var prompts = new Option<string>("--prompts") { Description = "prompts, JSONL (prompt field, or messages ending before the answer; other columns reach the rewards)", Required = true };
         var reward = new Option<string[]>("--reward")
         {
-            Description = $"a reward function, NAME:ARGUMENT (repeatable; built in: {string.Join(", ", RewardSpecs.BuiltIn.Select(b => $"{b.Name} — {b.Argument}"))})",
+            Description = "a reward function, [NAME=]KIND[:ARGUMENT] (repeatable; metrics rewards/NAME/mean; without NAME=, one is named after its kind: "
+                + $"format, then format_2, format_3, …; built in: {string.Join(", ", RewardSpecs.BuiltIn.Select(b => $"{b.Kind} — {b.Argument}"))})",
             Required = true,
             AllowMultipleArgumentsPerToken = false,
         };
@@ -95,7 +96,7 @@ internal static class GrpoCommand
     private static RewardSet Rewards(string[] specs, string? weights, TrainingSession<GrpoOptions> session, GrpoOptions options)
     {
         var context = new RewardSpecContext(session.Backend, options.MaxCompletionLength);
-        var functions = specs.Select(s => RewardSpecs.Parse(s, context)).ToList();
+        var functions = RewardSpecs.ParseAll(specs, context);
         float[]? parsed = null;
         if (weights is not null)
         {

@@ -76,6 +76,9 @@ public sealed class TrainerState
     /// <summary>The options of the run, as <see cref="Options.OptionsReader.ToJson"/> writes them.</summary>
     public JsonElement? Options { get; set; }
 
+    /// <summary>A reward-function run's rewards by name, in order, with their weights (GRPO); null for other runs.</summary>
+    public List<NamedWeight>? Rewards { get; set; }
+
     /// <summary>The last metrics lines (as in <c>metrics.jsonl</c>).</summary>
     public List<Dictionary<string, double>> LogHistory { get; set; } = [];
 
@@ -148,6 +151,7 @@ public sealed class TrainerState
         Require(Files is not null && PendingMetrics is not null && LogHistory is not null, "files", "must be present");
         Require(LogHistory!.All(h => h is not null), "log_history", "holds a null entry");
         Require(Files!.Values.All(d => d is { Size: >= 0, Sha256: not null }), "files", "every entry needs a size and a sha256");
+        Require(Rewards is null || Rewards.All(r => r is { Name.Length: > 0 }), "rewards", "every entry needs a name");
     }
 
     /// <summary>A deep copy (through JSON, the form it is saved in).</summary>
@@ -158,3 +162,8 @@ public sealed class TrainerState
 /// <param name="Size">Bytes.</param>
 /// <param name="Sha256">Digest of the contents.</param>
 public sealed record FileDigest(long Size, string Sha256);
+
+/// <summary>A reward function's name and weight.</summary>
+/// <param name="Name">The name its metrics use.</param>
+/// <param name="Weight">Its weight in the total.</param>
+public sealed record NamedWeight(string Name, double Weight);

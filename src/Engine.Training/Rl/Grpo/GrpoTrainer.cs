@@ -126,7 +126,12 @@ public sealed class GrpoTrainer
         policy.ResidualDropout = 0f;
         policy.GradientCheckpointing = options.GradientCheckpointing;
 
-        var (state, rng, resume) = RunStart.Begin(store, options, metricsPath, Logger, checkpoint => CheckpointStore.Restore(policy, checkpoint.Path));
+        var (state, rng, resume) = RunStart.Begin(store, options, metricsPath, Logger, checkpoint =>
+        {
+            CheckpointedRewards.CheckResumed(checkpoint, rewards, Logger);
+            CheckpointStore.Restore(policy, checkpoint.Path);
+        });
+        state.Rewards = CheckpointedRewards.Of(rewards);
         string? resumedFrom = resume?.Path;
         int batchesPerPass = prompts.Count / options.BatchSize;
         if (resume is null)

@@ -38,8 +38,9 @@ public sealed class AccuracyReward : IRewardFunction
     /// <summary>The score of a wrong or missing answer (a right one scores 1).</summary>
     public float IncorrectScore { get; }
 
-    /// <inheritdoc/>
-    public string Name => "accuracy";
+    /// <summary>The name metrics use (<c>rewards/&lt;name&gt;/mean</c>): <c>accuracy</c> unless set, as it must be when a
+    /// <see cref="RewardSet"/> holds two of this kind.</summary>
+    public string Name { get; init; } = "accuracy";
 
     /// <inheritdoc/>
     /// <exception cref="ArgumentException">The row's column is neither a string nor a number.</exception>

@@ -25,8 +25,9 @@ public sealed class FormatReward : IRewardFunction
     /// <summary>The pattern as given.</summary>
     public string Pattern { get; }
 
-    /// <inheritdoc/>
-    public string Name => "format";
+    /// <summary>The name metrics use (<c>rewards/&lt;name&gt;/mean</c>): <c>format</c> unless set, as it must be when a
+    /// <see cref="RewardSet"/> holds two of this kind.</summary>
+    public string Name { get; init; } = "format";
 
     /// <inheritdoc/>
     public void Score(IReadOnlyList<RewardSample> samples, Span<float> scores)

@@ -27,16 +27,17 @@ public sealed class ModelReward : IRewardFunction, IDisposable
     /// <summary>The scorer the reward goes through.</summary>
     public RewardScorer Scorer { get; }
 
-    /// <inheritdoc/>
-    public string Name => "model";
+    /// <summary>The name metrics use (<c>rewards/&lt;name&gt;/mean</c>): <c>model</c> unless set, as it must be when a
+    /// <see cref="RewardSet"/> holds two of this kind.</summary>
+    public string Name { get; init; } = "model";
 
     /// <summary>
     /// Loads the reward model in <paramref name="directory"/> on <paramref name="backend"/>, frozen, checking that it
     /// has a scalar head and, when <paramref name="vocabularySize"/> &gt; 0, that it reads every token id of a policy
-    /// with that vocabulary.
+    /// with that vocabulary; the reward is named <paramref name="name"/>.
     /// </summary>
     /// <exception cref="InputException">No checkpoint there, no scalar head, or too small a vocabulary.</exception>
-    public static ModelReward Load(string directory, Backend backend, int vocabularySize = 0)
+    public static ModelReward Load(string directory, Backend backend, int vocabularySize = 0, string name = "model")
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         ArgumentNullException.ThrowIfNull(backend);
@@ -60,7 +61,7 @@ public sealed class ModelReward : IRewardFunction, IDisposable
         var model = HfCheckpoint.Load(directory, backend, trainable: false);
         try
         {
-            return new ModelReward(model, ownsModel: true);
+            return new ModelReward(model, ownsModel: true) { Name = name };
         }
         catch (ArgumentException e)
         {

@@ -42,8 +42,9 @@ public sealed class OverlongReward : IRewardFunction
     /// <summary>L_cache when none is given: a fifth of L_max, DAPO's 4,096 of 20,480.</summary>
     public static int DefaultCache(int maxLength) => maxLength / 5;
 
-    /// <inheritdoc/>
-    public string Name => "length";
+    /// <summary>The name metrics use (<c>rewards/&lt;name&gt;/mean</c>): <c>length</c> unless set, as it must be when a
+    /// <see cref="RewardSet"/> holds two of this kind.</summary>
+    public string Name { get; init; } = "length";
 
     /// <inheritdoc/>
     public void Score(IReadOnlyList<RewardSample> samples, Span<float> scores)

@@ -15,7 +15,7 @@ public sealed class RewardSet
     private readonly float[] weights;
 
     /// <summary>The functions with their weights (every weight 1 when <paramref name="weights"/> is null).</summary>
-    /// <exception cref="ArgumentException">No function, a repeated name, a weight count that differs, or a non-finite weight.</exception>
+    /// <exception cref="ArgumentException">No function, one without a name, a repeated name, a weight count that differs, or a non-finite weight.</exception>
     public RewardSet(IReadOnlyList<IRewardFunction> functions, IReadOnlyList<float>? weights = null)
     {
         ArgumentNullException.ThrowIfNull(functions);
@@ -24,10 +24,17 @@ public sealed class RewardSet
             throw new ArgumentException("at least one reward function is needed", nameof(functions));
         }
 
+        if (functions.Any(f => string.IsNullOrEmpty(f?.Name)))
+        {
+            throw new ArgumentException("every reward function needs a name (metrics are rewards/<name>/mean)", nameof(functions));
+        }
+
         var duplicate = functions.GroupBy(f => f.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null)
         {
-            throw new ArgumentException($"two reward functions are named '{duplicate.Key}'", nameof(functions));
+            throw new ArgumentException(
+                $"two reward functions are named '{duplicate.Key}'; names must be unique (metrics are rewards/<name>/mean): give one another, e.g. new FormatReward(pattern) {{ Name = \"think\" }}",
+                nameof(functions));
         }
 
         if (weights is not null && weights.Count != functions.Count)

@@ -14,16 +14,19 @@ public sealed record RewardSpecContext(Backend Backend, int MaxCompletionLength)
 }
 
 /// <summary>
-/// The built-in rewards by their command-line spec, <c>NAME[:ARGUMENT]</c> (<c>--reward format:REGEX</c>); only the
-/// first colon separates the name, so an argument may hold more. docs/rewards.md gives every formula.
+/// The built-in rewards by their command-line spec, <c>[NAME=]KIND[:ARGUMENT]</c> (<c>--reward format:REGEX</c>,
+/// <c>--reward think=format:^&lt;think&gt;</c>). Only the first colon ends the kind, so an argument may hold more, and
+/// only an <c>=</c> before it ends a name, so an argument may hold <c>=</c> too. A reward without a NAME is named after
+/// its kind, numbered by order among the unnamed ones of that kind: <c>format</c>, <c>format_2</c>, <c>format_3</c>, ….
+/// docs/rewards.md gives every formula.
 /// </summary>
 public static class RewardSpecs
 {
     private const string FirstWord = "first-word";
     private const string Incorrect = "incorrect=";
 
-    /// <summary>The names of the built-in rewards, with what their argument is.</summary>
-    public static IReadOnlyList<(string Name, string Argument)> BuiltIn { get; } =
+    /// <summary>The kinds of built-in reward, with what their argument is.</summary>
+    public static IReadOnlyList<(string Kind, string Argument)> BuiltIn { get; } =
     [
         ("accuracy", "COLUMN[,first-word][,incorrect=SCORE]: the dataset column holding the answer"),
         ("format", "a regular expression the whole completion must match"),
@@ -32,31 +35,102 @@ public static class RewardSpecs
         ("model", "DIR: a reward-model checkpoint (scalar head) sharing the policy's tokenizer"),
     ];
 
-    /// <summary>The reward <paramref name="spec"/> names, built with <paramref name="context"/>.</summary>
-    /// <exception cref="InputException">An unknown name or an argument the reward cannot use (names <c>--reward</c>).</exception>
+    /// <summary>The reward <paramref name="spec"/> names, built with <paramref name="context"/>; named NAME when the spec gives one, else after its kind.</summary>
+    /// <exception cref="InputException">An unknown kind, a malformed name, or an argument the reward cannot use (names <c>--reward</c>).</exception>
     public static IRewardFunction Parse(string spec, RewardSpecContext context)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        ArgumentNullException.ThrowIfNull(context);
-        int colon = spec.IndexOf(':', StringComparison.Ordinal);
-        string name = colon < 0 ? spec : spec[..colon];
-        string argument = colon < 0 ? "" : spec[(colon + 1)..];
-        if (!BuiltIn.Any(b => b.Name == name))
+        var parts = Split(spec);
+        return Build(parts, parts.Name ?? parts.Kind, context);
+    }
+
+    /// <summary>
+    /// The rewards <paramref name="specs"/> name, in order, each named as <see cref="Names"/> says; the names are
+    /// checked before any reward is built (so no reward model is loaded for a list that is refused).
+    /// </summary>
+    /// <exception cref="InputException">As <see cref="Parse"/>, or two specs that get the same name.</exception>
+    public static IReadOnlyList<IRewardFunction> ParseAll(IReadOnlyList<string> specs, RewardSpecContext context)
+    {
+        var names = Names(specs);
+        return [.. specs.Select((spec, i) => Build(Split(spec), names[i], context))];
+    }
+
+    /// <summary>
+    /// The name each of <paramref name="specs"/> gets: its NAME when it gives one, else its kind for the first unnamed
+    /// reward of that kind and <c>KIND_n</c> for the n-th (<c>format</c>, <c>format_2</c>, …).
+    /// </summary>
+    /// <exception cref="InputException">An unknown kind, a malformed name, or two specs with the same name (names <c>--reward</c> and both specs).</exception>
+    public static IReadOnlyList<string> Names(IReadOnlyList<string> specs)
+    {
+        ArgumentNullException.ThrowIfNull(specs);
+        var names = new string[specs.Count];
+        var unnamedOfKind = new Dictionary<string, int>(StringComparer.Ordinal);
+        var firstWithName = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int i = 0; i < specs.Count; i++)
         {
-            throw new InputException("--reward", null, null,
-                $"'{spec}': unknown reward '{name}' (built in: {string.Join(", ", BuiltIn.Select(b => b.Name))})");
+            var parts = Split(specs[i] ?? throw new ArgumentException("a reward spec is null", nameof(specs)));
+            if (parts.Name is null)
+            {
+                int n = unnamedOfKind[parts.Kind] = unnamedOfKind.GetValueOrDefault(parts.Kind) + 1;
+                names[i] = n == 1 ? parts.Kind : string.Create(CultureInfo.InvariantCulture, $"{parts.Kind}_{n}");
+            }
+            else
+            {
+                names[i] = parts.Name;
+            }
+
+            if (!firstWithName.TryAdd(names[i], specs[i]))
+            {
+                throw new InputException("--reward", null, null,
+                    $"'{firstWithName[names[i]]}' and '{specs[i]}' are both named '{names[i]}'; give one another name with NAME=KIND:ARGUMENT");
+            }
         }
 
+        return names;
+    }
+
+    /// <summary>A spec's parts: the NAME before an <c>=</c> (null when none), the kind, and the argument after the first colon.</summary>
+    private static SpecParts Split(string spec)
+    {
+        int colon = spec.IndexOf(':', StringComparison.Ordinal);
+        string head = colon < 0 ? spec : spec[..colon];
+        string argument = colon < 0 ? "" : spec[(colon + 1)..];
+
+        // No kind holds '=', so one before the first colon can only end a name.
+        int equals = head.IndexOf('=', StringComparison.Ordinal);
+        string? name = equals < 0 ? null : head[..equals];
+        if (name is not null && !IsName(name))
+        {
+            throw new InputException("--reward", null, null,
+                $"'{spec}': '{name}' is not a reward name; a name is letters, digits, '_' and '-' (NAME=KIND:ARGUMENT)");
+        }
+
+        string kind = equals < 0 ? head : head[(equals + 1)..];
+        if (!BuiltIn.Any(b => b.Kind == kind))
+        {
+            throw new InputException("--reward", null, null,
+                $"'{spec}': unknown reward '{kind}' (built in: {string.Join(", ", BuiltIn.Select(b => b.Kind))})");
+        }
+
+        return new SpecParts(spec, name, kind, argument);
+    }
+
+    private static bool IsName(string name) => name.Length > 0 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-');
+
+    private static IRewardFunction Build(SpecParts parts, string name, RewardSpecContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var (spec, _, kind, argument) = parts;
         try
         {
-            return name switch
+            return kind switch
             {
-                "accuracy" => Accuracy(Required(argument, name)),
-                "format" => new FormatReward(Required(argument, name)),
+                "accuracy" => Accuracy(Required(argument, kind), name),
+                "format" => new FormatReward(Required(argument, kind)) { Name = name },
                 "length" => new OverlongReward(context.MaxCompletionLength,
-                    argument.Length == 0 ? OverlongReward.DefaultCache(context.MaxCompletionLength) : Integer(argument, "the overlong buffer")),
-                "words" => Words(Required(argument, name)),
-                _ => ModelReward.Load(Required(argument, name), context.Backend, context.VocabularySize),
+                    argument.Length == 0 ? OverlongReward.DefaultCache(context.MaxCompletionLength) : Integer(argument, "the overlong buffer")) { Name = name },
+                "words" => Words(Required(argument, kind), name),
+                _ => ModelReward.Load(Required(argument, kind), context.Backend, context.VocabularySize, name),
             };
         }
         catch (ArgumentException e)
@@ -70,7 +144,7 @@ public static class RewardSpecs
     }
 
     /// <summary><c>COLUMN[,first-word][,incorrect=SCORE]</c>: options after the column, in any order.</summary>
-    private static AccuracyReward Accuracy(string argument)
+    private static AccuracyReward Accuracy(string argument, string name)
     {
         var parts = argument.Split(',');
         var extraction = AnswerExtraction.Final;
@@ -91,11 +165,11 @@ public static class RewardSpecs
             }
         }
 
-        return new AccuracyReward(parts[0], extraction, incorrect);
+        return new AccuracyReward(parts[0], extraction, incorrect) { Name = name };
     }
 
     /// <summary><c>PRICE[,CAP]</c>.</summary>
-    private static WordsReward Words(string argument)
+    private static WordsReward Words(string argument, string name)
     {
         var parts = argument.Split(',');
         if (parts.Length > 2)
@@ -103,11 +177,11 @@ public static class RewardSpecs
             throw new ArgumentException($"'words' takes PRICE[,CAP], got {parts.Length} values");
         }
 
-        return new WordsReward(Number(parts[0], "the price of a word"), parts.Length > 1 ? Number(parts[1], "the cap") : double.PositiveInfinity);
+        return new WordsReward(Number(parts[0], "the price of a word"), parts.Length > 1 ? Number(parts[1], "the cap") : double.PositiveInfinity) { Name = name };
     }
 
-    private static string Required(string argument, string name) =>
-        argument.Length > 0 ? argument : throw new ArgumentException($"'{name}' needs an argument: {BuiltIn.First(b => b.Name == name).Argument}");
+    private static string Required(string argument, string kind) =>
+        argument.Length > 0 ? argument : throw new ArgumentException($"'{kind}' needs an argument: {BuiltIn.First(b => b.Kind == kind).Argument}");
 
     private static double Number(string text, string what) =>
         double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && double.IsFinite(value)
@@ -122,4 +196,6 @@ public static class RewardSpecs
     /// <summary>The message without the " (Parameter 'x')" .NET appends: users never see C# parameter names.</summary>
     private static string Detail(ArgumentException e) =>
         e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal);
+
+    private readonly record struct SpecParts(string Spec, string? Name, string Kind, string Argument);
 }

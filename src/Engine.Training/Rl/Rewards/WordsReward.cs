@@ -36,8 +36,9 @@ public sealed class WordsReward : IRewardFunction
     /// <summary>C: the most the words can cost.</summary>
     public double Cap { get; }
 
-    /// <inheritdoc/>
-    public string Name => "words";
+    /// <summary>The name metrics use (<c>rewards/&lt;name&gt;/mean</c>): <c>words</c> unless set, as it must be when a
+    /// <see cref="RewardSet"/> holds two of this kind.</summary>
+    public string Name { get; init; } = "words";
 
     /// <inheritdoc/>
     public void Score(IReadOnlyList<RewardSample> samples, Span<float> scores)

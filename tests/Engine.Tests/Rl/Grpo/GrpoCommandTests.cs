@@ -53,6 +53,38 @@ public sealed class GrpoCommandTests : IDisposable
     }
 
     [Fact]
+    public void Two_format_rewards_are_named_apart_weighted_by_position_and_a_resume_must_keep_them()
+    {
+        string output = dir.Sub("two");
+        string[] args =
+        [
+            "grpo", "--model", dir.Sub("sft"), "--prompts", dir.Sub("prompts.jsonl"), "--out", output, .. Fast, "--set", "max_steps=2",
+            "--reward", "format:[a-m].*", "--reward", "format:.*=?", "--reward", "short=length:1", "--reward-weights", "1,0.5,0.1",
+        ];
+        var (code, stdout, error) = Run(args);
+        Assert.True(code == 0, error);
+        Assert.Contains("step 2/2", stdout, StringComparison.Ordinal);
+        var lines = File.ReadAllLines(Path.Combine(output, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(2, lines.Count);
+        foreach (var line in lines)
+        {
+            // ".*=?" matches every completion: the second format reward is scored (1) under its own name.
+            Assert.True(line.GetProperty("rewards/format/mean").GetDouble() is >= 0 and <= 1);
+            Assert.Equal(1.0, line.GetProperty("rewards/format_2/mean").GetDouble());
+            Assert.True(line.GetProperty("rewards/short/mean").GetDouble() is >= -1 and <= 0);
+            double total = line.GetProperty("rewards/format/mean").GetDouble() + (0.5 * line.GetProperty("rewards/format_2/mean").GetDouble())
+                + (0.1 * line.GetProperty("rewards/short/mean").GetDouble());
+            Assert.Equal(total, line.GetProperty("reward").GetDouble(), 5);
+        }
+
+        Directory.Delete(Path.Combine(output, "checkpoint-2"), recursive: true);
+        (code, _, error) = Run([.. args[..^8], "--reward", "format:[a-m].*", "--reward", "short=length:1", "--resume"]);
+        Assert.Equal(1, code);
+        Assert.Contains("field 'rewards': the run had the rewards format, format_2, short, this one has format, short; resume with the same --reward list",
+            error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Without_beta_no_reference_is_planned()
     {
         var (code, stdout, error) = Run(["grpo", "--model", dir.Sub("sft"), "--prompts", dir.Sub("prompts.jsonl"), "--reward", "format:q.*", "--out", dir.Sub("plain"), .. Fast]);
@@ -73,9 +105,10 @@ public sealed class GrpoCommandTests : IDisposable
         Assert.Equal(1, code);
         Assert.Contains("--reward-weights: 2 weights for 1 --reward functions", error, StringComparison.Ordinal);
 
-        (code, _, error) = Run([.. common, "--reward", "format:a", "--reward", "format:b"]);
+        (code, _, error) = Run([.. common, "--reward", "format:a", "--reward", "format=words:0.1"]);
         Assert.Equal(1, code);
-        Assert.EndsWith("--reward: two reward functions are named 'format'" + Environment.NewLine, error, StringComparison.Ordinal);
+        Assert.EndsWith("--reward: 'format:a' and 'format=words:0.1' are both named 'format'; give one another name with NAME=KIND:ARGUMENT" + Environment.NewLine,
+            error, StringComparison.Ordinal);
 
         (code, _, error) = Run([.. common, "--reward", "format:a", "--set", "num_generations=1"]);
         Assert.Equal(1, code);

@@ -43,10 +43,20 @@ public sealed class RewardSetTests
     }
 
     [Fact]
+    public void Built_ins_of_one_kind_combine_once_named_apart()
+    {
+        var set = new RewardSet([new FormatReward("a.*"), new FormatReward(".*b") { Name = "ends_b" }, new AccuracyReward("answer") { Name = "right" }]);
+        Assert.Equal(["format", "ends_b", "right"], set.Functions.Select(f => f.Name));
+        Assert.Equal([2f, 1f], set.Score([Of("ab"), Of("a")]).Total);
+    }
+
+    [Fact]
     public void Bad_sets_are_refused()
     {
         Assert.Throws<ArgumentException>(() => new RewardSet([]));
-        Assert.Throws<ArgumentException>(() => new RewardSet([new FormatReward("a"), new FormatReward("b")]));
+        var duplicate = Assert.Throws<ArgumentException>(() => new RewardSet([new FormatReward("a"), new DelegateReward("format", _ => 0f)]));
+        Assert.StartsWith("two reward functions are named 'format'; names must be unique", duplicate.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => new RewardSet([new FormatReward("a") { Name = "" }]));
         Assert.Throws<ArgumentException>(() => new RewardSet([new FormatReward("a")], [1f, 2f]));
         Assert.Throws<ArgumentException>(() => new RewardSet([new FormatReward("a")], [float.NaN]));
         Assert.Throws<ArgumentException>(() => new DelegateReward("", _ => 0f));
