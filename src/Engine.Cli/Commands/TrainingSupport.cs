@@ -135,7 +135,20 @@ internal sealed class TrainingSession<TOptions> : IDisposable
             options = ContextLength.Fit(options, fit, OptionsReader.Sets(config, overrides, "max_length"), line => note = line);
         }
 
-        OptionChecks.Validate(options.Validate, config);
+        // A value out of range because of the cut (GRPO's max_completion_length of 256 in a context of 256) says where max_length came from.
+        OptionChecks.Validate(
+            () =>
+            {
+                try
+                {
+                    options.Validate();
+                }
+                catch (ArgumentException e) when (note is not null)
+                {
+                    throw new ArgumentException($"{e.Message}; {note}", e);
+                }
+            },
+            config);
         var lora = ReadLora(options, config, parse.GetValue(flags.Lora));
         ModelInputs.WritableDirectory(options.OutputDirectory, "--out");
 

@@ -78,6 +78,15 @@ public sealed class ContextLengthTests : IDisposable
         Assert.Contains(Note, error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_grpo_refused_for_a_max_length_cut_to_the_context_says_where_it_came_from()
+    {
+        var (code, _, error) = CliHarness.Run(["grpo", "--model", Model, "--prompts", Data, "--reward", "words:0.1,1", "--out", dir.Sub("grpo"), "--threads", "2"]);
+        Assert.Equal(1, code);
+        Assert.Contains("max_length (256) must exceed max_completion_length (256)", error, StringComparison.Ordinal);
+        Assert.Contains("max_length 256 (the model's context; the default 512 does not fit)", error, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("set", "max_length=512", "512")]
     [InlineData("set", "max_seq_length=300", "300")]
