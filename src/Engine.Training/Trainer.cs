@@ -364,7 +364,7 @@ public sealed class Trainer<TBatch>
 
         using var now = JsonDocument.Parse(OptionsReader.ToJson(options));
         var changed = now.RootElement.EnumerateObject()
-            .Where(p => p.Name != "resume" && (!saved.TryGetProperty(p.Name, out var old) || old.GetRawText() != p.Value.GetRawText()))
+            .Where(p => p.Name != "resume" && (!saved.TryGetProperty(p.Name, out var old) || !JsonElement.DeepEquals(old, p.Value)))
             .Select(p => p.Name)
             .ToList();
         if (changed.Count > 0)

@@ -44,7 +44,13 @@ internal static class TrainCommands
                 throw new CommandException("give exactly one of --model and --config-model");
             }
 
-            using var session = TrainingSession<PretrainOptions>.Open(flags, parse, fromConfig is null ? null : Path.GetDirectoryName(Path.GetFullPath(fromConfig)));
+            if (fromConfig is not null && !File.Exists(fromConfig))
+            {
+                throw new CommandException($"--config-model: file '{fromConfig}' does not exist");
+            }
+
+            var created = fromConfig is null ? null : HfConfig.ReadFile(fromConfig);
+            using var session = TrainingSession<PretrainOptions>.Open(flags, parse, fromConfig is null ? null : Path.GetDirectoryName(Path.GetFullPath(fromConfig)), created?.Model.MaxSequenceLength);
             var train = session.TrainData();
             var validation = session.EvalData();
             Transformer model;
@@ -58,12 +64,7 @@ internal static class TrainCommands
             }
             else
             {
-                if (!File.Exists(fromConfig))
-                {
-                    throw new CommandException($"--config-model: file '{fromConfig}' does not exist");
-                }
-
-                var config = HfConfig.ReadFile(fromConfig);
+                var config = created!;
                 session.ModelConfig = config;
                 model = new Transformer(config.Model, session.Backend);
                 model.InitializeWeights(session.Options.Seed);
@@ -273,7 +274,12 @@ internal static class TrainCommands
     // --label-smoothing flags, when given, override the dpo.* keys.
     private static int RunOnlineDpo(TrainingFlags flags, ParseResult parse, string rewardDir, string? referenceDir, Func<DpoOptions, DpoOptions> dpoFlags)
     {
-        using var session = TrainingSession<OnlineDpoOptions>.Open(flags, parse);
+        // The policy, the reference and the reward model all read the rollouts: max_length must fit the shortest context.
+        string policyDir = parse.GetValue(flags.Model)!;
+        int context = Math.Min(
+            Math.Min(ModelInputs.Context(policyDir, "--model"), ModelInputs.Context(referenceDir ?? policyDir, "--ref")),
+            ModelInputs.Context(rewardDir, "--reward"));
+        using var session = TrainingSession<OnlineDpoOptions>.Open(flags, parse, context: context);
         var options = session.Options with { Dpo = dpoFlags(session.Options.Dpo) };
         OptionChecks.Validate(options.Validate, parse.GetValue(flags.Config));
         ModelInputs.ExistingDirectory(referenceDir ?? session.ModelDirectory!, "--ref");

@@ -82,6 +82,9 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     private RunDirectoryLock? runLock;
     private StopSignals? signals;
 
+    // Said when training starts (not at Open), so a command refused for its flags or data prints its one error line only.
+    private string? note;
+
     private TrainingSession(TrainingFlags flags, ParseResult parse, TOptions options, LoraConfig? lora, Backend backend, Tokenizer tokenizer, string tokenizerPath)
     {
         this.flags = flags;
@@ -113,33 +116,52 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     public HfModelConfig? ModelConfig { get; set; }
 
     /// <summary>
-    /// Reads the options (file, overrides, --out, --resume), the tokenizer, creates the backend, and locks --out for this
-    /// run (another run there is refused before anything is written).
+    /// Reads the options (file, overrides, --out, --resume; a max_length left at its default cut to the model's context,
+    /// see <see cref="ContextLength"/>), the tokenizer, creates the backend, and locks --out for this run (another run
+    /// there is refused before anything is written). <paramref name="context"/> is the shortest context of the run's
+    /// models when they are not only --model's.
     /// </summary>
-    public static TrainingSession<TOptions> Open(TrainingFlags flags, ParseResult parse, string? defaultTokenizerDirectory = null)
+    public static TrainingSession<TOptions> Open(TrainingFlags flags, ParseResult parse, string? defaultTokenizerDirectory = null, int? context = null)
     {
-        var options = ReadOptions(parse.GetValue(flags.Config), parse.GetValue(flags.Set) ?? []);
+        string? config = parse.GetValue(flags.Config);
+        var overrides = parse.GetValue(flags.Set) ?? [];
+        var options = ReadOptions(config, overrides);
         options = options with { OutputDirectory = parse.GetValue(flags.Out)!, Resume = parse.GetValue(flags.Resume) || options.Resume };
-        OptionChecks.Validate(options.Validate, parse.GetValue(flags.Config));
-        var lora = ReadLora(options, parse.GetValue(flags.Config), parse.GetValue(flags.Lora));
-        ModelInputs.WritableDirectory(options.OutputDirectory, "--out");
-
         string? modelDir = parse.GetValue(flags.Model) is string given ? ModelInputs.ExistingDirectory(given, "--model") : null;
+        var modelConfig = modelDir is null ? null : HfCheckpoint.ReadConfig(modelDir);
+        string? note = null;
+        if ((context ?? modelConfig?.Model.MaxSequenceLength) is int fit)
+        {
+            options = ContextLength.Fit(options, fit, OptionsReader.Sets(config, overrides, "max_length"), line => note = line);
+        }
+
+        // A value out of range because of the cut (GRPO's max_completion_length of 256 in a context of 256) says where max_length came from.
+        OptionChecks.Validate(
+            () =>
+            {
+                try
+                {
+                    options.Validate();
+                }
+                catch (ArgumentException e) when (note is not null)
+                {
+                    throw new ArgumentException($"{e.Message}; {note}", e);
+                }
+            },
+            config);
+        var lora = ReadLora(options, config, parse.GetValue(flags.Lora));
+        ModelInputs.WritableDirectory(options.OutputDirectory, "--out");
 
         string tokenizerPath = ModelInputs.TokenizerPath(parse.GetValue(flags.Tokenizer), modelDir ?? defaultTokenizerDirectory);
 
         var tokenizer = ModelInputs.LoadTokenizer(tokenizerPath);
 
         var backend = DeviceOption.CreateBackend(parse.GetValue(flags.Device), parse.GetValue(flags.Threads));
-        var session = new TrainingSession<TOptions>(flags, parse, options, lora, backend, tokenizer, tokenizerPath);
+        var session = new TrainingSession<TOptions>(flags, parse, options, lora, backend, tokenizer, tokenizerPath) { ModelConfig = modelConfig };
         try
         {
-            if (modelDir is not null)
-            {
-                session.ModelConfig = HfCheckpoint.ReadConfig(modelDir);
-            }
-
             session.runLock = RunDirectoryLock.Acquire(options.OutputDirectory);
+            session.note = note;
             return session;
         }
         catch
@@ -295,6 +317,12 @@ internal sealed class TrainingSession<TOptions> : IDisposable
     public TrainingResult? RunCancellable(Func<CancellationToken, TrainingResult> run)
     {
         ArgumentNullException.ThrowIfNull(run);
+        if (note is not null)
+        {
+            ModelInputs.Note(note);
+            note = null;
+        }
+
         signals ??= new StopSignals();
         var result = run(signals.Token);
         if (result.Status == TrainingStatus.Cancelled)
@@ -385,6 +413,12 @@ internal static class ModelInputs
     /// <summary><paramref name="path"/> when it is a directory; otherwise one error naming <paramref name="flag"/>.</summary>
     public static string ExistingDirectory(string path, string flag) =>
         Directory.Exists(path) ? path : throw new CommandException($"{flag}: directory '{path}' does not exist");
+
+    /// <summary>Prints a note line on stderr: <c>engine: note: ...</c>.</summary>
+    public static void Note(string note) => Console.Error.WriteLine($"engine: note: {note}");
+
+    /// <summary>The context (longest sequence) of the checkpoint in <paramref name="directory"/>, which must exist (named as <paramref name="flag"/>).</summary>
+    public static int Context(string directory, string flag) => HfCheckpoint.ReadConfig(ExistingDirectory(directory, flag)).Model.MaxSequenceLength;
 
     /// <summary>Prints a warning line on <paramref name="to"/> (stderr by default): <c>engine: warning: ...</c>.</summary>
     public static void Warn(string warning, TextWriter? to = null) => (to ?? Console.Error).WriteLine($"engine: warning: {warning}");

@@ -65,6 +65,32 @@ public static partial class OptionsReader
     public static T ReadFile<T>(string path, IEnumerable<string>? overrides = null)
         where T : class, new()
     {
+        var options = new T();
+        Bind(options, ReadRoot(path), path, prefix: "");
+        return overrides is null ? options : Apply(options, overrides);
+    }
+
+    /// <summary>
+    /// Whether the file at <paramref name="path"/> (when given) or one of the <c>key=value</c> <paramref name="overrides"/>
+    /// sets the top-level <paramref name="key"/> (under its name or a TRL alias), as opposed to leaving its default.
+    /// </summary>
+    public static bool Sets(string? path, IEnumerable<string> overrides, string key)
+    {
+        ArgumentNullException.ThrowIfNull(overrides);
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        bool Names(string given)
+        {
+            string canonical = Aliases.TryGetValue(given, out string? alias) ? alias : given;
+            return canonical == key || canonical.StartsWith(key + ".", StringComparison.Ordinal);
+        }
+
+        return overrides.Any(pair => pair.IndexOf('=', StringComparison.Ordinal) is > 0 and int eq && Names(pair[..eq].Trim()))
+            || (path is not null && ReadRoot(path).Entries.Any(entry => Names(entry.Key)));
+    }
+
+    // The parsed top-level mapping of a JSON or YAML configuration file.
+    private static Node.Mapping ReadRoot(string path)
+    {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path) && !Directory.Exists(path))
         {
@@ -78,8 +104,8 @@ public static partial class OptionsReader
             ".yaml" or ".yml" => OptionsFormat.Yaml,
             _ => throw new OptionsException(path, 0, null, $"cannot tell the format from '{extension}'; use .json, .yaml or .yml"),
         };
-        var options = Parse<T>(InputFiles.ReadAllText(path, MaxFileBytes, "the configuration file"), path, format);
-        return overrides is null ? options : Apply(options, overrides);
+        string text = InputFiles.ReadAllText(path, MaxFileBytes, "the configuration file");
+        return format == OptionsFormat.Json ? ParseJson(text, path) : ParseYaml(text, path);
     }
 
     /// <summary>Parses configuration text onto the defaults of <typeparamref name="T"/>; <paramref name="sourceName"/> names it in errors.</summary>

@@ -109,7 +109,7 @@ public record TrainerOptions
     public ulong Seed { get; init; } = 42;
 
     /// <summary>Longest sequence in tokens (the row length when packing).</summary>
-    [Description("longest sequence in tokens (the row length when packing)")]
+    [Description("longest sequence in tokens (the row length when packing); left unset, cut to the model's context when that is shorter")]
     public int MaxLength { get; init; } = 1024;
 
     /// <summary>What to do on a non-finite loss or gradient norm.</summary>

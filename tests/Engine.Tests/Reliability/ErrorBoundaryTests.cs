@@ -227,7 +227,7 @@ public sealed class ErrorBoundaryTests : IDisposable
         File.WriteAllText(data, "{\"text\": \"hello there\"}\n");
         var (code, _, error) = CliHarness.Run(["sft", "--model", Model, "--data", data, "--out", Path.Combine(dir, "o1"), "--set", "max_length=64"]);
         AssertOneLine(code, error, "field 'max_length': 64 exceeds the model's maximum sequence length of 32", "--set max_length=32");
-        (code, _, error) = CliHarness.Run(["dpo", "--model", Model, "--data", data, "--out", Path.Combine(dir, "o2")]);
+        (code, _, error) = CliHarness.Run(["dpo", "--model", Model, "--data", data, "--out", Path.Combine(dir, "o2"), "--set", "max_seq_length=1024"]);
         AssertOneLine(code, error, "field 'max_length': 1024 exceeds");
 
         File.WriteAllText(data, "{\"text\": \"h\"}\n");

@@ -71,7 +71,7 @@ public sealed class OnlineDpoCliTests : IDisposable
             "reward-offline" => [.. common, "--reward", Reward],
             "samples" => [.. common, "--online", "--reward", Reward, "--set", "samples_per_prompt=1"],
             "lm-reward" => [.. common, "--online", "--reward", Policy, .. Fast],
-            _ => ["dpo", "--online", "--policy", Policy, "--reward", Reward, "--prompts", dir.Sub("text.jsonl"), "--out", dir.Sub("bad-text")],
+            _ => ["dpo", "--online", "--policy", Policy, "--reward", Reward, "--prompts", dir.Sub("text.jsonl"), "--out", dir.Sub("bad-text"), "--set", "max_new_tokens=4"],
         };
         var (code, _, stderr) = CliRun.Engine(args);
         Assert.Equal(1, code);
