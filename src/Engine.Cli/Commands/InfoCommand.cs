@@ -263,7 +263,7 @@ internal sealed class PlanFlags
 
     public Option<string?> Reward { get; } = new("--reward") { Description = "--plan: the reward model's checkpoint" };
 
-    public Option<string?> Reference { get; } = new("--ref") { Description = "--plan: the reference's checkpoint (default: --actor)" };
+    public Option<string?> Reference { get; } = new("--ref") { Description = "--plan: the reference's checkpoint (default: --actor; with --lora and no --ref, the policy's base with adapters off, no weights of its own)" };
 
     public Option<int> RolloutBatch { get; } = new("--rollout-batch") { Description = "--plan: sequences sampled per rollout", DefaultValueFactory = _ => Defaults.RolloutBatch };
 
@@ -327,10 +327,10 @@ internal sealed class PlanFlags
         {
             var plan = method switch
             {
-                "ppo" => MemoryPlan.Ppo(actor, critic!, reward!, shape, backend, reference),
-                "online-dpo" => MemoryPlan.OnlineDpo(actor, reward!, shape, backend, reference),
+                "ppo" => MemoryPlan.Ppo(actor, critic!, reward!, shape, backend, reference, separateReference: reference is not null),
+                "online-dpo" => MemoryPlan.OnlineDpo(actor, reward!, shape, backend, reference, separateReference: reference is not null),
                 "grpo" => MemoryPlan.Grpo(actor, shape, backend, reference, separateReference: reference is not null),
-                _ => MemoryPlan.Dpo(actor, shape, backend),
+                _ => MemoryPlan.Dpo(actor, shape, backend, reference, separateReference: reference is not null),
             };
             return (plan, backend.QueryMemory());
         }

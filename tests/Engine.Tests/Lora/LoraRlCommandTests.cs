@@ -1,9 +1,12 @@
+using System.Globalization;
 using System.Text.Json;
+using Engine.Models;
 using Engine.Models.HuggingFace;
 using Engine.Models.Lora;
 using Engine.Tests.Rl;
 using Engine.Tests.Support;
 using Engine.Tests.Training;
+using Engine.Training.Rl.Memory;
 using Xunit;
 
 namespace Engine.Tests.Lora;
@@ -46,6 +49,25 @@ public sealed class LoraRlCommandTests : IDisposable
         Assert.True(code == 0, error);
         Assert.Contains("checkpoint-1", stdout, StringComparison.Ordinal);
         Assert.Equal(first, File.ReadAllBytes(Path.Combine(final, PeftAdapter.WeightsFile)));
+    }
+
+    [Fact]
+    public void Ppo_with_lora_and_ref_prints_a_plan_that_counts_the_reference_weights()
+    {
+        var (code, stdout, error) = CliRun.Engine(
+        [
+            "ppo", "--actor", dir.Sub("sft"), "--reward", dir.Sub("rm"), "--ref", dir.Sub("sft"), "--prompts", dir.Sub("prompts.jsonl"), "--out", dir.Sub("ppo-ref"),
+            "--set", "max_steps=1", "--set", "batch_size=2", "--set", "response_length=4", "--set", "max_length=24", "--threads", "2", "--lora", "r=2,alpha=4,dropout=0",
+        ]);
+        Assert.True(code == 0, error);
+
+        // The reference loaded from --ref is resident beside the actor's base: all of its parameters in fp32.
+        long parameters = Transformer.ParameterCount(HfCheckpoint.ReadConfig(dir.Sub("sft")).Model);
+        string row = stdout.Split('\n').Single(l => l.StartsWith("  reference ", StringComparison.Ordinal));
+        string expected = string.Create(CultureInfo.InvariantCulture, $"  {"reference",-10} {$"{parameters / 1e6:F2}M",9} {MemoryPlan.FormatBytes(parameters * 4),11} ");
+        Assert.StartsWith(expected, row, StringComparison.Ordinal);
+        Assert.DoesNotContain("adapters off", stdout, StringComparison.Ordinal);
+        Assert.Contains("LoRA r=2", stdout, StringComparison.Ordinal);
     }
 
     [Fact]

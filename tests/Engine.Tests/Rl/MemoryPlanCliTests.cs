@@ -16,6 +16,10 @@ public sealed class MemoryPlanCliTests : IDisposable
     private static readonly TransformerConfig Actor = TransformerConfig.Llama(96, 64, layers: 2, channels: 32, heads: 4, kvHeads: 2);
     private static readonly TransformerConfig Reward = TransformerConfig.Gpt2(96, 64, layers: 1, channels: 16, heads: 2) with { Head = HeadKind.Scalar };
 
+    // Llama, F = 96: embedding 96·32, per layer two norms 2·32, q and o 32·32 each, k and v 32·16 each (NKV 2 × HS 8),
+    // gate, up and down 32·96 each (12 352), final norm 32: 3072 + 2·12 352 + 32 (tied head).
+    private const long ActorParameters = 27808;
+
     private readonly TempDirectory dir = new();
 
     public MemoryPlanCliTests()
@@ -77,6 +81,32 @@ public sealed class MemoryPlanCliTests : IDisposable
             Assert.Equal(withReference, roles.Contains("reference"));
             Assert.DoesNotContain("critic", roles);
         }
+    }
+
+    [Theory]
+    [InlineData("ppo")]
+    [InlineData("online-dpo")]
+    [InlineData("dpo")]
+    public void Info_plan_with_lora_counts_the_weights_of_a_ref_of_its_own(string method)
+    {
+        Assert.Equal(ActorParameters, Transformer.ParameterCount(Actor));
+        string[] args =
+        [
+            "info", "--plan", method, "--actor", dir.Sub("actor"), .. method == "dpo" ? Array.Empty<string>() : ["--reward", dir.Sub("rm")],
+            "--rollout-batch", "8", "--minibatch", "2", "--prompt-length", "16", "--response-length", "8", "--lora", "r=2,alpha=4", "--json",
+        ];
+        var (code, stdout, stderr) = CliRun.Engine(args);
+        Assert.True(code == 0, stderr);
+        using var baseOnly = JsonDocument.Parse(stdout);
+        (code, stdout, stderr) = CliRun.Engine([.. args, "--ref", dir.Sub("actor")]);
+        Assert.True(code == 0, stderr);
+        using var separate = JsonDocument.Parse(stdout);
+
+        static JsonElement Reference(JsonDocument doc) => doc.RootElement.GetProperty("roles").EnumerateArray().Single(r => r.GetProperty("role").GetString() == "reference");
+        Assert.Equal(0, Reference(baseOnly).GetProperty("weights").GetInt64());
+        Assert.Contains("adapters off", Reference(baseOnly).GetProperty("note").GetString(), StringComparison.Ordinal);
+        Assert.Equal(ActorParameters * 4, Reference(separate).GetProperty("weights").GetInt64());
+        Assert.Equal(baseOnly.RootElement.GetProperty("total").GetInt64() + (ActorParameters * 4), separate.RootElement.GetProperty("total").GetInt64());
     }
 
     [Fact]

@@ -35,9 +35,14 @@ public sealed class MemoryPlanTests : IDisposable
     private const long DecodePlan = (3 * 64) + (2 * 256) + (256 + 64 + 64 + 768 + 256 + 64 + 256 + 256 + 64 + 64 + 1024 + 1024) + 256 + 256 + 64 + 64 + 1024;
     private const long KvCacheBytes = 4096 + 144 + 2048 + 1280 + DecodePlan + InferencePlanB2T8;
 
+    // A reference model of its own, L = 2: wte 64·16 + wpe 16·16 + two layers of 3280 (the layer above) + ln_f 2·16 = 7872.
+    private const long TwoLayerParameters = 7872;
+
     private readonly CpuBackend backend = new(1);
 
     private static readonly TransformerConfig Tiny = TransformerConfig.Gpt2(64, 16, layers: 1, channels: 16, heads: 2);
+
+    private static readonly TransformerConfig TwoLayers = TransformerConfig.Gpt2(64, 16, layers: 2, channels: 16, heads: 2);
 
     private static readonly RlMemoryShape Shape = new() { RolloutBatch = 4, Minibatch = 2, PromptLength = 4, ResponseLength = 4 };
 
@@ -47,6 +52,7 @@ public sealed class MemoryPlanTests : IDisposable
     public void The_hand_computed_sizes_are_what_the_model_and_the_cache_allocate()
     {
         Assert.Equal(LmParameters, Transformer.ParameterCount(Tiny));
+        Assert.Equal(TwoLayerParameters, Transformer.ParameterCount(TwoLayers));
         Assert.Equal(ScalarParameters, Transformer.ParameterCount(Tiny with { Head = HeadKind.Scalar }));
         Assert.Equal(TrainingPlan, Transformer.ActivationBytesFor(Tiny, 2, 8, training: true));
         Assert.Equal(InferencePlanB4T8, Transformer.ActivationBytesFor(Tiny, 4, 8, training: false));
@@ -121,6 +127,51 @@ public sealed class MemoryPlanTests : IDisposable
         Assert.Equal(LmParameters * 4, Row(separate, "reference").Weights);
         var sites = LoraSite.Targeted(Tiny, lora.Lora!, "--lora");
         Assert.Equal(LoraAdapters.ParameterCount(lora.Lora!, sites) * 4, Row(shared, "policy").Gradients);
+    }
+
+    [Theory]
+    [InlineData("ppo")]
+    [InlineData("online-dpo")]
+    [InlineData("dpo")]
+    [InlineData("grpo")]
+    public void With_lora_a_reference_of_its_own_adds_exactly_its_weights(string method)
+    {
+        MemoryPlan Plan(RlMemoryShape shape, bool separate) => method switch
+        {
+            "ppo" => MemoryPlan.Ppo(Tiny, Tiny, Tiny, shape, backend, TwoLayers, separate),
+            "online-dpo" => MemoryPlan.OnlineDpo(Tiny, Tiny, shape, backend, TwoLayers, separate),
+            "dpo" => MemoryPlan.Dpo(Tiny, shape, backend, TwoLayers, separate),
+            _ => MemoryPlan.Grpo(Tiny, shape, backend, TwoLayers, separate),
+        };
+
+        var lora = Shape with { Lora = new LoraConfig(Rank: 2, Alpha: 4) };
+        var shared = Plan(lora, separate: false);
+        var separate = Plan(lora, separate: true);
+        Assert.Equal(0, Row(shared, "reference").Weights);
+        Assert.Contains("adapters off", Row(shared, "reference").Note, StringComparison.Ordinal);
+        Assert.Equal(TwoLayerParameters * 4, Row(separate, "reference").Weights);
+        Assert.Null(Row(separate, "reference").Note);
+        Assert.Equal(shared.Total + (TwoLayerParameters * 4), separate.Total);
+        Assert.Equal(shared.Roles.Where(r => r.Role != "reference"), separate.Roles.Where(r => r.Role != "reference"));
+        Assert.Equal(TwoLayerParameters * 2, Row(Plan(lora with { WeightType = DType.BF16 }, separate: true), "reference").Weights);
+
+        // Re-planned for a lever, the reference stays a model of its own.
+        Assert.Equal(TwoLayerParameters * 4, Row(separate.With(lora with { Minibatch = 1 }), "reference").Weights);
+
+        // Without LoRA every reference has its weights; with cached log-probs none is resident.
+        Assert.Equal(Plan(Shape, separate: false).Roles, Plan(Shape, separate: true).Roles);
+        Assert.Equal(TwoLayerParameters * 4, Row(Plan(Shape, separate: false), "reference").Weights);
+        Assert.Equal(0, Row(Plan(lora with { CachedReferenceLogProbs = true }, separate: true), "reference").Total);
+    }
+
+    [Fact]
+    public void Ppo_run_shape_carries_a_separate_reference_beside_a_lora_actor_to_the_plan()
+    {
+        var run = new PpoRunShape(Tiny, Tiny, Tiny, TwoLayers, ReferenceResident: true, RolloutBatch: 4, ForwardBatch: 2, MiniBatch: 4, MicroBatch: 2,
+            MaxPromptLength: 4, ResponseLength: 4, MaxLength: 8, PtxRows: 0, ActorLora: new LoraConfig(Rank: 2, Alpha: 4));
+        Assert.Equal(0, Row(MemoryPlan.Ppo(run, backend), "reference").Weights);
+        Assert.Equal(TwoLayerParameters * 4, Row(MemoryPlan.Ppo(run with { SeparateReference = true }, backend), "reference").Weights);
+        Assert.Equal(0, Row(MemoryPlan.Ppo(run with { SeparateReference = true, ReferenceResident = false }, backend), "reference").Total);
     }
 
     [Fact]

@@ -1,10 +1,12 @@
 using System.Text.Json;
 using Engine.Core.Cpu;
 using Engine.Models;
+using Engine.Models.Lora;
 using Engine.Tests.Training;
 using Engine.Training;
 using Engine.Training.Data;
 using Engine.Training.Options;
+using Engine.Training.Rl.Memory;
 using Engine.Training.Rl.OnlineDpo;
 using Xunit;
 using Xunit.Abstractions;
@@ -98,6 +100,29 @@ public sealed class OnlineDpoTests(ITestOutputHelper output) : IDisposable
 
         Assert.Equal(Deterministic(options.OutputDirectory), Deterministic(split.OutputDirectory));
         Assert.Equal(8, Lines(split.OutputDirectory).Count);
+    }
+
+    [Fact]
+    public void Memory_plan_of_a_lora_policy_counts_a_separate_reference_in_full_and_trains_adapters_only()
+    {
+        // V = 8, context 16, L = 1, C = 16: wte 8·16 + wpe 16·16 + one layer of 3280 (see MemoryPlanTests) + ln_f 2·16.
+        const long parameters = 3696;
+        using var policy = Policy(trainable: false);
+        long adapters = policy.AddLora(new LoraConfig(Rank: 2, Alpha: 4), 1).Parameters.ElementCount;
+        using var reference = Policy(trainable: false);
+        using var rm = RewardModel();
+        using var separate = new OnlineDpoTrainer(policy, reference, rm, Prompts(), Collator, Options(dir.Sub("separate")), []);
+        using var shared = new OnlineDpoTrainer(policy, policy, rm, Prompts(), Collator, Options(dir.Sub("shared")), []);
+        RoleMemory Row(MemoryPlan plan, string role) => plan.Roles.Single(r => r.Role == role);
+
+        Assert.Equal(parameters * 4, Row(separate.MemoryPlan, "reference").Weights);
+        Assert.Equal(0, Row(shared.MemoryPlan, "reference").Weights);
+        Assert.Equal(shared.MemoryPlan.Total + (parameters * 4), separate.MemoryPlan.Total);
+        foreach (var plan in new[] { separate.MemoryPlan, shared.MemoryPlan })
+        {
+            Assert.Equal(adapters * 4, Row(plan, "policy").Gradients);
+            Assert.Equal((parameters + adapters) * 4, Row(plan, "policy").Weights);
+        }
     }
 
     [Fact]

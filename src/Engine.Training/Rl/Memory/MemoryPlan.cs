@@ -80,9 +80,12 @@ public sealed class MemoryPlan
     /// The plan of PPO: the actor trained from <paramref name="actor"/> (LM head), the critic trained from
     /// <paramref name="critic"/> (a scalar head), the frozen reference (<paramref name="reference"/>, default the actor's
     /// config; not resident when its log-probs are cached) and the frozen reward model <paramref name="reward"/> (scalar head).
+    /// With <see cref="RlMemoryShape.Lora"/> the reference is the actor's base with adapters off (no weights of its own)
+    /// unless <paramref name="separateReference"/> says it is a model of its own (<c>--ref</c>).
     /// </summary>
     public static MemoryPlan Ppo(
-        TransformerConfig actor, TransformerConfig critic, TransformerConfig reward, RlMemoryShape shape, Backend backend, TransformerConfig? reference = null)
+        TransformerConfig actor, TransformerConfig critic, TransformerConfig reward, RlMemoryShape shape, Backend backend, TransformerConfig? reference = null,
+        bool separateReference = false)
     {
         ArgumentNullException.ThrowIfNull(actor);
         ArgumentNullException.ThrowIfNull(critic);
@@ -101,7 +104,7 @@ public sealed class MemoryPlan
             return new MemoryPlan("ppo", s, backend.Device.ToString(), Plan, [
                 Role("actor", Fit(lm, "actor", s), s, trainingRows: Math.Max(s.Minibatch, s.PretrainingRows), scoringRows: s.ScoringRows, logProbs: true, extraTokenInputs: 2, sampling: true, s.Lora),
                 Role("critic", Fit(value, "critic", s), s, trainingRows: s.Minibatch, scoringRows: s.ScoringRows, logProbs: false, extraTokenInputs: 0, sampling: false),
-                Reference(Fit(frozen, "reference", s), s, s.ScoringRows),
+                Reference(Fit(frozen, "reference", s), s, s.ScoringRows, separateReference),
                 Role("reward", Fit(rm, "reward model", s), s, trainingRows: 0, scoringRows: s.ScoringRows, logProbs: false, extraTokenInputs: 0, sampling: false),
                 Rollout(s, PpoRolloutI32, PpoRolloutF32),
                 Workspace(backend, lm, (long)Math.Max(s.Minibatch, s.ScoringRows) * s.Time),
@@ -113,7 +116,8 @@ public sealed class MemoryPlan
     /// The plan of the PPO run <paramref name="run"/> describes (<see cref="PpoTrainer.BeforeRun"/> passes it before the
     /// run allocates anything): rollouts of <see cref="PpoRunShape.RolloutBatch"/> prompts generated and scored
     /// <see cref="PpoRunShape.ForwardBatch"/> rows at a time, training forwards of <see cref="PpoRunShape.MicroBatch"/>
-    /// rows (and <see cref="PpoRunShape.PtxRows"/> of pretraining text), the reference not resident when it is loaded per rollout.
+    /// rows (and <see cref="PpoRunShape.PtxRows"/> of pretraining text), the reference not resident when it is loaded per rollout
+    /// and counted in full when it is a model of its own beside a LoRA actor (<see cref="PpoRunShape.SeparateReference"/>).
     /// </summary>
     public static MemoryPlan Ppo(PpoRunShape run, Backend backend)
     {
@@ -130,15 +134,18 @@ public sealed class MemoryPlan
             CachedReferenceLogProbs = !run.ReferenceResident,
             Lora = run.ActorLora,
         };
-        return Ppo(run.Actor, run.Critic, run.RewardModel, shape, backend, run.Reference);
+        return Ppo(run.Actor, run.Critic, run.RewardModel, shape, backend, run.Reference, run.SeparateReference);
     }
 
     /// <summary>
     /// The plan of online DPO: the policy trained from <paramref name="policy"/> (LM head; it samples the rollout, so it
     /// holds the KV cache), the frozen reference (default the policy's config) run on each DPO micro-batch of
     /// <see cref="RlMemoryShape.Minibatch"/> rows, and the frozen reward model <paramref name="reward"/> scoring the samples.
+    /// With <see cref="RlMemoryShape.Lora"/> the reference is the policy's base with adapters off (no weights of its own)
+    /// unless <paramref name="separateReference"/> says it is a model of its own (<c>--ref</c>).
     /// </summary>
-    public static MemoryPlan OnlineDpo(TransformerConfig policy, TransformerConfig reward, RlMemoryShape shape, Backend backend, TransformerConfig? reference = null)
+    public static MemoryPlan OnlineDpo(
+        TransformerConfig policy, TransformerConfig reward, RlMemoryShape shape, Backend backend, TransformerConfig? reference = null, bool separateReference = false)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(reward);
@@ -154,7 +161,7 @@ public sealed class MemoryPlan
             s.Validate();
             return new MemoryPlan("online-dpo", s, backend.Device.ToString(), Plan, [
                 Role("policy", Fit(lm, "policy", s), s, trainingRows: s.Minibatch, scoringRows: 0, logProbs: true, extraTokenInputs: 0, sampling: true, s.Lora),
-                Reference(Fit(frozen, "reference", s), s, s.Minibatch),
+                Reference(Fit(frozen, "reference", s), s, s.Minibatch, separateReference),
                 Role("reward", Fit(rm, "reward model", s), s, trainingRows: 0, scoringRows: s.ScoringRows, logProbs: false, extraTokenInputs: 0, sampling: false),
                 Rollout(s, DpoRolloutI32, DpoRolloutF32),
                 Workspace(backend, lm, (long)Math.Max(s.Minibatch, s.ScoringRows) * s.Time),
@@ -187,7 +194,7 @@ public sealed class MemoryPlan
             };
             if (frozen is not null)
             {
-                roles.Add(Reference(Fit(frozen, "reference", s), separateReference ? s with { Lora = null } : s, s.ScoringRows));
+                roles.Add(Reference(Fit(frozen, "reference", s), s, s.ScoringRows, separateReference));
             }
 
             roles.Add(Rollout(s, GrpoRolloutI32, GrpoRolloutF32));
@@ -199,15 +206,18 @@ public sealed class MemoryPlan
     /// <summary>
     /// The plan of offline DPO: the policy trained from <paramref name="policy"/> on micro-batches of
     /// <see cref="RlMemoryShape.Minibatch"/> rows (chosen plus rejected) of <see cref="RlMemoryShape.Time"/> tokens, and the
-    /// frozen reference run on the same rows (not resident with precomputed log-probs,
-    /// <see cref="RlMemoryShape.CachedReferenceLogProbs"/>). No sampling: no rollout buffers, no KV cache.
+    /// frozen reference (default the policy's config) run on the same rows (not resident with precomputed log-probs,
+    /// <see cref="RlMemoryShape.CachedReferenceLogProbs"/>). With <see cref="RlMemoryShape.Lora"/> the reference is the
+    /// policy's base with adapters off unless <paramref name="separateReference"/> says it is a model of its own (<c>--ref</c>).
+    /// No sampling: no rollout buffers, no KV cache.
     /// </summary>
-    public static MemoryPlan Dpo(TransformerConfig policy, RlMemoryShape shape, Backend backend)
+    public static MemoryPlan Dpo(TransformerConfig policy, RlMemoryShape shape, Backend backend, TransformerConfig? reference = null, bool separateReference = false)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(shape);
         ArgumentNullException.ThrowIfNull(backend);
         var lm = policy with { Head = HeadKind.LanguageModel };
+        var frozen = (reference ?? policy) with { Head = HeadKind.LanguageModel };
         return Plan(shape);
 
         MemoryPlan Plan(RlMemoryShape s)
@@ -215,7 +225,7 @@ public sealed class MemoryPlan
             s.Validate();
             return new MemoryPlan("dpo", s, backend.Device.ToString(), Plan, [
                 Role("policy", Fit(lm, "policy", s), s, trainingRows: s.Minibatch, scoringRows: 0, logProbs: true, extraTokenInputs: 0, sampling: false, s.Lora),
-                Reference(lm, s, s.Minibatch, "log-probs precomputed once: not resident"),
+                Reference(Fit(frozen, "reference", s), s, s.Minibatch, separateReference, "log-probs precomputed once: not resident"),
                 Workspace(backend, lm, (long)s.Minibatch * s.Time),
             ]);
         }
@@ -388,7 +398,10 @@ public sealed class MemoryPlan
         };
     }
 
-    private static RoleMemory Reference(TransformerConfig config, RlMemoryShape shape, int rows, string cachedNote = "log-probs cached per rollout: not resident")
+    // The frozen reference: nothing resident when its log-probs are cached; beside a LoRA policy, the policy's own base with
+    // adapters off (activations only) unless it is a model of its own (--ref), whose weights are then counted in full.
+    private static RoleMemory Reference(
+        TransformerConfig config, RlMemoryShape shape, int rows, bool separate, string cachedNote = "log-probs cached per rollout: not resident")
     {
         if (shape.CachedReferenceLogProbs)
         {
@@ -396,7 +409,7 @@ public sealed class MemoryPlan
         }
 
         var resident = Role("reference", config, shape, trainingRows: 0, scoringRows: rows, logProbs: true, extraTokenInputs: 0, sampling: false);
-        return shape.Lora is null ? resident : resident with { Weights = 0, Note = "the policy's base with adapters off: no weights of its own" };
+        return shape.Lora is null || separate ? resident : resident with { Weights = 0, Note = "the policy's base with adapters off: no weights of its own" };
     }
 
     private static RoleMemory Rollout(RlMemoryShape shape, int i32PerToken, int f32PerToken) => new(

@@ -38,7 +38,8 @@ public sealed record RlMemoryShape
 
     /// <summary>
     /// LoRA on the trained policy (actor): it holds its frozen base plus the adapters, gradients and AdamW moments of the
-    /// adapters only; the reference is that base with the adapters off, so it holds no weights of its own. Null: full training.
+    /// adapters only; the reference is that base with the adapters off, so it holds no weights of its own, unless the plan
+    /// is told the reference is a model of its own (<c>--ref</c>, counted in full). Null: full training.
     /// </summary>
     public LoraConfig? Lora { get; init; }
 

@@ -72,9 +72,9 @@ public sealed class OnlineDpoTrainer : IDisposable
             ScoringBatch = options.ScoringBatch,
             PromptLength = longest,
             ResponseLength = Math.Min(options.MaxNewTokens, context - longest),
-            Lora = ReferenceEquals(reference, policy) ? policy.Lora?.Config : null,
+            Lora = policy.Lora?.Config,
         };
-        MemoryPlan = MemoryPlan.OnlineDpo(policy.Config, rewardModel.Config, shape, policy.Backend, reference.Config);
+        MemoryPlan = MemoryPlan.OnlineDpo(policy.Config, rewardModel.Config, shape, policy.Backend, reference.Config, separateReference: !ReferenceEquals(reference, policy));
     }
 
     /// <summary>Where progress, the memory plan and warnings are logged.</summary>

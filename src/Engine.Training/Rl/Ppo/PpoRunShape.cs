@@ -20,7 +20,11 @@ namespace Engine.Training.Rl.Ppo;
 /// <param name="ResponseLength">Most tokens sampled per response.</param>
 /// <param name="MaxLength">Longest prompt + response.</param>
 /// <param name="PtxRows">Rows of pretraining text per update (0 without PPO-ptx), each <paramref name="MaxLength"/> tokens.</param>
-/// <param name="ActorLora">The actor's LoRA settings when it trains adapters (its base is then the reference), else null.</param>
+/// <param name="ActorLora">The actor's LoRA settings when it trains adapters, else null.</param>
+/// <param name="SeparateReference">
+/// Whether the reference is a model of its own (<c>--ref</c>) rather than the LoRA actor's base run with adapters off
+/// (which holds no weights of its own); it matters only with <paramref name="ActorLora"/>.
+/// </param>
 public sealed record PpoRunShape(
     TransformerConfig Actor,
     TransformerConfig Critic,
@@ -35,4 +39,5 @@ public sealed record PpoRunShape(
     int ResponseLength,
     int MaxLength,
     int PtxRows,
-    Engine.Models.Lora.LoraConfig? ActorLora = null);
+    Engine.Models.Lora.LoraConfig? ActorLora = null,
+    bool SeparateReference = false);

@@ -99,7 +99,8 @@ public sealed class PpoTrainer
         Shape = new PpoRunShape(
             actor.Config, critic.Config, rm.Config, models.Reference.Config, models.Reference.IsResident, options.BatchSize,
             Math.Min(options.BatchSize, options.LocalRolloutForwardBatchSize), options.MiniBatchRows, options.MicroBatchRows,
-            options.MaxPromptLength, options.ResponseLength, options.MaxLength, ptx is null ? 0 : PtxRows(options), actor.Lora?.Config);
+            options.MaxPromptLength, options.ResponseLength, options.MaxLength, ptx is null ? 0 : PtxRows(options), actor.Lora?.Config,
+            SeparateReference: !models.Reference.IsBaseOf(actor));
     }
 
     /// <summary>Where progress and warnings are logged.</summary>
