@@ -11,7 +11,8 @@ using Engine.Models;
 // --tf32 lets the benchmarks' matrix products use TF32; the conformance suite always runs in plain fp32, since its
 // tolerances are fp32's (TF32 GEMMs are off by about 3e-4 relative, seen on an H200 on 2026-12-04).
 // engine-gpucheck engine ARGS...   runs the `engine` command itself (engine-gpucheck engine pipeline --quick --device cuda)
-// 1. availability, 2. the conformance suite (CUDA vs the CPU backend: every op, then whole models) and its table,
+// 1. availability, 2. the conformance suite (CUDA vs the CPU backend: every op, then whole models; then the test
+// suite's PyTorch fixture checks on the device) and its table,
 // 3. micro-benchmarks and their table.
 // Each table is printed, and appended to the results file (markdown, for bench/results/), as soon as it is complete, so a
 // run cut short still leaves the conformance verdict. --emulated runs on the emulated device (g++ needed) instead of a GPU.
@@ -70,6 +71,25 @@ using (var chunked = Open(new CudaBackendOptions { AllowTf32 = false, LogProbRow
 foreach (var (label, run) in ModelParity.Cases(cpu, cuda, seed))
 {
     Report(label, run);
+}
+
+// The PyTorch fixtures (the test suite's own bodies and tolerances) on the device.
+foreach (var (label, body) in FixtureChecks.Cases())
+{
+    var log = new FixtureChecks.Log();
+    try
+    {
+        body(cuda, log);
+        Console.WriteLine($"[{label}] ok");
+        summary.Add((label, "matches the PyTorch fixture", "ok"));
+    }
+    catch (Exception e)
+    {
+        log.Lines.ForEach(line => Console.WriteLine($"[{label}]   {line}"));
+        Console.WriteLine($"[{label}] FAIL {e.GetType().Name}: {e.Message}");
+        summary.Add((label, e.Message.ReplaceLineEndings(" ")[..Math.Min(50, e.Message.Length)], "FAIL"));
+        failed++;
+    }
 }
 
 string verdict = failed == 0 ? "conformance: all passed" : $"conformance: {failed} FAILED";
