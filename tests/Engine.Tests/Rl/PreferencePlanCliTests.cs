@@ -2,6 +2,7 @@ using System.Globalization;
 using Engine.Core.Cpu;
 using Engine.Models;
 using Engine.Tests.Cli;
+using Engine.Tests.Objectives.Preference;
 using Engine.Tests.Training;
 using Engine.Training.Rl.Memory;
 using Xunit;
@@ -29,18 +30,15 @@ public sealed class PreferencePlanCliTests : IDisposable
 
     private readonly TempDirectory dir = new();
 
-    public PreferencePlanCliTests()
-    {
-        CliHarness.SaveTinyModel(Model);
-        File.WriteAllLines(Pairs, Enumerable.Range(0, 4).Select(i => $$"""{"prompt": "q{{i}} ", "chosen": "good {{i}}", "rejected": "bad"}"""));
-        File.WriteAllLines(Unpaired, Enumerable.Range(0, 4).Select(i => $$"""{"prompt": "q{{i}} ", "completion": "{{(i % 2 == 0 ? "good" : "bad")}} {{i}}", "label": {{(i % 2 == 0 ? "true" : "false")}}}"""));
-    }
+    private readonly PreferenceFiles files;
 
-    private string Model => dir.Sub("model");
+    public PreferencePlanCliTests() => files = new PreferenceFiles(dir).Write();
 
-    private string Pairs => dir.Sub("pairs.jsonl");
+    private string Model => files.Model;
 
-    private string Unpaired => dir.Sub("kto.jsonl");
+    private string Pairs => files.Pairs;
+
+    private string Unpaired => files.Unpaired;
 
     public void Dispose() => dir.Dispose();
 
