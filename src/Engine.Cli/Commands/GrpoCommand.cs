@@ -47,7 +47,7 @@ internal static class GrpoCommand
             int context = Math.Min(
                 ModelInputs.Context(parse.GetValue(flags.Model)!, "--model"),
                 givenReference is null ? int.MaxValue : ModelInputs.Context(givenReference, "--ref"));
-            using var session = TrainingSession<GrpoOptions>.Open(flags, parse, context: context);
+            using var session = TrainingSession<GrpoOptions>.Open(flags, parse, context: context, generated: GrpoOptions.Completion);
             var options = session.Options;
             string modelDir = session.ModelDirectory!;
             int eos = session.EosTokenId ?? throw new CommandException($"{modelDir}: no eos_token_id in config.json and no EOS token in the tokenizer; GRPO needs one to end completions");

@@ -46,7 +46,7 @@ internal static class PpoCommand
             }
 
             int context = new[] { actorDir, rewardDir, criticDir, referenceDir }.Min(dir => HfCheckpoint.ReadConfig(dir).Model.MaxSequenceLength);
-            using var session = TrainingSession<PpoOptions>.Open(flags, parse, actorDir, context);
+            using var session = TrainingSession<PpoOptions>.Open(flags, parse, actorDir, context, PpoOptions.Response);
             session.ModelConfig = HfCheckpoint.ReadConfig(actorDir);
             var options = session.Options;
             int eos = session.EosTokenId ?? throw new CommandException($"{actorDir}: no eos_token_id in config.json and no EOS token in the tokenizer; PPO needs one to end responses");

@@ -103,6 +103,7 @@ internal static class PreferenceCommands
         var collator = session.Collator();
         var trainBatches = TrainCommands.Preferences(collator, train, session.Options);
         var validationBatches = validation is null ? null : TrainCommands.Preferences(collator, validation, session.Options);
+        PreferencePlan.Check(session, policy, TrainCommands.PreferenceRows(trainBatches, validationBatches, session.Options), referenceArg, precompute, options.ReferenceFree);
         using var reference = options.ReferenceFree
             ? null
             : OpenReference(session, policy, referenceArg, precompute, [.. trainBatches.All().Concat(validationBatches?.All() ?? [])]);
@@ -147,6 +148,7 @@ internal static class PreferenceCommands
             var collator = session.Collator();
             var trainBatches = new KtoBatches(collator, train, session.Options.BatchSize);
             var validationBatches = validation is null ? null : new KtoBatches(collator, validation, session.Options.BatchSize);
+            PreferencePlan.Check(session, policy, 2 * session.Options.BatchSize, parse.GetValue(reference), parse.GetValue(precompute), method: "kto");
             using var referenceSource = OpenReference(
                 session, policy, parse.GetValue(reference), parse.GetValue(precompute), [.. trainBatches.All().Concat(validationBatches?.All() ?? []).Select(b => b.Rows)]);
             using var objective = new KtoObjective(policy, referenceSource.LogProbs, options);

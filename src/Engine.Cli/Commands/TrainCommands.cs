@@ -235,6 +235,7 @@ internal static class TrainCommands
             var collator = session.Collator();
             var trainBatches = Preferences(collator, train, session.Options);
             var validationBatches = validation is null ? null : Preferences(collator, validation, session.Options);
+            PreferencePlan.Check(session, policy, PreferenceRows(trainBatches, validationBatches, session.Options), parse.GetValue(reference), parse.GetValue(precompute));
             DpoObjective objective;
             if (parse.GetValue(precompute))
             {
@@ -279,7 +280,7 @@ internal static class TrainCommands
         int context = Math.Min(
             Math.Min(ModelInputs.Context(policyDir, "--model"), ModelInputs.Context(referenceDir ?? policyDir, "--ref")),
             ModelInputs.Context(rewardDir, "--reward"));
-        using var session = TrainingSession<OnlineDpoOptions>.Open(flags, parse, context: context);
+        using var session = TrainingSession<OnlineDpoOptions>.Open(flags, parse, context: context, generated: OnlineDpoOptions.Response);
         var options = session.Options with { Dpo = dpoFlags(session.Options.Dpo) };
         OptionChecks.Validate(options.Validate, parse.GetValue(flags.Config));
         ModelInputs.ExistingDirectory(referenceDir ?? session.ModelDirectory!, "--ref");
@@ -320,6 +321,10 @@ internal static class TrainCommands
 
         return new PreferenceBatches(collator, examples, options.BatchSize);
     }
+
+    /// <summary>The most rows a DPO micro-batch holds: batch_size prompts times the most responses of one (2 for pairs, K for rankings).</summary>
+    internal static int PreferenceRows(PreferenceBatches train, PreferenceBatches? validation, TrainerOptions options) =>
+        options.BatchSize * train.Groups.Concat(validation?.Groups ?? []).Select(g => g.Responses.Count).DefaultIfEmpty(2).Max();
 
     internal static int Finish<TOptions>(TrainingSession<TOptions> session, Transformer model, TrainingResult? result)
         where TOptions : TrainerOptions, new()

@@ -117,11 +117,12 @@ internal sealed class TrainingSession<TOptions> : IDisposable
 
     /// <summary>
     /// Reads the options (file, overrides, --out, --resume; a max_length left at its default cut to the model's context,
-    /// see <see cref="ContextLength"/>), the tokenizer, creates the backend, and locks --out for this run (another run
+    /// and a sampling trainer's <paramref name="generated"/> length left at a default that leaves no room for a prompt
+    /// halved, see <see cref="ContextLength"/>), the tokenizer, creates the backend, and locks --out for this run (another run
     /// there is refused before anything is written). <paramref name="context"/> is the shortest context of the run's
     /// models when they are not only --model's.
     /// </summary>
-    public static TrainingSession<TOptions> Open(TrainingFlags flags, ParseResult parse, string? defaultTokenizerDirectory = null, int? context = null)
+    public static TrainingSession<TOptions> Open(TrainingFlags flags, ParseResult parse, string? defaultTokenizerDirectory = null, int? context = null, GeneratedLength<TOptions>? generated = null)
     {
         string? config = parse.GetValue(flags.Config);
         var overrides = parse.GetValue(flags.Set) ?? [];
@@ -132,10 +133,10 @@ internal sealed class TrainingSession<TOptions> : IDisposable
         string? note = null;
         if ((context ?? modelConfig?.Model.MaxSequenceLength) is int fit)
         {
-            options = ContextLength.Fit(options, fit, OptionsReader.Sets(config, overrides, "max_length"), line => note = line);
+            options = ContextLength.Fit(options, fit, key => OptionsReader.Sets(config, overrides, key), line => note = line, generated);
         }
 
-        // A value out of range because of the cut (GRPO's max_completion_length of 256 in a context of 256) says where max_length came from.
+        // A value out of range because of the cut (a max_completion_length of 300 set for a context of 256) says where max_length came from.
         OptionChecks.Validate(
             () =>
             {

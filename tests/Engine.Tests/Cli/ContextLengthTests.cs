@@ -2,6 +2,9 @@ using System.Text.Json;
 using Engine.Models.Tokenizers;
 using Engine.Tests.Training;
 using Engine.Training.Options;
+using Engine.Training.Rl.Grpo;
+using Engine.Training.Rl.OnlineDpo;
+using Engine.Training.Rl.Ppo;
 using Xunit;
 
 namespace Engine.Tests.Cli;
@@ -79,12 +82,51 @@ public sealed class ContextLengthTests : IDisposable
     }
 
     [Fact]
-    public void A_grpo_refused_for_a_max_length_cut_to_the_context_says_where_it_came_from()
+    public void Grpo_on_the_tiny_preset_with_its_defaults_halves_the_completion_length_saves_both_and_resumes()
     {
-        var (code, _, error) = CliHarness.Run(["grpo", "--model", Model, "--prompts", Data, "--reward", "words:0.1,1", "--out", dir.Sub("grpo"), "--threads", "2"]);
+        // Only --model, --prompts, --reward and max_steps: max_length 512 → 256 (the context), max_completion_length 256 → 128.
+        string prompts = dir.Sub("prompts.jsonl");
+        File.WriteAllLines(prompts, Enumerable.Range(0, 8).Select(i => JsonSerializer.Serialize(new { prompt = $"what is {i} plus one?" })));
+        string output = dir.Sub("grpo");
+        string[] grpo = ["grpo", "--model", Model, "--prompts", prompts, "--reward", "format:[0-9].*", "--out", output, "--set", "max_steps=2", "--set", "checkpoint_interval=1", "--threads", "2"];
+        var (code, stdout, error) = CliHarness.Run(grpo);
+        Assert.True(code == 0, error);
+        Assert.Contains("step 2/2", stdout, StringComparison.Ordinal);
+        Assert.Equal(1, error.Split('\n').Count(line => line.Contains(
+            "engine: note: max_length 256 (the model's context; the default 512 does not fit), max_completion_length 128 (half of max_length; the default 256 leaves no room for a prompt)",
+            StringComparison.Ordinal)));
+        foreach (string state in Directory.GetFiles(output, "trainer_state.json", SearchOption.AllDirectories))
+        {
+            using var json = JsonDocument.Parse(File.ReadAllText(state));
+            Assert.Equal(256, json.RootElement.GetProperty("options").GetProperty("max_length").GetInt32());
+            Assert.Equal(128, json.RootElement.GetProperty("options").GetProperty("max_completion_length").GetInt32());
+        }
+
+        // The same command line with --resume resolves to the same lengths: no warning that the options changed.
+        Directory.Delete(Path.Combine(output, "final"), recursive: true);
+        Directory.Delete(Path.Combine(output, "checkpoint-2"), recursive: true);
+        (code, stdout, error) = CliHarness.Run([.. grpo, "--resume"]);
+        Assert.True(code == 0, error);
+        Assert.Contains("resumed from", stdout, StringComparison.Ordinal);
+        Assert.False(error.Contains("differ", StringComparison.Ordinal), error);
+    }
+
+    [Theory]
+    [InlineData("max_completion_length=256", "max_length (256) must exceed max_completion_length (256)", "max_length 256 (the model's context; the default 512 does not fit)")]
+    [InlineData("max_completion_length=300", "max_length (256) must exceed max_completion_length (300)", "max_length 256 (the model's context; the default 512 does not fit)")]
+    [InlineData("max_length=64", "max_length (64) must exceed max_completion_length (64)", null)]
+    public void A_grpo_with_a_completion_length_the_user_set_that_leaves_no_prompt_is_refused_naming_it(string set, string message, string? note)
+    {
+        // max_length=64 set with max_completion_length=64 set: both the user's, neither changed.
+        string[] more = set.StartsWith("max_length", StringComparison.Ordinal) ? ["--set", "max_completion_length=64"] : [];
+        var (code, _, error) = CliHarness.Run(["grpo", "--model", Model, "--prompts", Data, "--reward", "words:0.1,1", "--out", dir.Sub("grpo"), "--set", set, .. more, "--threads", "2"]);
         Assert.Equal(1, code);
-        Assert.Contains("max_length (256) must exceed max_completion_length (256)", error, StringComparison.Ordinal);
-        Assert.Contains("max_length 256 (the model's context; the default 512 does not fit)", error, StringComparison.Ordinal);
+        Assert.Contains(message, error, StringComparison.Ordinal);
+        Assert.DoesNotContain("half of max_length", error, StringComparison.Ordinal);
+        if (note is not null)
+        {
+            Assert.Contains(note, error, StringComparison.Ordinal);
+        }
     }
 
     [Theory]
@@ -125,9 +167,42 @@ public sealed class ContextLengthTests : IDisposable
     public void Fit_cuts_only_a_default_that_does_not_fit()
     {
         var notes = new List<string>();
-        Assert.Equal(256, ContextLength.Fit(new SftOptions(), 256, set: false, notes.Add).MaxLength);
-        Assert.Equal(1024, ContextLength.Fit(new SftOptions(), 256, set: true, notes.Add).MaxLength);
-        Assert.Equal(1024, ContextLength.Fit(new SftOptions(), 2048, set: false, notes.Add).MaxLength);
+        Func<string, bool> none = _ => false, all = _ => true;
+        Assert.Equal(256, ContextLength.Fit(new SftOptions(), 256, none, notes.Add).MaxLength);
+        Assert.Equal(1024, ContextLength.Fit(new SftOptions(), 256, all, notes.Add).MaxLength);
+        Assert.Equal(1024, ContextLength.Fit(new SftOptions(), 2048, none, notes.Add).MaxLength);
         Assert.Equal(["max_length 256 (the model's context; the default 1024 does not fit)"], notes);
+    }
+
+    [Fact]
+    public void Fit_halves_a_default_generated_length_that_leaves_no_prompt_in_every_sampling_trainer()
+    {
+        var notes = new List<string>();
+        Func<string, bool> none = _ => false;
+
+        // GRPO: 512 → 256 (context), then 256 → 128. PPO's 53 and online DPO's 64 only in a context of 32 (SaveTinyModel's).
+        var grpo = ContextLength.Fit(new GrpoOptions(), 256, none, notes.Add, GrpoOptions.Completion);
+        Assert.Equal((256, 128), (grpo.MaxLength, grpo.MaxCompletionLength));
+        Assert.Equal(53, ContextLength.Fit(new PpoOptions(), 256, none, notes.Add, PpoOptions.Response).ResponseLength);
+        var ppo = ContextLength.Fit(new PpoOptions(), 32, none, notes.Add, PpoOptions.Response);
+        Assert.Equal((32, 16), (ppo.MaxLength, ppo.ResponseLength));
+        var online = ContextLength.Fit(new OnlineDpoOptions(), 32, none, notes.Add, OnlineDpoOptions.Response);
+        Assert.Equal((32, 16), (online.MaxLength, online.MaxNewTokens));
+        Assert.Equal(
+            [
+                "max_length 256 (the model's context; the default 512 does not fit), max_completion_length 128 (half of max_length; the default 256 leaves no room for a prompt)",
+                "max_length 256 (the model's context; the default 512 does not fit)",
+                "max_length 32 (the model's context; the default 512 does not fit), response_length 16 (half of max_length; the default 53 leaves no room for a prompt)",
+                $"max_length 32 (the model's context; the default {new OnlineDpoOptions().MaxLength} does not fit), max_new_tokens 16 (half of max_length; the default 64 leaves no room for a prompt)",
+            ],
+            notes);
+
+        // A max_length the user set below the default completion halves the completion alone; a completion the user set is kept.
+        notes.Clear();
+        var set = ContextLength.Fit(new GrpoOptions { MaxLength = 100 }, 256, key => key == "max_length", notes.Add, GrpoOptions.Completion);
+        Assert.Equal((100, 50), (set.MaxLength, set.MaxCompletionLength));
+        Assert.Equal(["max_completion_length 50 (half of max_length; the default 256 leaves no room for a prompt)"], notes);
+        var kept = ContextLength.Fit(new GrpoOptions(), 256, key => key == "max_completion_length", notes.Add, GrpoOptions.Completion);
+        Assert.Equal((256, 256), (kept.MaxLength, kept.MaxCompletionLength));
     }
 }

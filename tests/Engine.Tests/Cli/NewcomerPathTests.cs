@@ -41,9 +41,9 @@ public sealed class NewcomerPathTests : IDisposable
         Assert.True(code == 0, error);
         Assert.Null(ChatTemplate.Resolve(null, model));
 
-        // Defaults but for the row length: 6 chats at batch_size 8 are one step, which the run says before it starts.
+        // Defaults (max_length follows the context): 6 chats at batch_size 8 are one step, which the run says before it starts.
         string run = dir.Sub("sft");
-        (code, _, error) = CliHarness.Run(["sft", "--model", model, "--data", Chats, "--chat-template", "chatml", "--out", run, "--set", "max_length=64", "--threads", "2"]);
+        (code, _, error) = CliHarness.Run(["sft", "--model", model, "--data", Chats, "--chat-template", "chatml", "--out", run, "--threads", "2"]);
         Assert.True(code == 0, error);
         Assert.Contains("engine: warning: this run is 1 optimizer step (1 epoch of 1 batch of 8 rows", error, StringComparison.Ordinal);
         Assert.Contains("--set epochs=20", error, StringComparison.Ordinal);
@@ -72,7 +72,7 @@ public sealed class NewcomerPathTests : IDisposable
             chosen = new[] { new { role = "assistant", content = "yes" } },
             rejected = new[] { new { role = "assistant", content = "no" } },
         })));
-        (code, _, error) = CliHarness.Run(["dpo", "--model", final, "--data", pairs, "--out", dir.Sub("dpo"), "--set", "max_steps=1", "--set", "batch_size=2", "--set", "max_length=64", "--threads", "2"]);
+        (code, _, error) = CliHarness.Run(["dpo", "--model", final, "--data", pairs, "--out", dir.Sub("dpo"), "--set", "max_steps=1", "--set", "batch_size=2", "--threads", "2"]);
         Assert.True(code == 0, error);
     }
 
@@ -83,20 +83,20 @@ public sealed class NewcomerPathTests : IDisposable
         CliHarness.SaveTinyModel(model, maxLength: 64);
 
         // Chats with no template anywhere: the error says which flag gives one.
-        var (code, _, error) = CliHarness.Run(["sft", "--model", model, "--data", Chats, "--out", dir.Sub("a"), "--set", "max_steps=1", "--set", "max_length=64", "--threads", "2"]);
+        var (code, _, error) = CliHarness.Run(["sft", "--model", model, "--data", Chats, "--out", dir.Sub("a"), "--set", "max_steps=1", "--threads", "2"]);
         Assert.Equal(1, code);
         Assert.Contains("--chat-template", error, StringComparison.Ordinal);
         Assert.DoesNotContain("collator", error, StringComparison.Ordinal);
 
         // Chats given to pretraining: the line, what it has, and what to run instead.
-        (code, _, error) = CliHarness.Run(["pretrain", "--model", model, "--data", Chats, "--out", dir.Sub("b"), "--set", "max_steps=1", "--set", "max_length=64", "--threads", "2"]);
+        (code, _, error) = CliHarness.Run(["pretrain", "--model", model, "--data", Chats, "--out", dir.Sub("b"), "--set", "max_steps=1", "--threads", "2"]);
         Assert.Equal(1, code);
         Assert.Contains($"{Chats}:1: pretraining reads 'text' lines, this one has messages; use engine sft for it", error, StringComparison.Ordinal);
         Assert.DoesNotContain("Example", error, StringComparison.Ordinal);
         Assert.DoesNotContain("Parameter", error, StringComparison.Ordinal);
 
         // A second run into a used --out: the flags to pass, not the option record's property names.
-        string[] sft = ["sft", "--model", model, "--data", Chats, "--chat-template", "chatml", "--out", dir.Sub("c"), "--set", "max_steps=1", "--set", "checkpoint_interval=1", "--set", "max_length=64", "--threads", "2"];
+        string[] sft = ["sft", "--model", model, "--data", Chats, "--chat-template", "chatml", "--out", dir.Sub("c"), "--set", "max_steps=1", "--set", "checkpoint_interval=1", "--threads", "2"];
         (code, _, error) = CliHarness.Run(sft);
         Assert.True(code == 0, error);
         Directory.Delete(Path.Combine(dir.Sub("c"), "final"), recursive: true);

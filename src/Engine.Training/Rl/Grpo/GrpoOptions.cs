@@ -57,6 +57,9 @@ public sealed record GrpoOptions : TrainerOptions
     [Description("most tokens sampled per completion")]
     public int MaxCompletionLength { get; init; } = 256;
 
+    /// <summary><see cref="MaxCompletionLength"/> as the length a default of which <see cref="ContextLength.Fit{T}"/> may halve to leave room for a prompt.</summary>
+    public static GeneratedLength<GrpoOptions> Completion { get; } = new("max_completion_length", o => o.MaxCompletionLength, (o, n) => o with { MaxCompletionLength = n });
+
     /// <summary>Leave completions that ran out of tokens without EOS out of the loss (DAPO's overlong filtering).</summary>
     [Description("leave completions cut at max_completion_length out of the loss")]
     public bool MaskTruncatedCompletions { get; init; }

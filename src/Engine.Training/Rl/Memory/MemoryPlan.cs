@@ -58,7 +58,7 @@ public sealed class MemoryPlan
         Roles = roles;
     }
 
-    /// <summary><c>ppo</c> or <c>online-dpo</c>.</summary>
+    /// <summary><c>ppo</c>, <c>online-dpo</c>, <c>grpo</c>, <c>dpo</c> or <c>kto</c>.</summary>
     public string Method { get; }
 
     /// <summary>The shapes the plan was made for.</summary>
@@ -209,9 +209,12 @@ public sealed class MemoryPlan
     /// frozen reference (default the policy's config) run on the same rows (not resident with precomputed log-probs,
     /// <see cref="RlMemoryShape.CachedReferenceLogProbs"/>). With <see cref="RlMemoryShape.Lora"/> the reference is the
     /// policy's base with adapters off unless <paramref name="separateReference"/> says it is a model of its own (<c>--ref</c>).
-    /// No sampling: no rollout buffers, no KV cache.
+    /// No sampling: no rollout buffers, no KV cache. A <paramref name="referenceFree"/> loss list (SimPO, CPO, ORPO, SFT) has
+    /// no reference row; <paramref name="method"/> is <c>dpo</c> or <c>kto</c> (whose rows are its examples and their KL rows).
     /// </summary>
-    public static MemoryPlan Dpo(TransformerConfig policy, RlMemoryShape shape, Backend backend, TransformerConfig? reference = null, bool separateReference = false)
+    public static MemoryPlan Dpo(
+        TransformerConfig policy, RlMemoryShape shape, Backend backend, TransformerConfig? reference = null, bool separateReference = false, bool referenceFree = false,
+        string method = "dpo")
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(shape);
@@ -223,11 +226,17 @@ public sealed class MemoryPlan
         MemoryPlan Plan(RlMemoryShape s)
         {
             s.Validate();
-            return new MemoryPlan("dpo", s, backend.Device.ToString(), Plan, [
+            var roles = new List<RoleMemory>
+            {
                 Role("policy", Fit(lm, "policy", s), s, trainingRows: s.Minibatch, scoringRows: 0, logProbs: true, extraTokenInputs: 0, sampling: false, s.Lora),
-                Reference(Fit(frozen, "reference", s), s, s.Minibatch, separateReference, "log-probs precomputed once: not resident"),
-                Workspace(backend, lm, (long)s.Minibatch * s.Time),
-            ]);
+            };
+            if (!referenceFree)
+            {
+                roles.Add(Reference(Fit(frozen, "reference", s), s, s.Minibatch, separateReference, "log-probs precomputed once: not resident"));
+            }
+
+            roles.Add(Workspace(backend, lm, (long)s.Minibatch * s.Time));
+            return new MemoryPlan(method, s, backend.Device.ToString(), Plan, roles);
         }
     }
 
@@ -297,10 +306,10 @@ public sealed class MemoryPlan
     {
         var s = Shape;
         var w = new StringWriter(CultureInfo.InvariantCulture);
-        w.WriteLine(Method == "dpo"
+        w.WriteLine(Method is "dpo" or "kto"
             ? string.Create(
                 CultureInfo.InvariantCulture,
-                $"memory plan: dpo on {Device}: micro-batch of {s.Minibatch} rows (chosen + rejected) × (prompt {s.PromptLength} + response {s.ResponseLength}); weights {s.WeightType.Name()}, gradients {s.GradientType.Name()}, moments {s.MomentType.Name()}")
+                $"memory plan: {Method} on {Device}: micro-batch of {s.Minibatch} rows ({(Method == "kto" ? "examples + KL rows" : "chosen + rejected")}) × {s.Time} tokens; weights {s.WeightType.Name()}, gradients {s.GradientType.Name()}, moments {s.MomentType.Name()}")
             : string.Create(
                 CultureInfo.InvariantCulture,
                 $"memory plan: {Method} on {Device}: rollout {s.RolloutBatch} × (prompt {s.PromptLength} + response {s.ResponseLength}), generation batch {s.GenerationRows}, minibatch {s.Minibatch}, scoring batch {s.ScoringRows}; weights {s.WeightType.Name()}, gradients {s.GradientType.Name()}, moments {s.MomentType.Name()}"));

@@ -30,6 +30,9 @@ public sealed record OnlineDpoOptions : TrainerOptions
     [Description("most tokens sampled per response")]
     public int MaxNewTokens { get; init; } = 64;
 
+    /// <summary><see cref="MaxNewTokens"/> as the length a default of which <see cref="ContextLength.Fit{T}"/> may halve to leave room for a prompt.</summary>
+    public static GeneratedLength<OnlineDpoOptions> Response { get; } = new("max_new_tokens", o => o.MaxNewTokens, (o, n) => o with { MaxNewTokens = n });
+
     /// <summary>Sampling temperature (greedy 0 would make every sample of a prompt the same).</summary>
     [Description("sampling temperature")]
     public float Temperature { get; init; } = 0.9f;

@@ -42,6 +42,9 @@ public sealed record PpoOptions : TrainerOptions
     [Description("most tokens sampled per response")]
     public int ResponseLength { get; init; } = 53;
 
+    /// <summary><see cref="ResponseLength"/> as the length a default of which <see cref="ContextLength.Fit{T}"/> may halve to leave room for a prompt.</summary>
+    public static GeneratedLength<PpoOptions> Response { get; } = new("response_length", o => o.ResponseLength, (o, n) => o with { ResponseLength = n });
+
     /// <summary>Sampling temperature τ; the log-probs of the ratio and the KL are those of logits/τ, as sampled (TRL: 0.7).</summary>
     [Description("sampling temperature τ")]
     public float Temperature { get; init; } = 0.7f;

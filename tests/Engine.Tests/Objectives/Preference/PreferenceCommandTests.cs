@@ -18,18 +18,15 @@ public sealed class PreferenceCommandTests : IDisposable
 
     private readonly TempDirectory dir = new();
 
-    public PreferenceCommandTests()
-    {
-        CliHarness.SaveTinyModel(Model);
-        File.WriteAllLines(Pairs, Enumerable.Range(0, 4).Select(i => $$"""{"prompt": "q{{i}} ", "chosen": "good {{i}}", "rejected": "bad"}"""));
-        File.WriteAllLines(Unpaired, Enumerable.Range(0, 4).Select(i => $$"""{"prompt": "q{{i}} ", "completion": "{{(i % 2 == 0 ? "good" : "bad")}} {{i}}", "label": {{(i % 2 == 0 ? "true" : "false")}}}"""));
-    }
+    private readonly PreferenceFiles files;
 
-    private string Model => dir.Sub("model");
+    public PreferenceCommandTests() => files = new PreferenceFiles(dir).Write();
 
-    private string Pairs => dir.Sub("pairs.jsonl");
+    private string Model => files.Model;
 
-    private string Unpaired => dir.Sub("kto.jsonl");
+    private string Pairs => files.Pairs;
+
+    private string Unpaired => files.Unpaired;
 
     public void Dispose() => dir.Dispose();
 
