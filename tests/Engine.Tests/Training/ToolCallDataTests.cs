@@ -1,17 +1,23 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Engine.Core;
 using Engine.Models.Chat;
 using Engine.Tests.Chat.Jinja;
 using Engine.Training.Data;
 using Engine.Training.Pipeline;
+using Parquet.Serialization;
 using Xunit;
 
 namespace Engine.Tests.Training;
 
 /// <summary>TRL's tool-calling rows: what the parser keeps, each malformed field it names, and what SFT trains.</summary>
-public sealed class ToolCallDataTests
+public sealed class ToolCallDataTests : IDisposable
 {
+    private readonly TempDirectory dir = new();
+
+    public void Dispose() => dir.Dispose();
+
     private const string User = "{\"role\": \"user\", \"content\": \"Weather in Paris?\"}";
     private const string Result = "{\"role\": \"tool\", \"name\": \"get_current_weather\", \"tool_call_id\": \"call12345\", \"content\": \"22.0\"}";
     private const string Answer = "{\"role\": \"assistant\", \"content\": \"22 degrees.\"}";
@@ -120,5 +126,94 @@ public sealed class ToolCallDataTests
         var collator = new SequenceCollator(new FuncTextEncoder(text => text.Select(ch => (int)ch).ToArray()), new CollatorOptions { MaxLength = 4096 }, JinjaToolRowTests.Template("qwen2.5-instruct"));
         var (chosen, _) = collator.TokenizePair(pair);
         Assert.Equal("22 degrees.<|im_end|>", new string([.. chosen.Ids.Where((_, i) => chosen.Trained[i]).Select(id => (char)id)]));
+    }
+
+    [Fact]
+    public async Task Parquet_rows_with_nested_tool_calls_read_like_the_same_rows_in_jsonl()
+    {
+        // Parquet.Net writes the rows as a datasets library would: a list of message structs, each with every field
+        // (null where a message has none), tool calls a list of structs, arguments a struct of the union of their keys.
+        Message Msg(string role, string? content, ParquetCall[]? calls = null, string? name = null, string? id = null) =>
+            new() { Role = role, Content = content, ToolCalls = calls, Name = name, ToolCallId = id };
+        var rows = new[]
+        {
+            new ParquetRow
+            {
+                Messages = [Msg("user", "Weather in Paris?"), Msg("assistant", null, [new() { Type = "function", Id = "call12345", Function = new() { Name = "get_current_weather", Arguments = new() { Location = "Paris", Unit = "celsius" } } }]),
+                    Msg("tool", "22.0", name: "get_current_weather", id: "call12345"), Msg("assistant", "22 degrees.")],
+                Tools = "[{\"type\": \"function\", \"function\": {\"name\": \"get_current_weather\"}}]",
+            },
+            new ParquetRow { Messages = [Msg("user", "hi"), Msg("assistant", "yo")] },
+        };
+        string path = dir.Sub("tools.parquet");
+        await using (var file = File.Create(path))
+        {
+            await ParquetSerializer.SerializeAsync(rows, file);
+        }
+
+        var read = ParquetDatasetReader.ReadAll(path).Cast<MessagesExample>().ToList();
+        var expected = JinjaToolRowTests.Read(
+            $"{{\"messages\": [{User}, {{\"role\": \"assistant\", \"tool_calls\": [{{\"id\": \"call12345\", \"function\": {{\"name\": \"get_current_weather\", \"arguments\": {{\"location\": \"Paris\", \"unit\": \"celsius\"}}}}}}]}}, {Result}, {Answer}]}}");
+        Assert.Equal(((MessagesExample)expected).Messages, read[0].Messages);
+        Assert.Equal("get_current_weather", read[0].Tools!.Value[0].GetProperty("function").GetProperty("name").GetString());
+        Assert.Equal([new ChatMessage("user", "hi"), new ChatMessage("assistant", "yo")], read[1].Messages);
+        Assert.Null(read[1].Tools);
+    }
+
+    private sealed class ParquetRow
+    {
+        [JsonPropertyName("messages")]
+        public Message[]? Messages { get; set; }
+
+        [JsonPropertyName("tools")]
+        public string? Tools { get; set; }
+    }
+
+    private sealed class Message
+    {
+        [JsonPropertyName("role")]
+        public string? Role { get; set; }
+
+        [JsonPropertyName("content")]
+        public string? Content { get; set; }
+
+        [JsonPropertyName("tool_calls")]
+        public ParquetCall[]? ToolCalls { get; set; }
+
+        [JsonPropertyName("name")]
+        public string? Name { get; set; }
+
+        [JsonPropertyName("tool_call_id")]
+        public string? ToolCallId { get; set; }
+    }
+
+    private sealed class ParquetCall
+    {
+        [JsonPropertyName("type")]
+        public string? Type { get; set; }
+
+        [JsonPropertyName("id")]
+        public string? Id { get; set; }
+
+        [JsonPropertyName("function")]
+        public Function? Function { get; set; }
+    }
+
+    private sealed class Function
+    {
+        [JsonPropertyName("name")]
+        public string? Name { get; set; }
+
+        [JsonPropertyName("arguments")]
+        public Arguments? Arguments { get; set; }
+    }
+
+    private sealed class Arguments
+    {
+        [JsonPropertyName("location")]
+        public string? Location { get; set; }
+
+        [JsonPropertyName("unit")]
+        public string? Unit { get; set; }
     }
 }
