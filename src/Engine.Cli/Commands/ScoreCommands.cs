@@ -64,7 +64,7 @@ internal static class ScoreCommands
                 var e = examples[i];
                 foreach (var (field, response) in Responses(e))
                 {
-                    var sequence = response is null ? collator.Tokenize(e) : collator.Tokenize(response.Value.Prompt, response.Value.Response);
+                    var sequence = response is null ? collator.Tokenize(e) : collator.Tokenize(response.Value.Prompt, response.Value.Response, e.Tools);
                     // The first token of a row has nothing before it to predict it, so it cannot be scored.
                     if (!sequence.Trained.Skip(1).Any(t => t))
                     {

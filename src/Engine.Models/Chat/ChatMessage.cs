@@ -1,8 +1,12 @@
+using System.Text.Json;
+
 namespace Engine.Models.Chat;
 
-/// <summary>One turn of a conversation, as in the <c>messages</c> field of chat datasets.</summary>
-/// <param name="Role"><c>system</c>, <c>user</c> or <c>assistant</c>.</param>
-/// <param name="Content">The text of the turn.</param>
+/// <summary>
+/// One turn of a conversation, as in the <c>messages</c> field of chat datasets (TRL's format, tool calling included).
+/// </summary>
+/// <param name="Role"><c>system</c>, <c>user</c>, <c>assistant</c>, or <c>tool</c> / <c>ipython</c> for a tool's result.</param>
+/// <param name="Content">The text of the turn; empty for an assistant turn that only calls tools.</param>
 public sealed record ChatMessage(string Role, string Content)
 {
     /// <summary>The system role.</summary>
@@ -14,8 +18,48 @@ public sealed record ChatMessage(string Role, string Content)
     /// <summary>The assistant role.</summary>
     public const string Assistant = "assistant";
 
-    /// <summary>Whether <paramref name="role"/> is one of the three roles templates render.</summary>
-    public static bool IsKnownRole(string? role) => role is System or User or Assistant;
+    /// <summary>The role of a tool's result.</summary>
+    public const string Tool = "tool";
+
+    /// <summary>Llama 3.1's name for the role of a tool's result (its template treats it as <see cref="Tool"/>).</summary>
+    public const string Ipython = "ipython";
+
+    /// <summary>The functions an assistant turn calls (<c>tool_calls</c>); null when it calls none.</summary>
+    public IReadOnlyList<ChatToolCall>? ToolCalls { get; init; }
+
+    /// <summary>The <c>name</c> of the tool whose result a tool turn carries; null when not given.</summary>
+    public string? Name { get; init; }
+
+    /// <summary>The <c>tool_call_id</c> of the call a tool turn answers; null when not given.</summary>
+    public string? ToolCallId { get; init; }
+
+    /// <summary>Whether <paramref name="role"/> is one of the roles templates render.</summary>
+    public static bool IsKnownRole(string? role) => role is System or User or Assistant or Tool or Ipython;
+
+    /// <summary>Same role, content, tool calls (arguments compared as JSON values), name and call id.</summary>
+    public bool Equals(ChatMessage? other) =>
+        other is not null && Role == other.Role && Content == other.Content && Name == other.Name && ToolCallId == other.ToolCallId
+        && (ToolCalls is null ? other.ToolCalls is null : other.ToolCalls is not null && ToolCalls.SequenceEqual(other.ToolCalls));
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Role, Content, Name, ToolCallId, ToolCalls?.Count);
+}
+
+/// <summary>
+/// One function call of an assistant turn: TRL's <c>{"type": "function", "function": {"name": …, "arguments": {…}}}</c>,
+/// with the <c>id</c> some templates need (Mistral's nine characters).
+/// </summary>
+/// <param name="Name">The function's name.</param>
+/// <param name="Arguments">The arguments, a JSON object; templates receive it as a mapping (and usually <c>tojson</c> it).</param>
+/// <param name="Id">The call's <c>id</c>; null when not given.</param>
+public sealed record ChatToolCall(string Name, JsonElement Arguments, string? Id = null)
+{
+    /// <summary>Same name and id, and arguments equal as JSON values.</summary>
+    public bool Equals(ChatToolCall? other) =>
+        other is not null && Name == other.Name && Id == other.Id && JsonElement.DeepEquals(Arguments, other.Arguments);
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Name, Id);
 }
 
 /// <summary>A range of characters [Start, Start + Length) of a string.</summary>

@@ -313,11 +313,18 @@ public sealed partial class ChatTemplate
         int index = 0;
         foreach (var message in turns)
         {
-            if (message is null || !ChatMessage.IsKnownRole(message.Role) || message.Content is null)
+            if (message is null || message.Role is not (ChatMessage.System or ChatMessage.User or ChatMessage.Assistant) || message.Content is null)
             {
-                throw new ArgumentException(
-                    $"message {index}: {(message is null ? "is null" : message.Content is null ? "content is null" : $"role '{message.Role}' is not one of system, user, assistant")}",
-                    nameof(messages));
+                throw message?.Role is ChatMessage.Tool or ChatMessage.Ipython
+                    ? ToolsNeedJinja($"message {index} is a tool's result")
+                    : new ArgumentException(
+                        $"message {index}: {(message is null ? "is null" : message.Content is null ? "content is null" : $"role '{message.Role}' is not one of system, user, assistant")}",
+                        nameof(messages));
+            }
+
+            if (message.ToolCalls is not null)
+            {
+                throw ToolsNeedJinja($"message {index} calls tools");
             }
 
             if (Kind == ChatTemplateKind.Alpaca && index > 0)
@@ -357,6 +364,10 @@ public sealed partial class ChatTemplate
 
     /// <inheritdoc/>
     public override string ToString() => Name;
+
+    /// <summary>The error for tool calls, tool results or <c>tools</c> given to a built-in format, which has no way to show them.</summary>
+    public InputException ToolsNeedJinja(string what) => new(
+        $"{what}, which the built-in {Name} format cannot show: use a --model or --tokenizer directory whose tokenizer_config.json has a chat_template with tool calling (Qwen2.5, Llama 3.1, Mistral v0.3)");
 
     private string Header(string role) => Kind switch
     {

@@ -12,7 +12,7 @@ public sealed record DatasetOptions
     /// <summary>
     /// Field names as they appear in the file, keyed by the conventional name, e.g. <c>{"chosen": "good"}</c>.
     /// Conventional names: text, prompt, completion, instruction, input, output, messages, chosen, rejected, margin,
-    /// responses, ranking.
+    /// responses, ranking, label, tools.
     /// </summary>
     public IReadOnlyDictionary<string, string>? FieldNames { get; init; }
 

@@ -8,7 +8,7 @@ internal sealed class ExampleParser
 {
     /// <summary>The conventional field names that can be remapped.</summary>
     public static readonly string[] KnownFields =
-        ["text", "prompt", "completion", "instruction", "input", "output", "messages", "chosen", "rejected", "margin", "responses", "ranking", "label"];
+        ["text", "prompt", "completion", "instruction", "input", "output", "messages", "chosen", "rejected", "margin", "responses", "ranking", "label", "tools"];
 
     private readonly string source;
     private readonly DatasetOptions options;
@@ -124,7 +124,13 @@ internal sealed class ExampleParser
             DatasetFormat.Unpaired => Unpaired(root, at),
             _ => throw new ArgumentOutOfRangeException(nameof(format), format, "not a concrete dataset format"),
         };
-        return example with { Source = source, Line = line, Columns = OtherColumns(root, format) ?? example.Columns };
+        var tools = Tools(root, at);
+        if (tools is not null && !IsConversation(example))
+        {
+            throw at.Error(names["tools"], "tools are offered to conversations (message lists), and this row is plain text");
+        }
+
+        return example with { Source = source, Line = line, Columns = OtherColumns(root, format) ?? example.Columns, Tools = tools };
     }
 
     /// <summary>
@@ -147,6 +153,17 @@ internal sealed class ExampleParser
 
         return columns;
     }
+
+    private static bool IsConversation(Example example) => example switch
+    {
+        MessagesExample => true,
+        PromptCompletionExample pc => pc.Prompt.IsChat,
+        PreferenceExample p => p.Chosen.IsChat,
+        RankingExample r => r.Prompt.IsChat,
+        PromptExample p => p.Prompt.IsChat,
+        UnpairedPreferenceExample u => u.Prompt.IsChat,
+        _ => false,
+    };
 
     private PromptCompletionExample PromptCompletion(JsonElement root, Location at)
     {
@@ -339,27 +356,161 @@ internal sealed class ExampleParser
         int i = 0;
         foreach (var item in value.EnumerateArray())
         {
-            if (item.ValueKind != JsonValueKind.Object)
-            {
-                throw at.Error(field, $"message {i}: expected an object with 'role' and 'content', got {Show(item)}");
-            }
-
-            string? roleName = item.TryGetProperty("role", out var role) && role.ValueKind == JsonValueKind.String ? Text(role, $"{field}[{i}].role", at) : null;
-            if (!ChatMessage.IsKnownRole(roleName))
-            {
-                throw at.Error(field, $"message {i}: 'role' must be \"system\", \"user\" or \"assistant\", got {(item.TryGetProperty("role", out role) ? Show(role) : "nothing")}");
-            }
-
-            if (!item.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.String)
-            {
-                throw at.Error(field, $"message {i}: 'content' must be a string, got {(item.TryGetProperty("content", out content) ? Show(content) : "nothing")}");
-            }
-
-            list.Add(new ChatMessage(roleName!, Text(content, $"{field}[{i}].content", at)));
+            list.Add(Message(item, $"{field}[{i}]", at));
             i++;
         }
 
         return list;
+    }
+
+    // One message of TRL's format: role and content, and for tool calling the assistant's tool_calls and a tool turn's
+    // name / tool_call_id. A null field is an absent one (Parquet rows carry every field of the struct).
+    private ChatMessage Message(JsonElement item, string field, Location at)
+    {
+        if (item.ValueKind != JsonValueKind.Object)
+        {
+            throw at.Error(field, $"expected an object with 'role' and 'content', got {Show(item)}");
+        }
+
+        string? roleName = item.TryGetProperty("role", out var role) && role.ValueKind == JsonValueKind.String ? Text(role, $"{field}.role", at) : null;
+        if (!ChatMessage.IsKnownRole(roleName))
+        {
+            throw at.Error($"{field}.role", $"must be \"system\", \"user\", \"assistant\", \"tool\" or \"ipython\", got {(item.TryGetProperty("role", out role) ? Show(role) : "nothing")}");
+        }
+
+        var calls = ToolCalls(item, $"{field}.tool_calls", at);
+        if (calls is not null && roleName != ChatMessage.Assistant)
+        {
+            throw at.Error($"{field}.tool_calls", $"only assistant messages call tools, this one is '{roleName}'");
+        }
+
+        bool hasContent = item.TryGetProperty("content", out var content) && content.ValueKind != JsonValueKind.Null;
+        if (hasContent ? content.ValueKind != JsonValueKind.String : calls is null)
+        {
+            throw at.Error($"{field}.content", $"must be a string{(roleName == ChatMessage.Assistant ? " (it may be left out when the message has tool_calls)" : "")}, got {(hasContent ? Show(content) : "nothing")}");
+        }
+
+        return new ChatMessage(roleName!, hasContent ? Text(content, $"{field}.content", at) : "")
+        {
+            ToolCalls = calls,
+            Name = OptionalMember(item, "name", field, at),
+            ToolCallId = OptionalMember(item, "tool_call_id", field, at),
+        };
+    }
+
+    // An assistant's tool_calls: [{"type": "function", "function": {"name": "…", "arguments": {…}}, "id"?: "…"}]; an
+    // empty list is none (datasets often carry one on every turn).
+    private List<ChatToolCall>? ToolCalls(JsonElement message, string field, Location at)
+    {
+        if (!message.TryGetProperty("tool_calls", out var array) || array.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        if (array.ValueKind != JsonValueKind.Array)
+        {
+            throw at.Error(field, $"expected a list of tool calls, got {Show(array)}");
+        }
+
+        if (array.GetArrayLength() > options.MaxMessages)
+        {
+            throw at.Error(field, $"{array.GetArrayLength()} tool calls, over the limit of {options.MaxMessages} per message");
+        }
+
+        var calls = new List<ChatToolCall>(array.GetArrayLength());
+        foreach (var call in array.EnumerateArray())
+        {
+            string at0 = $"{field}[{calls.Count}]";
+            if (call.ValueKind != JsonValueKind.Object)
+            {
+                throw at.Error(at0, $"expected an object with 'type' and 'function', got {Show(call)}");
+            }
+
+            if (call.TryGetProperty("type", out var type) && type.ValueKind != JsonValueKind.Null && !(type.ValueKind == JsonValueKind.String && type.ValueEquals("function")))
+            {
+                throw at.Error($"{at0}.type", $"must be \"function\", got {Show(type)}");
+            }
+
+            if (!call.TryGetProperty("function", out var function) || function.ValueKind != JsonValueKind.Object)
+            {
+                throw at.Error($"{at0}.function", $"expected an object with 'name' and 'arguments', got {(call.TryGetProperty("function", out function) ? Show(function) : "nothing")}");
+            }
+
+            string? name = OptionalMember(function, "name", $"{at0}.function", at);
+            if (string.IsNullOrEmpty(name))
+            {
+                throw at.Error($"{at0}.function.name", $"must be a function's name, got {(name is null ? "nothing" : "an empty string")}");
+            }
+
+            if (!function.TryGetProperty("arguments", out var arguments) || arguments.ValueKind != JsonValueKind.Object)
+            {
+                throw at.Error($"{at0}.function.arguments", $"expected an object of argument values, got {(function.TryGetProperty("arguments", out arguments) ? Show(arguments) : "nothing")}"
+                    + (arguments.ValueKind == JsonValueKind.String ? " (arguments encoded as a JSON string must be decoded into an object)" : ""));
+            }
+
+            calls.Add(new ChatToolCall(name, arguments.Clone(), OptionalMember(call, "id", at0, at)));
+        }
+
+        return calls.Count == 0 ? null : calls;
+    }
+
+    // An optional string member of an object in a row (null or absent: none).
+    private static string? OptionalMember(JsonElement parent, string member, string field, Location at)
+    {
+        if (!parent.TryGetProperty(member, out var value) || value.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        return value.ValueKind == JsonValueKind.String ? Text(value, $"{field}.{member}", at) : throw at.Error($"{field}.{member}", $"expected a string, got {Show(value)}");
+    }
+
+    // The tools column: the JSON schemas of the functions a template offers, a list of objects or that list as a JSON
+    // string (as TRL accepts it); null when the row has none.
+    private JsonElement? Tools(JsonElement root, Location at)
+    {
+        if (!Present(root, "tools"))
+        {
+            return null;
+        }
+
+        string field = names["tools"];
+        var tools = root.GetProperty(field);
+        if (tools.ValueKind == JsonValueKind.String)
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(Text(tools, field, at), new JsonDocumentOptions { MaxDepth = options.MaxJsonDepth });
+                tools = doc.RootElement.Clone();
+            }
+            catch (JsonException e)
+            {
+                throw new DatasetException(at.Source, at.Line, field, $"a string that is not JSON: {e.Message}", e);
+            }
+        }
+
+        if (tools.ValueKind != JsonValueKind.Array)
+        {
+            throw at.Error(field, $"expected a list of function schemas (objects), got {Show(tools)}");
+        }
+
+        if (tools.GetArrayLength() > options.MaxMessages)
+        {
+            throw at.Error(field, $"{tools.GetArrayLength()} tools, over the limit of {options.MaxMessages}");
+        }
+
+        int i = 0;
+        foreach (var tool in tools.EnumerateArray())
+        {
+            if (tool.ValueKind != JsonValueKind.Object)
+            {
+                throw at.Error($"{field}[{i}]", $"expected a function schema (an object), got {Show(tool)}");
+            }
+
+            i++;
+        }
+
+        return tools.Clone();
     }
 
     // A JSON string as .NET text: an escaped lone surrogate ("\ud800") has no UTF-16 string and is a fault of the field.

@@ -76,6 +76,12 @@ public abstract record Example
     /// </summary>
     public IReadOnlyDictionary<string, JsonElement> Columns { get; init; } = EmptyColumns;
 
+    /// <summary>
+    /// The row's <c>tools</c>: a JSON list of the function schemas a chat template offers the model (TRL's tool calling
+    /// format); null when the row has none. Rendering passes it to the template as <c>tools</c>.
+    /// </summary>
+    public JsonElement? Tools { get; init; }
+
     private static readonly IReadOnlyDictionary<string, JsonElement> EmptyColumns = new Dictionary<string, JsonElement>();
 }
 

@@ -99,25 +99,26 @@ public sealed class SequenceCollator
     public CollatorOptions Options { get; }
 
     /// <summary>Tokenizes an SFT or pretraining example: text, prompt/completion, Alpaca or messages.</summary>
-    /// <exception cref="ArgumentException">A preference, ranking or prompt-only example (use <see cref="Tokenize(TextOrChat, TextOrChat)"/> or <see cref="TokenizePrompt"/>).</exception>
+    /// <exception cref="ArgumentException">A preference, ranking or prompt-only example (use <see cref="Tokenize(TextOrChat, TextOrChat, System.Text.Json.JsonElement?)"/> or <see cref="TokenizePrompt"/>).</exception>
     public TokenizedSequence Tokenize(Example example)
     {
         ArgumentNullException.ThrowIfNull(example);
         return example switch
         {
             TextExample t => Build([(t.Text, true)], eos: true, allTrained: true),
-            PromptCompletionExample pc => Tokenize(pc.Prompt, pc.Completion),
+            PromptCompletionExample pc => Tokenize(pc.Prompt, pc.Completion, pc.Tools),
             AlpacaExample a => Build([(ChatTemplate.AlpacaPrompt(a.Instruction, a.Input), false), (a.Output, true)], eos: true),
-            MessagesExample m => Build(ChatPieces(m.Messages, 0), eos: false),
+            MessagesExample m => Build(ChatPieces(m.Messages, 0, m.Tools), eos: false),
             _ => throw new DatasetException(example.Source, example.Line, null, $"a {ExampleFormats.Fields(example)} line is not supervised fine-tuning data (text, prompt/completion, instruction/output or messages)"),
         };
     }
 
     /// <summary>
     /// Tokenizes a prompt followed by a response (SFT prompt/completion, or one side of a preference pair): the
-    /// response is trained, the prompt is not.
+    /// response is trained, the prompt is not. <paramref name="tools"/> (the example's <see cref="Example.Tools"/>) goes to
+    /// the chat template.
     /// </summary>
-    public TokenizedSequence Tokenize(TextOrChat prompt, TextOrChat response)
+    public TokenizedSequence Tokenize(TextOrChat prompt, TextOrChat response, System.Text.Json.JsonElement? tools = null)
     {
         ArgumentNullException.ThrowIfNull(prompt);
         ArgumentNullException.ThrowIfNull(response);
@@ -132,14 +133,17 @@ public sealed class SequenceCollator
         }
 
         var all = prompt.Messages!.Concat(response.Messages!).ToList();
-        return Build(ChatPieces(all, prompt.Messages!.Count(m => m.Role == ChatMessage.Assistant)), eos: false);
+        return Build(ChatPieces(all, prompt.Messages!.Count(m => m.Role == ChatMessage.Assistant), tools), eos: false);
     }
 
-    /// <summary>Tokenizes a generation prompt (RL): conversations end with the assistant header; nothing is trained.</summary>
-    public TokenizedSequence TokenizePrompt(TextOrChat prompt)
+    /// <summary>
+    /// Tokenizes a generation prompt (RL): conversations end with the assistant header; nothing is trained.
+    /// <paramref name="tools"/> (the example's <see cref="Example.Tools"/>) goes to the chat template.
+    /// </summary>
+    public TokenizedSequence TokenizePrompt(TextOrChat prompt, System.Text.Json.JsonElement? tools = null)
     {
         ArgumentNullException.ThrowIfNull(prompt);
-        string text = prompt.IsChat ? Template.Render(prompt.Messages!, addGenerationPrompt: true).Text : prompt.Text!;
+        string text = prompt.IsChat ? RenderChat(prompt.Messages!, addGenerationPrompt: true, tools).Text : prompt.Text!;
         text = prompt.IsChat ? text[LeadingBos(text)..] : text;
         return Build([(text, false)], eos: false);
     }
@@ -148,7 +152,7 @@ public sealed class SequenceCollator
     public (TokenizedSequence Chosen, TokenizedSequence Rejected) TokenizePair(PreferenceExample example)
     {
         ArgumentNullException.ThrowIfNull(example);
-        return (Tokenize(example.Prompt, example.Chosen), Tokenize(example.Prompt, example.Rejected));
+        return (Tokenize(example.Prompt, example.Chosen, example.Tools), Tokenize(example.Prompt, example.Rejected, example.Tools));
     }
 
     /// <summary>
@@ -300,9 +304,9 @@ public sealed class SequenceCollator
 
     // The rendered conversation cut into pieces at the assistant spans; the first `skipAssistant` assistant turns
     // (those inside a prompt) are not trained.
-    private List<(string Text, bool Trained)> ChatPieces(IReadOnlyList<ChatMessage> messages, int skipAssistant)
+    private List<(string Text, bool Trained)> ChatPieces(IReadOnlyList<ChatMessage> messages, int skipAssistant, System.Text.Json.JsonElement? tools)
     {
-        var rendered = Template.Render(messages);
+        var rendered = RenderChat(messages, addGenerationPrompt: false, tools);
         var pieces = new List<(string, bool)>();
         int at = LeadingBos(rendered.Text), index = 0;
         foreach (var span in rendered.AssistantSpans)
@@ -319,6 +323,20 @@ public sealed class SequenceCollator
 
         pieces.Add((rendered.Text[at..], false));
         return pieces;
+    }
+
+    // Tool calls and tool results reach the template with the messages; the tools' schemas go as its `tools` variable.
+    // Assistant turns that call tools are spans like any other (trained); tool results are not assistant turns (not trained).
+    private RenderedChat RenderChat(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt, System.Text.Json.JsonElement? tools)
+    {
+        if (tools is not { } schemas)
+        {
+            return Template.Render(messages, addGenerationPrompt);
+        }
+
+        return Template.Kind == ChatTemplateKind.Jinja
+            ? Template.Render(messages, addGenerationPrompt, new Dictionary<string, object?> { ["tools"] = schemas })
+            : throw Template.ToolsNeedJinja("the row offers tools");
     }
 
     // A model's own template may print bos_token first; the encoder puts that token first already, so the text's copy goes.

@@ -42,7 +42,7 @@ public sealed record PreferenceGroup(IReadOnlyList<TokenizedSequence> Responses,
                 var responses = new List<TokenizedSequence>(r.Responses.Count);
                 foreach (var response in r.Responses)
                 {
-                    var sequence = collator.Tokenize(r.Prompt, response);
+                    var sequence = collator.Tokenize(r.Prompt, response, r.Tools);
                     RequireResponse(collator, sequence, example, "responses");
                     responses.Add(sequence);
                 }

@@ -79,6 +79,12 @@ public static class ExampleJsonlWriter
                 throw new NotSupportedException($"no JSONL form for {example.GetType().Name}");
         }
 
+        if (example.Tools is { } tools)
+        {
+            json.WritePropertyName("tools");
+            tools.WriteTo(json);
+        }
+
         foreach (var (name, value) in example.Columns)
         {
             json.WritePropertyName(name);
@@ -114,6 +120,45 @@ public static class ExampleJsonlWriter
             json.WriteStartObject();
             json.WriteString("role", m.Role);
             json.WriteString("content", m.Content);
+            if (m.ToolCalls is { } calls)
+            {
+                WriteToolCalls(json, calls);
+            }
+
+            if (m.Name is { } name)
+            {
+                json.WriteString("name", name);
+            }
+
+            if (m.ToolCallId is { } id)
+            {
+                json.WriteString("tool_call_id", id);
+            }
+
+            json.WriteEndObject();
+        }
+
+        json.WriteEndArray();
+    }
+
+    // TRL's form: [{"id"?: …, "type": "function", "function": {"name": …, "arguments": {…}}}].
+    private static void WriteToolCalls(Utf8JsonWriter json, IReadOnlyList<Engine.Models.Chat.ChatToolCall> calls)
+    {
+        json.WriteStartArray("tool_calls");
+        foreach (var call in calls)
+        {
+            json.WriteStartObject();
+            if (call.Id is { } id)
+            {
+                json.WriteString("id", id);
+            }
+
+            json.WriteString("type", "function");
+            json.WriteStartObject("function");
+            json.WriteString("name", call.Name);
+            json.WritePropertyName("arguments");
+            call.Arguments.WriteTo(json);
+            json.WriteEndObject();
             json.WriteEndObject();
         }
 

@@ -66,8 +66,10 @@ public sealed class ChatTemplateTests
     [Fact]
     public void Unknown_roles_and_names_are_refused()
     {
-        var e = Assert.Throws<ArgumentException>(() => ChatTemplate.ChatMl.Render([new("user", "a"), new("tool", "b")]));
-        Assert.Contains("message 1: role 'tool'", e.Message, StringComparison.Ordinal);
+        var e = Assert.Throws<ArgumentException>(() => ChatTemplate.ChatMl.Render([new("user", "a"), new("function", "b")]));
+        Assert.Contains("message 1: role 'function'", e.Message, StringComparison.Ordinal);
+        var tool = Assert.Throws<InputException>(() => ChatTemplate.ChatMl.Render([new("user", "a"), new("tool", "b")]));
+        Assert.StartsWith("message 1 is a tool's result, which the built-in chatml format cannot show", tool.Message, StringComparison.Ordinal);
         var unknown = Assert.Throws<InputException>(() => ChatTemplate.FromName("vicuna"));
         Assert.Contains("chatml, llama3, alpaca", unknown.Message, StringComparison.Ordinal);
         Assert.Same(ChatTemplate.Llama3, ChatTemplate.FromName(" LLaMA3 "));

@@ -68,10 +68,10 @@ public sealed class JsonlReaderTests
         Assert.Contains("field 'messages': the last message is the assistant's", e.Message, StringComparison.Ordinal);
         e = Fails("{\"messages\": [{\"role\": \"user\", \"content\": \"u\"}]}", new DatasetOptions { Format = DatasetFormat.Messages });
         Assert.Equal("data.jsonl:1: field 'messages': no assistant turn to train on", e.Message);
-        e = Fails("{\"messages\": [{\"role\": \"tool\", \"content\": \"u\"}, {\"role\": \"assistant\", \"content\": \"a\"}]}");
-        Assert.Equal("data.jsonl:1: field 'messages': message 0: 'role' must be \"system\", \"user\" or \"assistant\", got a string \"tool\"", e.Message);
+        e = Fails("{\"messages\": [{\"role\": \"function\", \"content\": \"u\"}, {\"role\": \"assistant\", \"content\": \"a\"}]}");
+        Assert.Equal("data.jsonl:1: field 'messages[0].role': must be \"system\", \"user\", \"assistant\", \"tool\" or \"ipython\", got a string \"function\"", e.Message);
         e = Fails("{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\"}]}, {\"role\": \"assistant\", \"content\": \"a\"}]}");
-        Assert.Equal("data.jsonl:1: field 'messages': message 0: 'content' must be a string, got a list of 1", e.Message);
+        Assert.Equal("data.jsonl:1: field 'messages[0].content': must be a string, got a list of 1", e.Message);
     }
 
     [Fact]

@@ -35,10 +35,47 @@ internal abstract class JinjaValue
         JsonNode n => FromJson(JsonSerializer.SerializeToElement(n)),
         IDictionary<string, object?> d => new JinjaObject(d.Select(kv => (kv.Key, From(kv.Value)))),
         IDictionary<string, string> d => new JinjaObject(d.Select(kv => (kv.Key, From(kv.Value)))),
-        ChatMessage m => new JinjaObject([("role", new JinjaString(m.Role)), ("content", new JinjaString(m.Content))]),
+        ChatMessage m => FromMessage(m),
         IEnumerable e => new JinjaArray(e.Cast<object?>().Select(From).ToList()),
         _ => throw new ArgumentException($"a {value.GetType().Name} cannot be a template variable", nameof(value)),
     };
+
+    /// <summary>
+    /// A message as the object a chat template walks: <c>role</c>, <c>content</c>, and only where the message has them
+    /// <c>tool_calls</c> (each <c>{id?, type, function: {name, arguments}}</c>), <c>name</c> and <c>tool_call_id</c>, since
+    /// templates test for the keys themselves (<c>'tool_calls' in message</c>).
+    /// </summary>
+    private static JinjaObject FromMessage(ChatMessage m)
+    {
+        var entries = new List<(string, JinjaValue)> { ("role", new JinjaString(m.Role)), ("content", new JinjaString(m.Content)) };
+        if (m.ToolCalls is { } calls)
+        {
+            entries.Add(("tool_calls", new JinjaArray(calls.Select(c => (JinjaValue)new JinjaObject(ToolCall(c))).ToList())));
+        }
+
+        if (m.Name is { } name)
+        {
+            entries.Add(("name", new JinjaString(name)));
+        }
+
+        if (m.ToolCallId is { } id)
+        {
+            entries.Add(("tool_call_id", new JinjaString(id)));
+        }
+
+        return new JinjaObject(entries);
+    }
+
+    private static IEnumerable<(string, JinjaValue)> ToolCall(ChatToolCall call)
+    {
+        if (call.Id is { } id)
+        {
+            yield return ("id", new JinjaString(id));
+        }
+
+        yield return ("type", new JinjaString("function"));
+        yield return ("function", new JinjaObject([("name", new JinjaString(call.Name)), ("arguments", FromJson(call.Arguments))]));
+    }
 
     /// <summary>A value from JSON: numbers without a fraction are integers (as in JavaScript's <c>Number.isInteger</c>).</summary>
     public static JinjaValue FromJson(JsonElement e) => e.ValueKind switch

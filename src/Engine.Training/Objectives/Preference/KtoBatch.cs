@@ -63,7 +63,7 @@ public sealed class KtoBatch
 
     private static TokenizedSequence Scored(SequenceCollator collator, UnpairedPreferenceExample example, TextOrChat completion, string field)
     {
-        var s = collator.Tokenize(example.Prompt, completion);
+        var s = collator.Tokenize(example.Prompt, completion, example.Tools);
         for (int i = 1; i < s.Length; i++)
         {
             if (s.Trained[i])

@@ -30,7 +30,7 @@ public static class RolloutPrompts
                 RankingExample rank => rank.Prompt,
                 _ => throw new DatasetException(example.Source, example.Line, null, $"a {ExampleFormats.Fields(example)} line has no prompt to sample a response to"),
             };
-            var ids = cut.TokenizePrompt(prompt).Ids;
+            var ids = cut.TokenizePrompt(prompt, example.Tools).Ids;
             result.Add(ids.Length > 0 ? ids : throw new DatasetException(example.Source, example.Line, "prompt", "the prompt tokenizes to nothing"));
         }
 
