@@ -36,11 +36,12 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "print one JSON object instead of tables" };
         var checkpointing = new Option<bool>("--gradient-checkpointing") { Description = "recompute each layer in backward, keeping only its input (gradient_checkpointing)" };
         var device = DeviceOption.Create();
+        var tf32 = DeviceOption.CreateTf32();
         var lora = new Option<string?>("--lora") { Description = "train LoRA adapters over the frozen model instead (r=16,alpha=32,targets=all-linear)" };
 
         var command = new Command("train-step", "Time full training steps (forward, backward, AdamW) of a random model on random tokens.")
         {
-            arch, layers, dim, heads, kvHeads, vocab, seq, batch, steps, warmup, threads, json, checkpointing, device, lora,
+            arch, layers, dim, heads, kvHeads, vocab, seq, batch, steps, warmup, threads, json, checkpointing, device, tf32, lora,
         };
         command.SetAction(parse =>
         {
@@ -61,7 +62,7 @@ internal static class BenchCommand
                 Lora = parse.GetValue(lora) is string spec ? Engine.Models.Lora.LoraConfig.Parse(spec) : null,
             };
             bool asJson = parse.GetValue(json);
-            using var backend = DeviceOption.CreateBackend(parse.GetValue(device), options.Threads);
+            using var backend = DeviceOption.CreateBackend(parse.GetValue(device), options.Threads, tf32: parse.GetValue(tf32));
             var result = TrainStepBenchmark.Run(options, backend, asJson ? null : (step, total, ms) =>
                 Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"step {step}/{total}: {ms:F1} ms")));
             if (asJson)

@@ -15,33 +15,50 @@ internal static class DeviceOption
         return option;
     }
 
+    /// <summary>The shared <c>--tf32</c> flag: CUDA matrix products in TF32 (no effect on the CPU).</summary>
+    public static Option<bool> CreateTf32() =>
+        new("--tf32") { Description = "run CUDA matrix products in TF32 (faster, ~10-bit mantissa inputs; no effect on the CPU)" };
+
     /// <summary>
     /// The backend for a --device value: <c>cuda</c> fails with the one-line reason when CUDA cannot be used; <c>auto</c>
     /// takes CUDA when it can and otherwise the CPU, saying why on <paramref name="notes"/> (stderr by default).
     /// With the environment variable <c>ENGINE_CUDA_EMULATED=1</c>, <c>cuda</c> is the emulated device (every kernel
     /// compiled by g++ and run on the CPU), so the CUDA host paths of any command can be run on a machine without a GPU.
+    /// <paramref name="tf32"/> (<c>--tf32</c>) lets CUDA run its matrix products in TF32; on the CPU it does nothing
+    /// and says so in one note line.
     /// </summary>
-    public static Backend CreateBackend(string? device, int threads, TextWriter? notes = null)
+    public static Backend CreateBackend(string? device, int threads, TextWriter? notes = null, bool tf32 = false)
     {
+        var options = new CudaBackendOptions { AllowTf32 = tf32 };
         switch (device)
         {
             case "cuda" when Environment.GetEnvironmentVariable("ENGINE_CUDA_EMULATED") == "1":
                 (notes ?? Console.Error).WriteLine("note: --device cuda runs on the emulated device (ENGINE_CUDA_EMULATED=1)");
-                return CudaBackend.CreateEmulated();
+                return CudaBackend.CreateEmulated(options);
             case "cuda":
-                return CudaBackend.TryCreate(out var cuda, out string reason)
+                return CudaBackend.TryCreate(out var cuda, out string reason, options)
                     ? cuda!
                     : throw new CommandException($"--device cuda: {reason}");
             case "auto":
-                if (CudaBackend.TryCreate(out var found, out string why))
+                if (CudaBackend.TryCreate(out var found, out string why, options))
                 {
                     return found!;
                 }
 
                 (notes ?? Console.Error).WriteLine($"note: --device auto runs on the CPU ({why})");
-                return new CpuBackend(threads);
+                return Cpu(threads, notes, tf32);
             default:
-                return new CpuBackend(threads);
+                return Cpu(threads, notes, tf32);
         }
+    }
+
+    private static CpuBackend Cpu(int threads, TextWriter? notes, bool tf32)
+    {
+        if (tf32)
+        {
+            (notes ?? Console.Error).WriteLine("note: --tf32 has no effect on the CPU");
+        }
+
+        return new CpuBackend(threads);
     }
 }

@@ -32,11 +32,12 @@ internal static class GenerateCommand
         var tokenizer = new Option<string?>("--tokenizer") { Description = "a tokenizer.json (default: the one in the model directory)" };
         var template = new Option<string?>("--chat-template") { Description = "chatml, llama3 or alpaca (default: recognised from the tokenizer files, if any)" };
         var device = DeviceOption.Create();
+        var tf32 = DeviceOption.CreateTf32();
         var threads = new Option<int>("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
         var adapter = LoraCommand.AdapterOption();
         var command = new Command("generate", "Generate a continuation of a prompt and stream it to stdout.")
         {
-            model, prompt, chat, maxNew, temperature, topK, topP, seed, stop, tokenizer, template, device, threads, adapter,
+            model, prompt, chat, maxNew, temperature, topK, topP, seed, stop, tokenizer, template, device, tf32, threads, adapter,
         };
         command.SetAction(parse =>
         {
@@ -109,7 +110,7 @@ internal static class GenerateCommand
             };
             OptionChecks.Validate(options.Validate, null);
 
-            using var backend = DeviceOption.CreateBackend(parse.GetValue(device), parse.GetValue(threads));
+            using var backend = DeviceOption.CreateBackend(parse.GetValue(device), parse.GetValue(threads), tf32: parse.GetValue(tf32));
             using var net = HfCheckpoint.Load(dir, backend, trainable: false);
             LoraCommand.Apply(net, parse.GetValue(adapter));
             if (ids.Count > net.Config.MaxSequenceLength)

@@ -283,9 +283,12 @@ internal sealed class PlanFlags
 
     public Option<string> Device { get; } = DeviceOption.Create();
 
+    /// <summary>--tf32.</summary>
+    public Option<bool> Tf32 { get; } = DeviceOption.CreateTf32();
+
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { Method, Actor, Critic, Reward, Reference, RolloutBatch, GenerationBatch, Minibatch, ScoringBatch, PromptLength, ResponseLength, CachedReference, GradientCheckpointing, Device })
+        foreach (var option in new Option[] { Method, Actor, Critic, Reward, Reference, RolloutBatch, GenerationBatch, Minibatch, ScoringBatch, PromptLength, ResponseLength, CachedReference, GradientCheckpointing, Device, Tf32 })
         {
             command.Add(option);
         }
@@ -321,7 +324,7 @@ internal sealed class PlanFlags
             GradientCheckpointing = parse.GetValue(GradientCheckpointing),
             Lora = lora,
         };
-        using var backend = DeviceOption.CreateBackend(parse.GetValue(Device), threads: 1);
+        using var backend = DeviceOption.CreateBackend(parse.GetValue(Device), threads: 1, tf32: parse.GetValue(Tf32));
         var critic = method == "ppo" && parse.GetValue(Critic) is string c ? Config(c, "--critic") : reward;
         try
         {

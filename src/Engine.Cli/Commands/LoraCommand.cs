@@ -41,9 +41,10 @@ internal static class LoraCommand
         var adapter = new Option<string>("--adapter") { Description = "the PEFT LoRA adapter directory", Required = true };
         var output = new Option<string>("--out") { Description = "where the merged Hugging Face checkpoint is written", Required = true };
         var device = DeviceOption.Create();
+        var tf32 = DeviceOption.CreateTf32();
         var merge = new Command("merge", "Fold a LoRA adapter into its base model (W += s·B·A) and write a plain Hugging Face checkpoint.")
         {
-            baseModel, adapter, output, device,
+            baseModel, adapter, output, device, tf32,
         };
         merge.SetAction(parse =>
         {
@@ -51,7 +52,7 @@ internal static class LoraCommand
             string adapterDir = ModelInputs.ExistingDirectory(parse.GetValue(adapter)!, "--adapter");
             string outDir = parse.GetValue(output)!;
             ModelInputs.WritableDirectory(outDir, "--out");
-            using var backend = DeviceOption.CreateBackend(parse.GetValue(device), Environment.ProcessorCount);
+            using var backend = DeviceOption.CreateBackend(parse.GetValue(device), Environment.ProcessorCount, tf32: parse.GetValue(tf32));
             using var model = LoadBase(baseDir, backend, adapterDir);
             var lora = PeftAdapter.Load(model, adapterDir);
             int sites = lora.Sites.Count;

@@ -16,6 +16,7 @@ internal static class PipelineCommand
         var quick = new Option<bool>("--quick") { Description = "a tiny run of every stage (seconds): a smoke test, whose numbers mean nothing" };
         var resume = new Option<bool>("--resume") { Description = "continue a run stopped by Ctrl+C from its checkpoints in --out (same --seed and --quick)" };
         var device = DeviceOption.Create();
+        var tf32 = DeviceOption.CreateTf32();
         var threads = new Option<int>("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
         var command = new Command("pipeline", "Run the InstructGPT story on the bundled synthetic task: tokenizer, pretrain, SFT, RM, PPO, DPO, online DPO, GRPO; evaluate and report.");
         command.Add(outDir);
@@ -23,6 +24,7 @@ internal static class PipelineCommand
         command.Add(quick);
         command.Add(resume);
         command.Add(device);
+        command.Add(tf32);
         command.Add(threads);
         var stagesOption = new Option<string?>("--stages")
         {
@@ -37,7 +39,7 @@ internal static class PipelineCommand
                 Resume = parse.GetValue(resume),
                 ExtraStages = Stages(parse.GetValue(stagesOption)),
             };
-            using var backend = DeviceOption.CreateBackend(parse.GetValue(device), Math.Max(1, parse.GetValue(threads)));
+            using var backend = DeviceOption.CreateBackend(parse.GetValue(device), Math.Max(1, parse.GetValue(threads)), tf32: parse.GetValue(tf32));
             using var signals = new StopSignals();
             try
             {

@@ -34,9 +34,10 @@ internal static class ScoreCommands
         var skip = new Option<bool>("--skip-bad-lines") { Description = "skip malformed dataset lines instead of stopping" };
         var perToken = new Option<bool>("--per-token") { Description = "also print each response token's id, text and log-prob" };
         var device = DeviceOption.Create();
+        var tf32 = DeviceOption.CreateTf32();
         var threads = new Option<int>("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
         var adapter = LoraCommand.AdapterOption();
-        var command = new Command(name, description) { model, data, tokenizer, template, batchSize, maxLength, skip, device, threads, adapter };
+        var command = new Command(name, description) { model, data, tokenizer, template, batchSize, maxLength, skip, device, tf32, threads, adapter };
         if (!reward)
         {
             command.Add(perToken);
@@ -75,7 +76,7 @@ internal static class ScoreCommands
                 }
             }
 
-            using var backend = DeviceOption.CreateBackend(parse.GetValue(device), parse.GetValue(threads));
+            using var backend = DeviceOption.CreateBackend(parse.GetValue(device), parse.GetValue(threads), tf32: parse.GetValue(tf32));
             using var net = LoraCommand.LoadBase(dir, backend, parse.GetValue(adapter));
             LoraCommand.Apply(net, parse.GetValue(adapter));
             var values = new float[items.Count];

@@ -28,6 +28,7 @@ internal sealed class TrainingFlags
     public Option<string> Out { get; } = new("--out") { Description = "where metrics.jsonl, checkpoints and final/ go", Required = true };
     public Option<bool> Resume { get; } = new("--resume") { Description = "continue from the newest complete checkpoint in --out" };
     public Option<string> Device { get; } = DeviceOption.Create();
+    public Option<bool> Tf32 { get; } = DeviceOption.CreateTf32();
     public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads", DefaultValueFactory = _ => Environment.ProcessorCount };
     public Option<bool> SkipBadLines { get; } = new("--skip-bad-lines") { Description = "skip malformed dataset lines (each reported on stderr) instead of stopping" };
     public Option<string?> Lora { get; } = new("--lora")
@@ -61,6 +62,7 @@ internal sealed class TrainingFlags
         command.Add(Out);
         command.Add(Resume);
         command.Add(Device);
+        command.Add(Tf32);
         command.Add(Threads);
         command.Add(SkipBadLines);
         command.Add(ChatTemplate);
@@ -157,7 +159,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
 
         var tokenizer = ModelInputs.LoadTokenizer(tokenizerPath);
 
-        var backend = DeviceOption.CreateBackend(parse.GetValue(flags.Device), parse.GetValue(flags.Threads));
+        var backend = DeviceOption.CreateBackend(parse.GetValue(flags.Device), parse.GetValue(flags.Threads), tf32: parse.GetValue(flags.Tf32) || options.Tf32);
         var session = new TrainingSession<TOptions>(flags, parse, options, lora, backend, tokenizer, tokenizerPath) { ModelConfig = modelConfig };
         try
         {

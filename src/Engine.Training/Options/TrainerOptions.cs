@@ -84,6 +84,10 @@ public record TrainerOptions
     [Description("keep only each layer's input and recompute the layer in backward (less memory, ~1 more forward pass of time)")]
     public bool GradientCheckpointing { get; init; }
 
+    /// <summary>CUDA matrix products in TF32 (Hugging Face's <c>tf32</c>; the same as <c>--tf32</c>); no effect on the CPU.</summary>
+    [Description("run CUDA matrix products in TF32 (same as --tf32; no effect on the CPU)")]
+    public bool Tf32 { get; init; }
+
     /// <summary>Evaluate every this many steps (0: only at the end of each epoch and of training).</summary>
     [Description("evaluate every N steps (0 = at the end of each epoch and of training)")]
     public int EvalInterval { get; init; }
