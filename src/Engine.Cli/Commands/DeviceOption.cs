@@ -30,10 +30,11 @@ internal static class DeviceOption
     public static Backend CreateBackend(string? device, int threads, TextWriter? notes = null, bool tf32 = false)
     {
         var options = new CudaBackendOptions { AllowTf32 = tf32 };
+        var say = notes ?? Console.Error;
         switch (device)
         {
             case "cuda" when Environment.GetEnvironmentVariable("ENGINE_CUDA_EMULATED") == "1":
-                (notes ?? Console.Error).WriteLine("note: --device cuda runs on the emulated device (ENGINE_CUDA_EMULATED=1)");
+                say.WriteLine("note: --device cuda runs on the emulated device (ENGINE_CUDA_EMULATED=1)");
                 return CudaBackend.CreateEmulated(options);
             case "cuda":
                 return CudaBackend.TryCreate(out var cuda, out string reason, options)
@@ -45,18 +46,18 @@ internal static class DeviceOption
                     return found!;
                 }
 
-                (notes ?? Console.Error).WriteLine($"note: --device auto runs on the CPU ({why})");
-                return Cpu(threads, notes, tf32);
+                say.WriteLine($"note: --device auto runs on the CPU ({why})");
+                return Cpu(threads, say, tf32);
             default:
-                return Cpu(threads, notes, tf32);
+                return Cpu(threads, say, tf32);
         }
     }
 
-    private static CpuBackend Cpu(int threads, TextWriter? notes, bool tf32)
+    private static CpuBackend Cpu(int threads, TextWriter say, bool tf32)
     {
         if (tf32)
         {
-            (notes ?? Console.Error).WriteLine("note: --tf32 has no effect on the CPU");
+            say.WriteLine("note: --tf32 has no effect on the CPU");
         }
 
         return new CpuBackend(threads);

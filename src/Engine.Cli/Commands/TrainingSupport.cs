@@ -135,7 +135,7 @@ internal sealed class TrainingSession<TOptions> : IDisposable
         string? note = null;
         if ((context ?? modelConfig?.Model.MaxSequenceLength) is int fit)
         {
-            options = ContextLength.Fit(options, fit, key => OptionsReader.Sets(config, overrides, key), line => note = line, generated);
+            options = ContextLength.Fit(options, fit, OptionsReader.SetKeys(config, overrides), line => note = line, generated);
         }
 
         // A value out of range because of the cut (a max_completion_length of 300 set for a context of 256) says where max_length came from.

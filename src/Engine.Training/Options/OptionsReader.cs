@@ -74,18 +74,26 @@ public static partial class OptionsReader
     /// Whether the file at <paramref name="path"/> (when given) or one of the <c>key=value</c> <paramref name="overrides"/>
     /// sets the top-level <paramref name="key"/> (under its name or a TRL alias), as opposed to leaving its default.
     /// </summary>
-    public static bool Sets(string? path, IEnumerable<string> overrides, string key)
+    public static bool Sets(string? path, IEnumerable<string> overrides, string key) => SetKeys(path, overrides)(key);
+
+    /// <summary>
+    /// The test of <see cref="Sets"/> for any key, with the file at <paramref name="path"/> read once: whether the file or
+    /// one of the <c>key=value</c> <paramref name="overrides"/> sets a top-level key (under its name or a TRL alias).
+    /// </summary>
+    public static Func<string, bool> SetKeys(string? path, IEnumerable<string> overrides)
     {
         ArgumentNullException.ThrowIfNull(overrides);
-        ArgumentException.ThrowIfNullOrEmpty(key);
-        bool Names(string given)
+        var given = overrides
+            .Select(pair => pair.IndexOf('=', StringComparison.Ordinal) is > 0 and int eq ? pair[..eq].Trim() : null)
+            .OfType<string>()
+            .Concat(path is null ? [] : ReadRoot(path).Entries.Select(entry => entry.Key))
+            .Select(name => Aliases.TryGetValue(name, out string? alias) ? alias : name)
+            .ToList();
+        return key =>
         {
-            string canonical = Aliases.TryGetValue(given, out string? alias) ? alias : given;
-            return canonical == key || canonical.StartsWith(key + ".", StringComparison.Ordinal);
-        }
-
-        return overrides.Any(pair => pair.IndexOf('=', StringComparison.Ordinal) is > 0 and int eq && Names(pair[..eq].Trim()))
-            || (path is not null && ReadRoot(path).Entries.Any(entry => Names(entry.Key)));
+            ArgumentException.ThrowIfNullOrEmpty(key);
+            return given.Any(name => name == key || name.StartsWith(key + ".", StringComparison.Ordinal));
+        };
     }
 
     // The parsed top-level mapping of a JSON or YAML configuration file.
